@@ -1,0 +1,25 @@
+"""cimtest: dataset-agnostic functional tests for DNNs on memristive compute-in-memory chips."""
+
+import logging
+
+from cimtest.exceptions import (
+    ArtifactError,
+    CimtestError,
+    ConfigError,
+    DataError,
+    ModelError,
+    NotFittedError,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "__version__",
+    "CimtestError",
+    "DataError",
+    "ModelError",
+    "ConfigError",
+    "ArtifactError",
+    "NotFittedError",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,49 @@
+"""One root exception for cimtest, with a subclass for each subsystem, and its warnings."""
+
+__all__ = [
+    "CimtestError",
+    "DataError",
+    "ModelError",
+    "ConfigError",
+    "ArtifactError",
+    "NotFittedError",
+    "StoreError",
+    "DuplicateCampaignError",
+    "QuantisationWarning",
+]
+
+
+class CimtestError(Exception):
+    """Root of every error cimtest raises on purpose; the CLI prints it in one line."""
+
+
+class DataError(CimtestError):
+    """A dataset is missing, unreadable, empty or of the wrong shape or labels."""
+
+
+class ModelError(CimtestError):
+    """A model cannot be built or loaded, or its weights are invalid (NaN/Inf, keys, shapes)."""
+
+
+class ConfigError(CimtestError, ValueError):
+    """A parameter or a fault spec is out of its allowed range or malformed."""
+
+
+class ArtifactError(CimtestError):
+    """A test artefact is corrupt, of an unknown format, or made for another model."""
+
+
+class NotFittedError(CimtestError, ValueError, AttributeError):
+    """A test method was used before `fit`."""
+
+
+class StoreError(CimtestError):
+    """A campaign store cannot be opened, read or written."""
+
+
+class DuplicateCampaignError(StoreError):
+    """A store already holds a campaign with another spec; pass `--new` to start over."""
+
+
+class QuantisationWarning(UserWarning):
+    """Quantisation lost more than expected (e.g. many weights clipped)."""
