@@ -21,9 +21,9 @@ def state_fingerprint(state: torch.nn.Module | Mapping[str, torch.Tensor]) -> st
         state = state.state_dict()
     digest = hashlib.sha256()
     for key in sorted(state):
-        tensor = state[key].detach().to("cpu").contiguous().reshape(-1)
+        tensor = state[key].detach().to("cpu").contiguous()
         digest.update(key.encode())
         digest.update(str(tensor.dtype).encode())
         digest.update(repr(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
