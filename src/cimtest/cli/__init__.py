@@ -1,0 +1,1 @@
+"""cli/: the command-line front; it only calls the public API of the layers below."""

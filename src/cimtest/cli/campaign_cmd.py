@@ -1,0 +1,157 @@
+"""`cimtest campaign` (a population's accuracy) and `cimtest calibrate` (levels per drop)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from cimtest.cli import options
+from cimtest.cli.common import (
+    atomic_output,
+    emit_json,
+    handle_errors,
+    parse_array_size,
+    parse_floats,
+    progress_bar,
+    stdout,
+)
+from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.engine import Population
+from cimtest.engine.calibrate import calibrate as run_calibration
+from cimtest.exceptions import ConfigError
+from cimtest.faults import parse_spec
+
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+
+
+def summarise(accuracy: np.ndarray, ideal: float, seconds: float) -> dict:
+    """Campaign summary: mean, sd, percentiles and a 10-bin histogram of chip accuracy."""
+    counts, edges = np.histogram(accuracy, bins=10)
+    return {
+        "chips": int(accuracy.size),
+        "ideal_accuracy": ideal,
+        "accuracy_mean": float(accuracy.mean()),
+        "accuracy_sd": float(accuracy.std(ddof=1)) if accuracy.size > 1 else 0.0,
+        "accuracy_min": float(accuracy.min()),
+        "accuracy_max": float(accuracy.max()),
+        "percentiles": {str(p): float(np.percentile(accuracy, p)) for p in PERCENTILES},
+        "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
+        "seconds": seconds,
+        "chips_per_s": accuracy.size / seconds if seconds > 0 else None,
+    }
+
+
+def print_summary(summary: dict) -> None:
+    """Human-readable campaign summary with a text histogram."""
+    stdout.print(
+        f"{summary['chips']:,} chips in {summary['seconds']:.1f} s "
+        f"({summary['chips_per_s']:,.0f} chips/s); ideal chip {summary['ideal_accuracy']:.2f} %"
+    )
+    stdout.print(
+        f"accuracy mean {summary['accuracy_mean']:.2f} %, sd {summary['accuracy_sd']:.2f}, "
+        f"min {summary['accuracy_min']:.2f}, max {summary['accuracy_max']:.2f}"
+    )
+    stdout.print("percentiles: " + ", ".join(
+        f"p{p} {v:.2f}" for p, v in summary["percentiles"].items()))
+    counts, edges = summary["histogram"]["counts"], summary["histogram"]["edges"]
+    peak = max(counts) or 1
+    for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
+        stdout.print(f"  {lo:6.2f}-{hi:6.2f} | {'#' * round(40 * c / peak):<40} {c}")
+
+
+def write_table(frame: pd.DataFrame, path: str) -> None:
+    """Write per-chip rows to .parquet or .csv, atomically."""
+    if not path.endswith((".parquet", ".csv")):
+        raise ConfigError(f"output must end in .parquet or .csv; got {path!r}")
+    with atomic_output(path) as tmp:
+        if path.endswith(".csv"):
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+@handle_errors
+def campaign(
+    model: str = options.MODEL,
+    fault: str = typer.Option(..., "--fault", help="Non-ideality spec, e.g. mult:eta=0.05."),
+    chips: int = typer.Option(1000, help="Number of chips in the population."),
+    seed: int = options.SEED,
+    data: str = options.DATA,
+    output: str = typer.Option(None, "-o", "--output", help="Per-chip table: .parquet or .csv."),
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    memory: str = options.MEMORY,
+    test_images: int = options.TEST_IMAGES,
+    json: bool = options.JSON,
+) -> None:
+    """Evaluate a population of chips: each chip's accuracy on the test data, summarised."""
+    if chips < 1:
+        raise ConfigError(f"--chips must be at least 1; got {chips}")
+    loaded = resolve_model(model, weights, input_shape, task)
+    dataset = resolve_data(loaded, data, test_images)
+    population = Population(loaded.module, parse_spec(fault), seed, chips,
+                            array_size=parse_array_size(array_size),
+                            bits_per_cell=bits_per_cell, memory=memory)
+    ideal = population.with_faults("none", n=1).accuracy(dataset.x, dataset.y, task=loaded.task)
+    start = time.perf_counter()
+    with progress_bar("campaign") as update:
+        accuracy = population.accuracy(dataset.x, dataset.y, task=loaded.task, progress=update)
+    summary = summarise(accuracy.numpy(), ideal.item(), time.perf_counter() - start)
+    summary.update(model=loaded.name, fingerprint=loaded.fingerprint, fault=fault, seed=seed,
+                   data=dataset.name, test_images=len(dataset))
+    if output:
+        frame = pd.DataFrame({"chip": np.arange(chips), "accuracy": accuracy.numpy(),
+                              "drop": ideal.item() - accuracy.numpy()})
+        write_table(frame, output)
+    if json:
+        emit_json(summary)
+    else:
+        print_summary(summary)
+
+
+@handle_errors
+def calibrate(
+    model: str = options.MODEL,
+    fault: str = typer.Option(..., "--fault", help="Fault kind, e.g. mult, bitflip, levelflip:bits=2."),
+    drop: str = typer.Option("1,2,5,10", help="Target mean accuracy drops in points."),
+    chips: int = typer.Option(64, help="Monte Carlo chips per level estimate."),
+    seed: int = options.SEED,
+    data: str = options.DATA,
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    memory: str = options.MEMORY,
+    test_images: int = options.TEST_IMAGES,
+    iterations: int = typer.Option(14, help="Bisection steps per target."),
+    json: bool = options.JSON,
+) -> None:
+    """Find the level of a fault kind whose mean accuracy drop meets each target (bisection)."""
+    drops = parse_floats(drop, "--drop")
+    template = parse_spec(fault, allow_missing_level=True)
+    loaded = resolve_model(model, weights, input_shape, task)
+    dataset = resolve_data(loaded, data, test_images)
+    population = Population(loaded.module, "none", seed, chips,
+                            array_size=parse_array_size(array_size),
+                            bits_per_cell=bits_per_cell, memory=memory)
+    with progress_bar("calibrating", unit="steps") as update:
+        results = run_calibration(population, template, dataset.x, dataset.y, drops,
+                                  task=loaded.task, iterations=iterations, progress=update)
+    rows = [r.as_dict() for r in results]
+    if json:
+        emit_json(rows)
+        return
+    name = type(template.faults[0]).level_name
+    table = Table("target drop", name, "measured drop", "95 % band", "chips")
+    for r in results:
+        table.add_row(f"{r.drop:g}", f"{r.level:.4g}", f"{r.measured_drop:.2f}",
+                      f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", str(r.chips))
+    stdout.print(table)

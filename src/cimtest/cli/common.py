@@ -1,0 +1,134 @@
+"""Shared pieces of the CLI: error handling, model and data options, output, progress."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from cimtest.exceptions import CimtestError, ConfigError
+
+__all__ = [
+    "STATE",
+    "stderr",
+    "stdout",
+    "handle_errors",
+    "parse_shape",
+    "parse_array_size",
+    "parse_floats",
+    "emit_json",
+    "atomic_output",
+    "progress_bar",
+]
+
+STATE = {"debug": False, "quiet": False}
+stderr = Console(stderr=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn a `CimtestError` into one line on stderr and exit code 2 (``--debug``: traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CimtestError as exc:
+            if STATE["debug"]:
+                traceback.print_exc()
+            typer.echo(f"cimtest: error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"3,32,32"`` → (3, 32, 32)."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ConfigError(f"input shape must look like 3,32,32; got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"input shape must be positive ints; got {text!r}")
+    return shape
+
+
+def parse_array_size(text: str | None) -> tuple[int, int] | None:
+    """``"128x128"`` → (128, 128); None keeps one array per layer."""
+    if text is None:
+        return None
+    shape = parse_shape(text)
+    if shape is None or len(shape) != 2:
+        raise ConfigError(f"array size must look like 128x128; got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    """``"1,2,5"`` → [1.0, 2.0, 5.0]."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be a comma-separated list of numbers; got {text!r}") from None
+
+
+def emit_json(document: object) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=float) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise ConfigError(f"output folder '{path.parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (rate and ETA); yields an ``update(done, total)`` callback."""
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=stderr, disable=STATE["quiet"], transient=False) as bar:
+        task = bar.add_task(description, total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} {unit}/s")
+
+        yield update

@@ -1,0 +1,106 @@
+"""`cimtest info MODEL`: layers, crossbar mapping, and float / ideal-chip accuracy."""
+
+from __future__ import annotations
+
+import torch
+import typer
+from rich.table import Table
+
+from cimtest.cli import options
+from cimtest.cli.common import emit_json, handle_errors, parse_array_size, stdout
+from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.engine import Population, chip_scores
+from cimtest.exceptions import DataError
+from cimtest.hardware import cells_per_weight
+
+
+def model_report(loaded, data, array_size, bits_per_cell) -> dict:
+    """Everything `info` prints, as one JSON-safe dict."""
+    population = Population(loaded.module, "none", n=1, array_size=array_size,
+                            bits_per_cell=bits_per_cell)
+    per_weight = cells_per_weight(bits_per_cell)
+    layers = [
+        {
+            "name": layer.name,
+            "kind": layer.geometry.kind,
+            "weight_shape": list(layer.geometry.weight_shape),
+            "weights": layer.numel,
+            "rows": layer.geometry.rows,
+            "cols": layer.geometry.cols,
+            "arrays": layer.geometry.arrays,
+            "cells": layer.numel * per_weight,
+            "scale": layer.scale,
+        }
+        for layer in population.mapped.layers
+    ]
+    report = {
+        "name": loaded.name,
+        "task": loaded.task,
+        "input_shape": list(loaded.input_shape),
+        "output_shape": list(loaded.output_shape),
+        "fingerprint": loaded.fingerprint,
+        "params": sum(p.numel() for p in loaded.module.parameters()),
+        "mapped_weights": sum(r["weights"] for r in layers),
+        "cells": sum(r["cells"] for r in layers),
+        "arrays": sum(r["arrays"] for r in layers),
+        "bits_per_cell": bits_per_cell,
+        "layers": layers,
+        "float_accuracy": None,
+        "ideal_accuracy": None,
+        "data": None,
+    }
+    if data is not None:
+        with torch.no_grad():
+            out = loaded.module(data.x).unsqueeze(0)
+        report["float_accuracy"] = chip_scores(out, data.y, loaded.task)[0].item()
+        report["ideal_accuracy"] = population.accuracy(data.x, data.y, task=loaded.task)[0].item()
+        report["data"] = data.name
+    return report
+
+
+def print_report(report: dict) -> None:
+    """Human-readable form of `model_report`."""
+    table = Table("layer", "kind", "weight shape", "rows", "cols", "arrays", "cells")
+    for r in report["layers"]:
+        table.add_row(r["name"], r["kind"], "x".join(map(str, r["weight_shape"])),
+                      str(r["rows"]), str(r["cols"]), str(r["arrays"]), f"{r['cells']:,}")
+    stdout.print(table)
+    stdout.print(
+        f"{report['name']} ({report['task']}, input {'x'.join(map(str, report['input_shape']))}): "
+        f"{report['params']:,} parameters, {report['mapped_weights']:,} mapped weights in "
+        f"{len(report['layers'])} layers, {report['cells']:,} cells "
+        f"({report['bits_per_cell']} bit/cell), {report['arrays']} arrays"
+    )
+    stdout.print(f"fingerprint {report['fingerprint']}")
+    if report["float_accuracy"] is not None:
+        stdout.print(
+            f"accuracy on {report['data']}: float {report['float_accuracy']:.2f} %, "
+            f"ideal chip (int8) {report['ideal_accuracy']:.2f} %"
+        )
+
+
+@handle_errors
+def info(
+    model: str = options.MODEL,
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    data: str = options.DATA,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    json: bool = options.JSON,
+) -> None:
+    """Show a model's mapped layers, crossbar arrays and cells, and its float and ideal-chip
+    accuracy."""
+    loaded = resolve_model(model, weights, input_shape, task)
+    try:
+        dataset = resolve_data(loaded, data)
+    except DataError:
+        if data is not None:
+            raise
+        dataset = None
+    report = model_report(loaded, dataset, parse_array_size(array_size), bits_per_cell)
+    if json:
+        emit_json(report)
+    else:
+        print_report(report)

@@ -1,0 +1,37 @@
+"""Resolve the CLI's MODEL and --data arguments into a loaded model and its labelled data."""
+
+from __future__ import annotations
+
+from cimtest.cli.common import parse_shape
+from cimtest.data import Dataset, digits, load_data
+from cimtest.exceptions import DataError
+from cimtest.loading import LoadedModel, load_model
+
+__all__ = ["resolve_model", "resolve_data"]
+
+
+def resolve_model(
+    model: str, weights: str | None, input_shape: str | None, task: str | None
+) -> LoadedModel:
+    """Load MODEL as every command takes it (zoo name, module:factory + weights, .pt2)."""
+    return load_model(model, weights=weights, input_shape=parse_shape(input_shape), task=task)
+
+
+def resolve_data(loaded: LoadedModel, data: str | None, test_images: int | None = None) -> Dataset:
+    """The labelled test data: `data` if given, else the digits split matching the model."""
+    if loaded.task not in ("classification", "segmentation"):
+        raise DataError(f"accuracy needs a classifier or a segmenter; '{loaded.name}' is a "
+                        f"{loaded.task} model")
+    if data is None and loaded.data_size is not None:
+        dataset = digits(size=loaded.data_size, task=loaded.task).test
+    else:
+        dataset = load_data(data, loaded.input_shape, task=loaded.task,
+                            num_classes=loaded.num_classes)
+    if tuple(dataset.input_shape) != tuple(loaded.input_shape):
+        raise DataError(f"data '{dataset.name}' has inputs {dataset.input_shape}, the model "
+                        f"expects {loaded.input_shape}")
+    if test_images is not None:
+        if test_images < 1:
+            raise DataError(f"--test-images must be positive; got {test_images}")
+        dataset = dataset.subset(min(test_images, len(dataset)))
+    return dataset

@@ -1,0 +1,43 @@
+"""The `cimtest` command: a thin Typer front over the public API."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cimtest import __version__
+from cimtest.cli import campaign_cmd, demo_cmd, info_cmd, zoo_cmd
+from cimtest.cli.common import STATE
+
+app = typer.Typer(
+    name="cimtest",
+    help="Dataset-agnostic functional tests for DNNs on memristive compute-in-memory chips.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(zoo_cmd.app, name="zoo")
+app.command("info")(info_cmd.info)
+app.command("campaign")(campaign_cmd.campaign)
+app.command("calibrate")(campaign_cmd.calibrate)
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cimtest {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging on stderr."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+) -> None:
+    """Global options; cli/ is the only place that configures logging."""
+    STATE["debug"], STATE["quiet"] = debug, quiet
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

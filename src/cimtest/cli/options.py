@@ -1,0 +1,23 @@
+"""Typer options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+import typer
+
+MODEL = typer.Argument(
+    ..., help="Zoo name (e.g. resnet20-8), package.module:factory with --weights, or a .pt2 archive."
+)
+WEIGHTS = typer.Option(None, help="Weights for MODEL: .safetensors or .pt (weights only).")
+INPUT_SHAPE = typer.Option(None, "--input-shape", help="Input shape C,H,W when it can't be inferred.")
+TASK = typer.Option(
+    None, help="classification, segmentation, generation or discrimination (default: inferred)."
+)
+DATA = typer.Option(
+    None, help="Labelled test data: image folder, .npz (x, y) or CIFAR .bin (default: digits)."
+)
+ARRAY_SIZE = typer.Option(None, "--array-size", help="Crossbar array ROWSxCOLS (default: one per layer).")
+BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memristive cell: 1, 2, 4 or 8.")
+SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")
+MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")
+TEST_IMAGES = typer.Option(None, "--test-images", help="Use only the first N test images.")
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")

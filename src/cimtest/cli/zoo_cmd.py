@@ -1,0 +1,54 @@
+"""`cimtest zoo list` and `cimtest zoo train`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from cimtest import zoo
+from cimtest.cli.common import emit_json, handle_errors, progress_bar, stdout
+
+app = typer.Typer(help="The model zoo: the papers' architectures, trained on the embedded digits.")
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """List zoo models: name, task, parameters, input shape, and whether trained."""
+    rows = [
+        {
+            "name": e.name,
+            "task": e.task,
+            "params": e.params,
+            "input_shape": list(e.input_shape),
+            "trained": zoo.is_trained(e.name),
+        }
+        for e in zoo.list_models()
+    ]
+    if json:
+        emit_json(rows)
+        return
+    table = Table("name", "task", "params", "input shape", "trained")
+    for r in rows:
+        shape = "x".join(map(str, r["input_shape"]))
+        table.add_row(r["name"], r["task"], f"{r['params']:,}", shape, "yes" if r["trained"] else "")
+    stdout.print(table)
+
+
+@app.command("train")
+@handle_errors
+def train_cmd(
+    name: str = typer.Argument(..., help="Zoo model name, e.g. resnet20-8."),
+    seed: int = typer.Option(0, help="Training seed (training is deterministic for a seed)."),
+    json: bool = typer.Option(False, "--json", help="Print the training metadata as JSON."),
+) -> None:
+    """Train a zoo model on the embedded digits and cache its weights."""
+    zoo.get_entry(name)
+    with progress_bar(f"training {name}", unit="epochs") as update:
+        result = zoo.train(name, seed=seed, progress=lambda e, n, _: update(e, n))
+    zoo.save_trained(name, result)
+    if json:
+        emit_json(result.metadata)
+        return
+    meta = result.metadata
+    stdout.print(f"{name}: {meta['metric']} = {meta['value']:.2f} in {meta['train_seconds']:.0f} s")

@@ -1,0 +1,58 @@
+"""Batched evaluation: a chunk of chips is a stack of weight sets evaluated in one vmap call."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from cimtest.hardware import MappedModel
+
+__all__ = ["BatchedForward", "activation_bytes"]
+
+
+class BatchedForward:
+    """Evaluate many chips at once: ``(B, P)`` flat chip weights × inputs → ``(B, N, *out)``.
+
+    Only the mapped weights differ between chips; biases, normalisation and every other
+    parameter come from the ideal chip. The batched weights go through
+    `torch.func.functional_call` under `torch.func.vmap`, which turns each convolution into
+    one grouped convolution over the chunk (no Python loop over chips, no model copies).
+    """
+
+    def __init__(self, mapped: MappedModel) -> None:
+        self.mapped = mapped
+        self.module = mapped.ideal
+
+    def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.module, weights, (x,))
+
+    @torch.no_grad()
+    def __call__(self, flat: torch.Tensor, x: torch.Tensor, *, per_chip_input: bool = False):
+        """Forward chip weights `flat` (float32, (B, P)) on `x`.
+
+        `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
+        *input_shape). Returns float32 of shape (B, N, *output_shape).
+        """
+        weights = self.mapped.layer_weights(flat)
+        in_dims = (0, 0 if per_chip_input else None)
+        return vmap(self._call, in_dims=in_dims)(weights, x)
+
+
+@torch.no_grad()
+def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of all intermediate outputs of one forward of one input (for chunk sizing)."""
+    total = 0
+
+    def hook(_module, _inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if m is not module]
+    try:
+        module(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(total, 4)

@@ -1,0 +1,189 @@
+"""A population of chips: a model, a non-ideality spec and a seed; evaluated chunk by chunk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cimtest.engine.batched import BatchedForward, activation_bytes
+from cimtest.engine.memory import chunk_size, parse_memory
+from cimtest.engine.seeding import chip_generators
+from cimtest.faults import FaultStack, LayerSlot, WeightLayout, parse_spec
+from cimtest.hardware import MappedModel, map_model
+from cimtest.metrics import mean_iou
+
+__all__ = ["ChipSpec", "Population", "weight_layout"]
+
+_logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """What a chip is made of: the non-idealities and the crossbar it stores weights in."""
+
+    faults: FaultStack
+    array_size: tuple[int, int] | None = None
+    """Rows x cols of one crossbar array; None = one array per layer."""
+    bits_per_cell: int = 1
+    """Bits a cell stores (1 = binary cells as in STT-MRAM, 2 = four-level cells, ...)."""
+
+
+def weight_layout(mapped: MappedModel) -> WeightLayout:
+    """The faults' view of a mapped model: where each layer sits in the flat weight vector."""
+    slots = tuple(
+        LayerSlot(
+            name=layer.name,
+            offset=offset,
+            numel=layer.numel,
+            scale=layer.scale,
+            max_abs=layer.max_abs,
+            array_shape=(
+                layer.geometry.arrays,
+                layer.geometry.array_rows,
+                layer.geometry.array_cols,
+            ),
+            crossbar_index=layer.geometry.crossbar_index(),
+        )
+        for layer, offset in zip(mapped.layers, mapped.offsets)
+    )
+    return WeightLayout(layers=slots, bits_per_cell=mapped.bits_per_cell)
+
+
+class Population:
+    """`n` chips sharing a model and a non-ideality spec; chip `i` is fully set by (seed, i).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The float model; it is quantised once into the ideal chip and never changed.
+    fault : FaultStack or str
+        The non-idealities, as a stack or a spec string (``"mult:eta=0.05"``; ``"none"``).
+    seed : int
+        Population seed. Chip ``i`` draws only from generators seeded by ``(seed, i)``, so
+        results do not depend on the chunk size, the chunk order or the executor.
+    n : int
+        Number of chips.
+    array_size, bits_per_cell
+        Crossbar geometry (see `ChipSpec`).
+    memory : str or int
+        Working-set budget of one chunk, e.g. ``"2GB"``; sets the chunk size.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        fault: FaultStack | str = "none",
+        seed: int = 0,
+        n: int = 1,
+        *,
+        array_size: tuple[int, int] | None = None,
+        bits_per_cell: int = 1,
+        memory: str | int = "2GB",
+    ) -> None:
+        faults = parse_spec(fault) if isinstance(fault, str) else fault
+        self.spec = ChipSpec(faults, array_size, bits_per_cell)
+        self.seed = int(seed)
+        self.n = int(n)
+        self.memory = parse_memory(memory)
+        self.mapped = map_model(model, array_size=array_size, bits_per_cell=bits_per_cell)
+        self.layout = weight_layout(self.mapped)
+        faults.check_layout(self.layout)
+        self._static, self._per_read = faults.split_time()
+        self._forward = BatchedForward(self.mapped)
+
+    def with_faults(self, fault: FaultStack | str, n: int | None = None) -> Population:
+        """A population of the same model and seed with other non-idealities (no re-mapping)."""
+        faults = parse_spec(fault) if isinstance(fault, str) else fault
+        faults.check_layout(self.layout)
+        other = object.__new__(Population)
+        other.__dict__.update(self.__dict__)
+        other.spec = ChipSpec(faults, self.spec.array_size, self.spec.bits_per_cell)
+        other.n = self.n if n is None else int(n)
+        other._static, other._per_read = faults.split_time()
+        return other
+
+    @property
+    def faults(self) -> FaultStack:
+        """The population's non-idealities."""
+        return self.spec.faults
+
+    def weights(self, chips: Sequence[int]) -> torch.Tensor:
+        """Static (device-to-device) weights of `chips`, float32 of shape (len(chips), P)."""
+        flat = self.mapped.reference.unsqueeze(0).repeat(len(chips), 1)
+        if self._static.faults:
+            self._static.apply(flat, self.layout, chip_generators(self.seed, chips))
+        return flat
+
+    def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
+        """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget."""
+        weight_bytes = 3 * self.mapped.reference.numel() * 4
+        act = 3 * n_inputs * activation_bytes(self.mapped.ideal, input_shape)
+        return chunk_size(self.memory, weight_bytes + act, self.n)
+
+    def forward(self, chips: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+        """Outputs of `chips` on inputs `x` (N, *input_shape): float32 (len(chips), N, *out).
+
+        Per-read non-idealities are redrawn for every input: input ``j`` of chip ``i`` sees
+        draws seeded by ``(seed, i, j + 1)``.
+        """
+        flat = self.weights(chips)
+        if not self._per_read.faults:
+            return self._forward(flat, x)
+        outputs = []
+        for j in range(x.shape[0]):
+            noisy = flat.clone()
+            self._per_read.apply(noisy, self.layout, chip_generators(self.seed, chips, j + 1))
+            outputs.append(self._forward(noisy, x[j : j + 1]))
+        return torch.cat(outputs, dim=1)
+
+    def iter_chunks(
+        self,
+        x: torch.Tensor,
+        chips: Sequence[int] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield ``(chip indices, outputs)`` chunk by chunk, never holding the whole campaign."""
+        chips = list(range(self.n)) if chips is None else [int(c) for c in chips]
+        step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
+        for start in range(0, len(chips), step):
+            block = chips[start : start + step]
+            yield block, self.forward(block, x)
+            if progress is not None:
+                progress(min(start + step, len(chips)), len(chips))
+
+    def outputs(self, x: torch.Tensor, chips: Sequence[int] | None = None, **kw) -> torch.Tensor:
+        """All chips' outputs on `x`, float32 (n_chips, N, *out). Holds everything: small runs."""
+        return torch.cat([out for _, out in self.iter_chunks(x, chips, **kw)])
+
+    def accuracy(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        chips: Sequence[int] | None = None,
+        *,
+        task: str = "classification",
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """Per-chip accuracy in percent (mean IoU in percent for segmentation), float64 (n,)."""
+        scores = []
+        for _, out in self.iter_chunks(x, chips, progress=progress):
+            scores.append(chip_scores(out, y, task))
+        return torch.cat(scores)
+
+
+def chip_scores(outputs: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Accuracy (percent) of each chip's outputs (B, N, C[, H, W]) against labels `y`."""
+    if task == "segmentation":
+        n_classes = outputs.shape[2]
+        return torch.tensor(
+            [100.0 * mean_iou(out, y, n_classes) for out in outputs], dtype=torch.float64
+        )
+    correct = outputs.argmax(dim=2) == y.unsqueeze(0)
+    return 100.0 * correct.double().mean(dim=1)
