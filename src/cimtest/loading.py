@@ -165,13 +165,17 @@ def load_model(
         data_size = entry.data_size
     if input_shape is None:
         raise ModelError(f"cannot infer the input shape of '{spec}'; give --input-shape C,H,W")
-    module = module.eval()
+    if not spec.endswith(".pt2"):
+        module = module.eval()
     check_finite(module)
     try:
         with torch.no_grad():
             out = module(torch.zeros(2, *input_shape))
     except Exception as exc:
-        raise ModelError(f"model '{spec}' fails on an input of shape {input_shape}: {exc}") from exc
+        hint = " (export it with a dynamic batch dimension)" if spec.endswith(".pt2") else ""
+        raise ModelError(
+            f"model '{spec}' fails on a batch of inputs of shape {input_shape}{hint}: {exc}"
+        ) from exc
     output_shape = tuple(out.shape[1:])
     task = task or _infer_task(output_shape, tuple(input_shape))
     if task not in TASKS:

@@ -10,6 +10,7 @@ rows = in, cols = out. A matrix is tiled row-major into arrays of ``array_size``
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ __all__ = [
     "tile",
     "untile",
     "map_model",
+    "mapped_layers",
 ]
 
 MAPPED_TYPES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -82,6 +84,41 @@ def _kind(module: nn.Module) -> str:
     if isinstance(module, nn.Linear):
         return "linear"
     return "conv"
+
+
+_GRAPH_KINDS = {
+    "aten.conv1d.default": "conv",
+    "aten.conv2d.default": "conv",
+    "aten.conv_transpose2d.input": "convT",
+    "aten.linear.default": "linear",
+}
+
+
+def mapped_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """(name, kind) of every mapped layer, in model order; its weight is ``name + '.weight'``.
+
+    Layers are found by module type, or, for a `torch.export` graph module (whose layers
+    are aten calls, not modules), by the aten convolution and linear calls on parameters.
+    """
+    found = [(name, _kind(m)) for name, m in model.named_modules() if isinstance(m, MAPPED_TYPES)]
+    graph = getattr(model, "graph", None)
+    if found or graph is None:
+        return found
+    for node in graph.nodes:
+        kind = _GRAPH_KINDS.get(str(node.target)) if node.op == "call_function" else None
+        weight = node.args[1] if kind and len(node.args) > 1 else None
+        target = getattr(weight, "target", "")
+        if getattr(weight, "op", None) == "get_attr" and target.endswith(".weight"):
+            found.append((target[: -len(".weight")], kind))
+    return found
+
+
+def _eval(model: nn.Module) -> nn.Module:
+    """Eval mode; an exported graph module is already in inference form and refuses `eval()`."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
 
 
 def to_crossbar(weight: torch.Tensor, kind: str) -> torch.Tensor:
@@ -179,28 +216,25 @@ def map_model(
     The float model is not changed; the ideal chip is a deep copy in eval mode whose mapped
     weights are the dequantised int8 codes.
     """
-    import copy
-
     cells_per_weight(bits_per_cell)
     if array_size is not None and (len(array_size) != 2 or min(array_size) < 1):
         raise ConfigError(f"array size must be two positive ints ROWSxCOLS; got {array_size!r}")
-    ideal = copy.deepcopy(model).eval()
+    ideal = _eval(copy.deepcopy(model))
+    parameters = dict(ideal.named_parameters())
     layers, codes, refs, offsets = [], [], [], [0]
-    for name, module in ideal.named_modules():
-        if not isinstance(module, MAPPED_TYPES):
-            continue
-        weight = module.weight.detach()
+    for name, kind in mapped_layers(ideal):
+        weight = parameters[f"{name}.weight"]
         if not torch.isfinite(weight).all():
             raise ModelError(f"layer '{name}' has NaN or Inf weights")
-        kind = _kind(module)
         rows, cols = to_crossbar(weight, kind).shape
         ar, ac = array_size if array_size is not None else (rows, cols)
         geometry = CrossbarGeometry(kind, tuple(weight.shape), rows, cols, ar, ac)
+        max_abs = float(weight.detach().abs().max())
         q, scale = quantise(weight)
         deq = dequantise(q, scale)
         with torch.no_grad():
-            module.weight.copy_(deq)
-        layers.append(MappedLayer(name, geometry, scale, float(weight.abs().max())))
+            weight.copy_(deq)
+        layers.append(MappedLayer(name, geometry, scale, max_abs))
         codes.append(q.reshape(-1))
         refs.append(deq.reshape(-1))
         offsets.append(offsets[-1] + q.numel())

@@ -1,0 +1,140 @@
+"""Model loading: module:factory with weights, .pt2 archives, and every error case."""
+
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cimtest.exceptions import ModelError
+from cimtest.fingerprint import state_fingerprint
+from cimtest.loading import load_model
+
+FACTORY = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def tiny():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+
+    def shaped():
+        model = tiny()
+        model.input_shape = (1, 8, 8)
+        return model
+
+    def not_a_module():
+        return 3
+    """
+)
+
+
+@pytest.fixture()
+def factory(tmp_path, monkeypatch):
+    (tmp_path / "tinymodels.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    import sys
+
+    sys.modules.pop("tinymodels", None)
+    return importlib.import_module("tinymodels")
+
+
+def test_factory_with_safetensors_and_pt_weights(factory, tmp_path):
+    model = factory.tiny()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    state = model.state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "w.safetensors")
+    torch.save(state, tmp_path / "w.pt")
+    a = load_model("tinymodels:tiny", weights=tmp_path / "w.safetensors", input_shape=(1, 8, 8))
+    b = load_model("tinymodels:tiny", weights=tmp_path / "w.pt", input_shape=(1, 8, 8))
+    assert a.fingerprint == b.fingerprint == state_fingerprint(state)
+    assert a.task == "classification" and a.output_shape == (10,) and a.num_classes == 10
+    assert not a.module.training
+
+
+def test_input_shape_from_module_attribute_and_missing_shape(factory):
+    assert load_model("tinymodels:shaped").input_shape == (1, 8, 8)
+    with pytest.raises(ModelError, match="input shape"):
+        load_model("tinymodels:tiny")
+
+
+def test_fingerprint_stable_across_save_and_load(factory, tmp_path):
+    model = factory.tiny()
+    save_file(model.state_dict(), tmp_path / "w.safetensors")
+    loaded = load_model("tinymodels:shaped", weights=tmp_path / "w.safetensors")
+    assert loaded.fingerprint == state_fingerprint(model)
+
+
+def test_export_archive(factory, tmp_path):
+    model = factory.tiny().eval()
+    batch = {0: torch.export.Dim("batch")}
+    program = torch.export.export(model, (torch.zeros(2, 1, 8, 8),), dynamic_shapes=(batch,))
+    torch.export.save(program, tmp_path / "m.pt2")
+    static = torch.export.export(model, (torch.zeros(1, 1, 8, 8),))
+    torch.export.save(static, tmp_path / "static.pt2")
+    with pytest.raises(ModelError, match="dynamic batch"):
+        load_model(str(tmp_path / "static.pt2"))
+    loaded = load_model(str(tmp_path / "m.pt2"))
+    assert loaded.input_shape == (1, 8, 8)
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(loaded.module(x), model(x), atol=1e-6)
+
+
+def _bad(factory, tmp_path, mutate):
+    state = dict(factory.tiny().state_dict())
+    mutate(state)
+    save_file(state, tmp_path / "bad.safetensors")
+    return tmp_path / "bad.safetensors"
+
+
+def test_weight_errors_name_the_layer(factory, tmp_path):
+    def nan(state):
+        state["0.weight"] = state["0.weight"].clone()
+        state["0.weight"][0, 0, 0, 0] = float("nan")
+
+    def missing(state):
+        del state["4.bias"]
+
+    def extra(state):
+        state["5.weight"] = torch.zeros(1)
+
+    def shape(state):
+        state["4.weight"] = torch.zeros(10, 3)
+
+    cases = [(nan, "0.weight.*NaN"), (missing, "missing.*4.bias"), (extra, "unexpected.*5.weight"),
+             (shape, "shape mismatch.*4.weight")]
+    for mutate, message in cases:
+        path = _bad(factory, tmp_path, mutate)
+        with pytest.raises(ModelError, match=message):
+            load_model("tinymodels:shaped", weights=path)
+
+
+def test_unreadable_files_and_bad_specs(factory, tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="junk.safetensors"):
+        load_model("tinymodels:shaped", weights=tmp_path / "junk.safetensors")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model("tinymodels:shaped", weights=tmp_path / "absent.pt")
+    with pytest.raises(ModelError, match="cannot import"):
+        load_model("tinymodels:absent")
+    with pytest.raises(ModelError, match="not a Module"):
+        load_model("tinymodels:not_a_module")
+    with pytest.raises(ModelError, match="unknown zoo model"):
+        load_model("no-such-model")
+    (tmp_path / "junk.pt2").write_bytes(b"zip? no")
+    with pytest.raises(ModelError, match="junk.pt2"):
+        load_model(str(tmp_path / "junk.pt2"))
+
+
+def test_pickled_objects_are_refused(factory, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"0.weight": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelError, match="evil.pt"):
+        load_model("tinymodels:shaped", weights=tmp_path / "evil.pt")
