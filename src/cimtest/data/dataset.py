@@ -1,0 +1,161 @@
+"""The in-memory dataset types and the per-channel normalisation they carry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from cimtest.exceptions import DataError
+
+__all__ = ["TASKS", "DataSplits", "Dataset", "channel_stats", "check_task", "normalise"]
+
+TASKS: tuple[str, ...] = ("classification", "segmentation")
+"""The tasks a dataset can hold labels for."""
+
+
+def check_task(task: str) -> str:
+    """Return `task` if it is one of `TASKS`, else raise `DataError` naming the allowed ones."""
+    if task not in TASKS:
+        raise DataError(f"Unknown task {task!r}; the allowed tasks are {', '.join(TASKS)}.")
+    return task
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Normalised images and their labels, ready to feed a model.
+
+    The tensors are shared (digits splits are cached): treat them as read-only and copy
+    (``x.clone()``) before any in-place change.
+
+    Attributes
+    ----------
+    x : torch.Tensor
+        float32 (N, C, H, W), already normalised with the statistics of its `DataSplits`
+        or of the loader.
+    y : torch.Tensor
+        int64 (N,) class ids for ``"classification"``, int64 (N, H, W) per-pixel class ids
+        for ``"segmentation"``; every label is in ``[0, num_classes)``.
+    num_classes : int
+        Number of classes the labels are drawn from.
+    task : str
+        ``"classification"`` or ``"segmentation"``.
+    name : str
+        Short name: ``"digits-8"``, ``"digits-32-seg"``, or the file or folder name.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    task: str
+    name: str
+
+    def __post_init__(self) -> None:
+        check_task(self.task)
+        if self.x.dtype != torch.float32 or self.x.dim() != 4:
+            raise DataError(
+                f"Dataset {self.name!r}: x must be float32 (N, C, H, W); "
+                f"got {self.x.dtype} {tuple(self.x.shape)}."
+            )
+        n, _, h, w = self.x.shape
+        expected = (n,) if self.task == "classification" else (n, h, w)
+        if self.y.dtype != torch.int64 or tuple(self.y.shape) != expected:
+            raise DataError(
+                f"Dataset {self.name!r}: y must be int64 {expected} for {self.task}; "
+                f"got {self.y.dtype} {tuple(self.y.shape)}."
+            )
+        if self.num_classes < 1:
+            raise DataError(f"Dataset {self.name!r}: num_classes must be >= 1.")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The (C, H, W) shape of one image."""
+        c, h, w = self.x.shape[1:]
+        return (c, h, w)
+
+    def subset(self, n_or_index: int | Sequence[int] | torch.Tensor) -> Dataset:
+        """Return the first `n` samples (an integer) or those at the given indices or mask.
+
+        Indices keep their order (and may repeat or be negative). Raises `DataError` if `n`
+        is negative or larger than the dataset, or an index is out of range or not integer.
+        """
+        index = torch.as_tensor(n_or_index)
+        if index.dtype == torch.bool:
+            if index.shape != (len(self),):
+                raise DataError(
+                    f"A boolean mask for {self.name!r} must have shape ({len(self)},); "
+                    f"got {tuple(index.shape)}."
+                )
+        elif index.is_floating_point() and index.numel():
+            raise DataError(f"Indices into {self.name!r} must be integers; got {index.dtype}.")
+        elif index.dim() == 0:
+            if not 0 <= int(index) <= len(self):
+                raise DataError(
+                    f"Cannot take the first {int(index)} samples of {self.name!r}, "
+                    f"which holds {len(self)}."
+                )
+            index = torch.arange(int(index))
+        else:
+            index = index.to(torch.int64).reshape(-1)
+            if not bool(((index >= -len(self)) & (index < len(self))).all()):
+                raise DataError(
+                    f"An index is out of range for {self.name!r}, which holds {len(self)}."
+                )
+        return Dataset(self.x[index], self.y[index], self.num_classes, self.task, self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """A train and a test `Dataset` normalised with the same per-channel statistics.
+
+    Attributes
+    ----------
+    train, test : Dataset
+        The two splits.
+    mean, std : tuple of float
+        Per-channel statistics (one per channel) of the train pixels in [0, 1]; both splits
+        hold ``(pixel - mean) / std``.
+    """
+
+    train: Dataset
+    test: Dataset
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def input_range(self) -> tuple[float, float]:
+        """The (min, max) a normalised pixel can take: pixel 0 and pixel 1 over all channels."""
+        low = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
+        high = max((1.0 - m) / s for m, s in zip(self.mean, self.std))
+        return (low, high)
+
+
+def channel_stats(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Return the per-channel mean and population std of (N, C, H, W) pixels.
+
+    Computed in float64 so the normalised data has mean 0 and std 1 to float32 precision.
+    Raises `DataError` if a channel is constant (its std is 0), as it cannot be normalised.
+    """
+    flat = pixels.transpose(0, 1).reshape(pixels.shape[1], -1).to(torch.float64)
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1, correction=0)
+    if bool((std == 0).any()):
+        raise DataError(
+            "A channel of the data is constant, so it cannot be normalised with its own "
+            "statistics; pass mean and std explicitly."
+        )
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def normalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Return float32 ``(pixels - mean) / std`` per channel of (N, C, H, W) `pixels`.
+
+    `mean` and `std` hold one value per channel, or a single value for all channels.
+    """
+    m = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    return (pixels.to(torch.float32) - m) / s

@@ -1,0 +1,402 @@
+"""Load a user's data (image folder, ``.npz``, CIFAR binary batches) or the digits default.
+
+Every reader turns its source into pixels in [0, 1] of the model's input shape and int64
+labels; `load_data` then checks the labels and normalises per channel. Nothing is ever
+unpickled. Every problem is a `DataError` naming the file or folder at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cimtest.data.dataset import Dataset, channel_stats, check_task, normalise
+from cimtest.data.digits import SIZES, digits, digits_pixels
+from cimtest.exceptions import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "load_data"]
+
+_logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".pgm", ".png")
+"""File endings (any case) read as images in an image folder; other files are ignored."""
+
+_CIFAR_PIXELS = 3 * 32 * 32
+_CIFAR_TEST_FILES = ("test_batch.bin", "test.bin")
+_CIFAR_TRAIN_GLOBS = ("data_batch_*.bin", "train.bin")
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's "L" conversion
+
+Stats = float | Sequence[float] | None
+
+
+def load_data(
+    source: str | os.PathLike | None,
+    input_shape: tuple[int, int, int],
+    *,
+    task: str = "classification",
+    mean: Stats = None,
+    std: Stats = None,
+    num_classes: int | None = None,
+) -> Dataset:
+    """Load labelled images of `input_shape`, normalised, from a path or the digits default.
+
+    Parameters
+    ----------
+    source : path or None
+        None: the digits test split at that shape (1x8x8, 3x16x16, 3x32x32 or 3x64x64).
+        A directory of class sub-folders of images, an ``.npz`` with arrays ``x`` and ``y``,
+        a CIFAR-10/100 ``.bin`` batch, or a directory holding CIFAR ``.bin`` batches.
+    input_shape : (C, H, W)
+        The model's input shape; images are converted (folders, CIFAR) or checked (npz).
+    task : str
+        ``"classification"`` (y of shape (N,)) or ``"segmentation"`` (y of shape (N, H, W),
+        only from an ``.npz`` or the digits default).
+    mean, std : float or sequence of float, optional
+        Per-channel statistics (one per channel, or one for all) of pixels in [0, 1] to
+        normalise with, typically those the model was trained with. Give both or neither;
+        if neither, the data's own per-channel statistics are used (for the digits default,
+        those of its train split).
+    num_classes : int, optional
+        The number of classes the model knows: every label must be below it. If omitted it
+        is the number of class folders, 10 or 100 for CIFAR, or the largest label + 1.
+
+    Returns
+    -------
+    Dataset
+        x float32 (N, C, H, W) normalised, y int64, named after the file or folder.
+
+    Raises
+    ------
+    DataError
+        If the path is missing or of an unknown format, holds no or unreadable images,
+        has the wrong shape, NaN/Inf pixels, or labels outside ``[0, num_classes)``.
+    """
+    shape = _check_shape(input_shape)
+    check_task(task)
+    if num_classes is not None and _positive_int(num_classes) is None:
+        raise DataError(f"num_classes must be a positive integer; got {num_classes!r}.")
+    if (mean is None) != (std is None):
+        raise DataError("Give both mean and std, or neither to use the data's own statistics.")
+    stats = None if mean is None else _check_stats(mean, std, shape[0])
+    if source is None:
+        _check_digits_shape(shape)
+        if stats is None and num_classes is None:
+            return digits(size=shape[-1], task=task).test
+        return _from_digits(shape, task, stats, num_classes)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"Data path {path} does not exist.")
+    pixels, labels, known_classes = _read(path, shape, task)
+    classes = _check_labels(labels, path, known_classes if num_classes is None else num_classes)
+    if stats is None:
+        try:
+            stats = channel_stats(pixels)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from err
+    x = normalise(pixels, *stats)
+    _logger.info("Loaded %d images of shape %s (%d classes) from %s", len(x), shape, classes, path)
+    return Dataset(x, labels, classes, task, path.name)
+
+
+def _positive_int(value: object) -> int | None:
+    """Return `value` as a Python int if it is an integer (not a bool) > 0, else None."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        return None
+    return number if number > 0 and not isinstance(value, bool) else None
+
+
+def _check_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    try:
+        shape = tuple(_positive_int(d) for d in input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or None in shape:
+        raise DataError(
+            f"input_shape must be three positive integers (C, H, W); got {input_shape!r}."
+        )
+    return shape
+
+
+def _check_digits_shape(shape: tuple[int, int, int]) -> None:
+    shapes = [(1, s, s) if s == 8 else (3, s, s) for s in SIZES]
+    if shape in shapes:
+        return
+    allowed = ", ".join("x".join(map(str, s)) for s in shapes)
+    raise DataError(
+        f"No data path given and input shape {'x'.join(map(str, shape))} is not a digits "
+        f"shape ({allowed}); pass your data (image folder, .npz or CIFAR .bin)."
+    )
+
+
+def _from_digits(
+    shape: tuple[int, int, int],
+    task: str,
+    stats: tuple[list[float], list[float]] | None,
+    num_classes: int | None,
+) -> Dataset:
+    """The digits test split normalised with `stats` (default: those of the digits train)."""
+    test = digits_pixels(shape[-1], task)[1]
+    if stats is None:
+        splits = digits(shape[-1], task)
+        stats = (list(splits.mean), list(splits.std))
+    expected = test.num_classes if num_classes is None else num_classes
+    classes = _check_labels(test.y, test.name, expected)
+    return Dataset(normalise(test.x, *stats), test.y, classes, task, test.name)
+
+
+def _check_labels(labels: torch.Tensor, path: Path | str, num_classes: int | None) -> int:
+    """Return the number of classes after checking labels are in ``[0, num_classes)``."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise DataError(f"{path}: labels must be >= 0; found {low}.")
+    if num_classes is not None and high >= num_classes:
+        raise DataError(f"{path}: labels must be < num_classes={num_classes}; found {high}.")
+    return num_classes if num_classes is not None else high + 1
+
+
+def _check_stats(mean: Stats, std: Stats, channels: int) -> tuple[list[float], list[float]]:
+    """Return `mean` and `std` as lists of one value per channel, checked finite, std > 0."""
+    out = []
+    for name, value in (("mean", mean), ("std", std)):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = np.empty((0, 0))  # not numbers: reported below like a wrong length
+        values = array.reshape(-1).tolist() if array.ndim <= 1 else []
+        if len(values) == 1:
+            values *= channels
+        if len(values) != channels or not all(math.isfinite(v) for v in values):
+            raise DataError(
+                f"{name} must hold 1 or {channels} finite values (one per channel); got {value}."
+            )
+        out.append(values)
+    if min(out[1]) <= 0:
+        raise DataError(f"std must be positive; got {std}.")
+    return out[0], out[1]
+
+
+def _read(
+    path: Path, shape: tuple[int, int, int], task: str
+) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """Dispatch on the path: return pixels in [0, 1], int64 labels, known class count."""
+    if path.is_dir():
+        cifar = _cifar_files(path)
+        return _read_cifar(cifar, shape, task) if cifar else _read_image_folder(path, shape, task)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path, shape, task)
+    if suffix == ".bin":
+        return _read_cifar([path], shape, task)
+    raise DataError(
+        f"{path} is of an unknown data format; give a folder of class sub-folders of images, "
+        "an .npz with arrays x and y, or CIFAR-10/100 .bin batches."
+    )
+
+
+def _require_classification(path: Path, task: str, kind: str) -> None:
+    if task != "classification":
+        raise DataError(
+            f"{path}: {kind} holds one label per image, not per pixel; {task} data must "
+            "come as an .npz with y of shape (N, H, W)."
+        )
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _read_image_folder(
+    root: Path, shape: tuple[int, int, int], task: str
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Images from one sub-folder per class; sorted sub-folder names give class ids 0, 1, ..."""
+    _require_classification(root, task, "an image folder")
+    entries = _visible(root)
+    if not entries:
+        raise DataError(f"Folder {root} is empty.")
+    classes = [p for p in entries if p.is_dir()]
+    if not classes:
+        raise DataError(
+            f"Folder {root} has no class sub-folders; put the images of each class in a "
+            "sub-folder of its own (or give CIFAR .bin batches)."
+        )
+    files = [
+        [f for f in _visible(c) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+        for c in classes
+    ]
+    kinds = "/".join(IMAGE_EXTENSIONS)
+    if not any(files):
+        raise DataError(f"Folder {root} holds no images ({kinds}) in its class sub-folders.")
+    for folder, found in zip(classes, files):
+        if not found:
+            raise DataError(f"Class folder {folder} holds no images ({kinds}).")
+    channels, height, width = shape
+    if channels not in (1, 3):
+        raise DataError(
+            f"Image folder {root}: images are read as 1 (grey) or 3 (RGB) channels; "
+            f"the input shape asks for {channels}."
+        )
+    mode = "L" if channels == 1 else "RGB"
+    images = np.stack([_read_image(f, mode, (width, height)) for found in files for f in found])
+    pixels = torch.from_numpy(images.reshape(len(images), height, width, channels))
+    labels = torch.tensor([k for k, found in enumerate(files) for _ in found], dtype=torch.int64)
+    return (pixels.permute(0, 3, 1, 2).float() / 255).contiguous(), labels, len(classes)
+
+
+def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """Return the image as uint8 (H, W) or (H, W, 3), converted to `mode`, resized bilinear."""
+    try:
+        with Image.open(file) as image:
+            image = image.convert(mode)
+            if image.size != size:
+                image = image.resize(size, Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DataError(f"Image {file} cannot be read: {err}") from err
+
+
+def _read_npz(
+    path: Path, shape: tuple[int, int, int], task: str
+) -> tuple[torch.Tensor, torch.Tensor, None]:
+    """Arrays ``x`` (N, C, H, W) or (N, H, W, C), float or uint8 (/255), and integer ``y``."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} holds a single .npy array, not an .npz with x and y.")
+        with archive:
+            missing = [k for k in ("x", "y") if k not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path} has no array {' or '.join(missing)}; it holds {archive.files}."
+                )
+            x, y = archive["x"], archive["y"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path} cannot be read as an .npz archive: {err}") from err
+    channels, height, width = shape
+    if x.ndim == 4 and x.shape[1:] == shape:
+        layout = x
+    elif x.ndim == 4 and x.shape[1:] == (height, width, channels):
+        layout = x.transpose(0, 3, 1, 2)
+    elif x.ndim == 3 and channels == 1 and x.shape[1:] == (height, width):
+        layout = x[:, None]
+    else:
+        raise DataError(
+            f"{path}: x has shape {x.shape}; the input shape {shape} needs "
+            f"(N, {channels}, {height}, {width}) or (N, {height}, {width}, {channels})."
+        )
+    if len(x) == 0:
+        raise DataError(f"{path} holds no samples.")
+    return _npz_pixels(layout, path), _npz_labels(y, len(x), path, shape, task), None
+
+
+def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
+    """Return float32 pixels: uint8 divided by 255, floats as they are (expected in [0, 1])."""
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x)).float() / 255
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{path}: x must be float or uint8; got {x.dtype}.")
+    pixels = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise DataError(f"{path}: x holds NaN or Inf values (in float32).")
+    if pixels.min() < 0 or pixels.max() > 1:
+        _logger.warning("%s: float pixels are outside [0, 1]; they are used as they are", path)
+    return torch.from_numpy(pixels)
+
+
+def _npz_labels(
+    y: np.ndarray, n: int, path: Path, shape: tuple[int, int, int], task: str
+) -> torch.Tensor:
+    """Return int64 labels, checked to be integers of shape (N,) or (N, H, W) as `task` says."""
+    if y.ndim == 0 or len(y) != n:
+        got = "a scalar" if y.ndim == 0 else f"{len(y)}"
+        raise DataError(f"{path}: x holds {n} samples but y holds {got}.")
+    expected = (n,) if task == "classification" else (n, *shape[1:])
+    if y.shape != expected:
+        raise DataError(f"{path}: y must have shape {expected} for {task}; got {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y must hold integer labels; got {y.dtype}.")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _cifar_files(folder: Path) -> list[Path]:
+    """The test batch of a CIFAR folder if there is one, else its train batches, else []."""
+    for name in _CIFAR_TEST_FILES:
+        if (folder / name).is_file():
+            return [folder / name]
+    for pattern in _CIFAR_TRAIN_GLOBS:
+        found = sorted(p for p in folder.glob(pattern) if p.is_file())
+        if found:
+            return found
+    return []
+
+
+def _read_cifar(
+    files: list[Path], shape: tuple[int, int, int], task: str
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """CIFAR-10/100 batches, concatenated, converted to `shape` (bilinear, grey if C = 1)."""
+    _require_classification(files[0], task, "a CIFAR batch")
+    batches = [_read_cifar_file(f) for f in files]
+    kinds = {k for _, _, k in batches}
+    if len(kinds) > 1:
+        raise DataError(f"{files[0].parent} mixes CIFAR-10 and CIFAR-100 batches.")
+    channels, height, width = shape
+    if channels not in (1, 3):
+        raise DataError(
+            f"CIFAR data {files[0]} has 3 channels and can be read as 1 (grey) or 3; "
+            f"the input shape asks for {channels}."
+        )
+    raw = np.concatenate([p for p, _, _ in batches])
+    pixels = torch.from_numpy(raw).float() / 255
+    if channels == 1:
+        pixels = torch.einsum("nchw,c->nhw", pixels, torch.tensor(_LUMA)).unsqueeze(1)
+    if (height, width) != (32, 32):
+        pixels = F.interpolate(
+            pixels, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+        )
+    labels = torch.from_numpy(np.concatenate([y for _, y, _ in batches]).astype(np.int64))
+    return pixels.contiguous(), labels, kinds.pop()
+
+
+def _read_cifar_file(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return uint8 (n, 3, 32, 32) pixels, uint8 labels and 10 or 100 from one batch file.
+
+    A CIFAR-10 record is 1 label byte + 3072 pixel bytes (3x32x32, row-major); a CIFAR-100
+    record is 2 label bytes (coarse, fine; the fine label is used) + 3072. The kind is the
+    record size that divides the file size; if both do, CIFAR-100 when the file or folder
+    name contains "100", else CIFAR-10.
+    """
+    try:
+        size = path.stat().st_size
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise DataError(f"CIFAR file {path} cannot be read: {err}") from err
+    if size == 0:
+        raise DataError(f"CIFAR file {path} is empty.")
+    fits10, fits100 = size % (_CIFAR_PIXELS + 1) == 0, size % (_CIFAR_PIXELS + 2) == 0
+    if not (fits10 or fits100):
+        raise DataError(
+            f"CIFAR file {path} is truncated or not a CIFAR batch: its {size} bytes are not a "
+            f"multiple of the {_CIFAR_PIXELS + 1}-byte CIFAR-10 or {_CIFAR_PIXELS + 2}-byte "
+            "CIFAR-100 record."
+        )
+    if fits10 and fits100:
+        fits100 = "100" in path.name or "100" in path.parent.name
+    kind, label_bytes = (100, 2) if fits100 else (10, 1)
+    records = data.reshape(-1, _CIFAR_PIXELS + label_bytes)
+    labels = records[:, label_bytes - 1]
+    if int(labels.max()) >= kind or (kind == 100 and int(records[:, 0].max()) >= 20):
+        raise DataError(
+            f"CIFAR file {path} has labels out of range for CIFAR-{kind}; it is not a CIFAR batch."
+        )
+    return records[:, label_bytes:].reshape(-1, 3, 32, 32), labels, kind
