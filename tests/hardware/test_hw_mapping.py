@@ -63,7 +63,7 @@ def test_geometry_of_each_layer_kind():
         ("convT", 6, 8),  # (out/groups)*kh*kw columns
         ("linear", 1024, 5),
     ]
-    assert mapped.cells == mapped.reference.numel()
+    assert mapped.cells == 8 * mapped.reference.numel()  # binary cells: 8 per int8 weight
     assert map_model(_mixed_model(), bits_per_cell=2).cells == 4 * mapped.reference.numel()
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from cimtest.cli import options
 from cimtest.cli.common import (
     atomic_output,
+    check_output,
     emit_json,
     handle_errors,
     parse_array_size,
@@ -63,10 +64,11 @@ def print_summary(summary: dict) -> None:
         stdout.print(f"  {lo:6.2f}-{hi:6.2f} | {'#' * round(40 * c / peak):<40} {c}")
 
 
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
 def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write per-chip rows to .parquet or .csv, atomically."""
-    if not path.endswith((".parquet", ".csv")):
-        raise ConfigError(f"output must end in .parquet or .csv; got {path!r}")
     with atomic_output(path) as tmp:
         if path.endswith(".csv"):
             frame.to_csv(tmp, index=False)
@@ -94,6 +96,8 @@ def campaign(
     """Evaluate a population of chips: each chip's accuracy on the test data, summarised."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
+    if output:
+        check_output(output, TABLE_SUFFIXES)
     loaded = resolve_model(model, weights, input_shape, task)
     dataset = resolve_data(loaded, data, test_images)
     population = Population(loaded.module, parse_spec(fault), seed, chips,

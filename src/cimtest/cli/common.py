@@ -35,6 +35,7 @@ __all__ = [
     "parse_floats",
     "emit_json",
     "atomic_output",
+    "check_output",
     "progress_bar",
 ]
 
@@ -96,12 +97,22 @@ def emit_json(document: object) -> None:
     sys.stdout.flush()
 
 
+def check_output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """Fail before any work if `path` has another suffix or its folder is missing or read-only."""
+    path = Path(path)
+    if path.suffix not in suffixes:
+        raise ConfigError(f"output must end in {' or '.join(suffixes)}; got '{path}'")
+    if not path.parent.is_dir():
+        raise ConfigError(f"output folder '{path.parent}' does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"output folder '{path.parent}' is not writable")
+    return path
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    if not path.parent.exists():
-        raise ConfigError(f"output folder '{path.parent}' does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:

@@ -8,7 +8,16 @@ from torch.func import functional_call, vmap
 
 from cimtest.hardware import MappedModel
 
-__all__ = ["BatchedForward", "activation_bytes"]
+__all__ = ["MICRO_BATCH", "BatchedForward", "activation_bytes"]
+
+MICRO_BATCH = 8
+"""Chips are evaluated in groups of a multiple of this size (the last group padded).
+
+CPU convolution kernels pick their blocking from the number of groups, so a chip's outputs
+could differ in the last bits between a chunk of 1 and a chunk of 7 chips. With every call
+a multiple of 8 chips, a chip's outputs are bit-identical whatever the chunk size or its
+position in the chunk (tested on every zoo architecture).
+"""
 
 
 class BatchedForward:
@@ -34,9 +43,15 @@ class BatchedForward:
         `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
         *input_shape). Returns float32 of shape (B, N, *output_shape).
         """
+        n_chips = flat.shape[0]
+        pad = -n_chips % MICRO_BATCH
+        if pad:
+            flat = torch.cat([flat, flat[-1:].expand(pad, -1)])
+            if per_chip_input:
+                x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
         weights = self.mapped.layer_weights(flat)
         in_dims = (0, 0 if per_chip_input else None)
-        return vmap(self._call, in_dims=in_dims)(weights, x)
+        return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
 
 
 @torch.no_grad()

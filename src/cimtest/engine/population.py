@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cimtest.engine.batched import BatchedForward, activation_bytes
+from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.memory import chunk_size, parse_memory
 from cimtest.engine.seeding import chip_generators
 from cimtest.faults import FaultStack, LayerSlot, WeightLayout, parse_spec
@@ -121,10 +121,15 @@ class Population:
         return flat
 
     def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
-        """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget."""
+        """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
+
+        Always a multiple of `MICRO_BATCH` (at least one micro-batch), so that results do
+        not depend on the chunk size.
+        """
         weight_bytes = 3 * self.mapped.reference.numel() * 4
         act = 3 * n_inputs * activation_bytes(self.mapped.ideal, input_shape)
-        return chunk_size(self.memory, weight_bytes + act, self.n)
+        chips = chunk_size(self.memory, weight_bytes + act, self.n)
+        return max(MICRO_BATCH, chips - chips % MICRO_BATCH)
 
     def forward(self, chips: Sequence[int], x: torch.Tensor) -> torch.Tensor:
         """Outputs of `chips` on inputs `x` (N, *input_shape): float32 (len(chips), N, *out).

@@ -1,0 +1,235 @@
+"""Engine benchmark: every row a ratio of two timings measured side by side in this run.
+
+    python benchmarks/engine.py [--json] [--quick]
+
+Torch threads are fixed (2). Models are built untrained (timing does not depend on the
+weights). `--quick` shrinks every size by 4x for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from cimtest import zoo
+from cimtest.engine import Population
+from cimtest.faults import sample_field
+
+RANDN_CHUNK = 2**20
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    """Fastest of `repeats` timed calls (noise on a shared machine only ever adds time)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def randn_time(count: int) -> float:
+    """Time for torch.randn to draw `count` normals in chunks of 2^20."""
+    buffer = torch.empty(RANDN_CHUNK)
+    gen = torch.Generator().manual_seed(0)
+
+    def draw():
+        left = count
+        while left > 0:
+            torch.randn(min(left, RANDN_CHUNK), generator=gen, out=buffer[: min(left, RANDN_CHUNK)])
+            left -= RANDN_CHUNK
+
+    return best_of(draw)
+
+
+@torch.no_grad()
+def screening(name: str, chips: int) -> dict:
+    """1 input per chip under multiplicative variation vs the floor (roofline + randn)."""
+    model = zoo.get_entry(name).build()
+    pop = Population(model, "mult:eta=0.05", seed=0, n=chips)
+    x1 = torch.randn(1, *zoo.get_entry(name).input_shape)
+    xn = x1.expand(chips, *x1.shape[1:]).contiguous()
+    ideal = pop.mapped.ideal
+    roofline = best_of(lambda: ideal(xn))
+    draw = randn_time(chips * pop.mapped.reference.numel())
+    engine = best_of(lambda: pop.outputs(x1))
+    return {"engine_s": engine, "roofline_s": roofline, "randn_s": draw,
+            "over_floor": engine / (roofline + draw)}
+
+
+@torch.no_grad()
+def loop_baseline(name: str, chips: int) -> float:
+    """Per-chip load_state_dict + forward: the loop a user would script."""
+    model = zoo.get_entry(name).build()
+    pop = Population(model, "none", n=1)
+    ideal = copy.deepcopy(pop.mapped.ideal)
+    keys = [f"{layer.name}.weight" for layer in pop.mapped.layers]
+    state = ideal.state_dict()
+    x1 = torch.randn(1, *zoo.get_entry(name).input_shape)
+    gen = torch.Generator().manual_seed(0)
+
+    def run():
+        for _ in range(chips):
+            chip = dict(state)
+            for key in keys:
+                w = state[key]
+                chip[key] = w * (1 + 0.05 * torch.randn(w.shape, generator=gen))
+            ideal.load_state_dict(chip)
+            ideal(x1)
+
+    return best_of(run, repeats=2)
+
+
+@torch.no_grad()
+def accuracy_row(chips: int, inputs: int) -> dict:
+    """resnet20, many inputs per chip: time over the ideal model on chips x inputs."""
+    model = zoo.get_entry("resnet20").build()
+    pop = Population(model, "mult:eta=0.05", seed=0, n=chips, memory="4GB")
+    x = torch.randn(inputs, 3, 32, 32)
+    y = torch.randint(0, 10, (inputs,))
+    xr = x.repeat(chips, 1, 1, 1)
+    ideal = pop.mapped.ideal
+    roofline = best_of(lambda: ideal(xr), repeats=2)
+    engine = best_of(lambda: pop.accuracy(x, y), repeats=2)
+    return {"engine_s": engine, "roofline_s": roofline, "over_roofline": engine / roofline}
+
+
+@torch.no_grad()
+def bitflip_share(chips: int) -> float:
+    """Share of a p = 1e-5 bit-flip campaign's time spent sampling faults (resnet20-8)."""
+    model = zoo.get_entry("resnet20-8").build()
+    pop = Population(model, "bitflip:p=1e-5", seed=0, n=chips)
+    x1 = torch.randn(1, 1, 8, 8)
+    total = best_of(lambda: pop.outputs(x1))
+    sampling = best_of(lambda: pop.weights(range(chips)))
+    copying = best_of(lambda: pop.mapped.reference.unsqueeze(0).repeat(chips, 1))
+    return max(sampling - copying, 0.0) / total
+
+
+def field_over_iid(size: int, fields: int) -> float:
+    """Correlated field on a size x size array vs drawing as many i.i.d. normals."""
+    gens = [torch.Generator().manual_seed(i) for i in range(fields)]
+    sample_field((size, size), 0.001, gens[:1])  # warm the eigenvalue cache
+    field = best_of(lambda: sample_field((size, size), 0.001, gens))
+    iid = best_of(lambda: [torch.randn(size * size, generator=g) for g in gens])
+    return field / iid
+
+
+def peak_memory_gb(chips: int) -> float:
+    """Peak RSS of a 1-input campaign of `chips` chips on resnet20-8, in a fresh process."""
+    code = (
+        "import torch,resource;from cimtest import zoo;from cimtest.engine import Population;"
+        "m=zoo.get_entry('resnet20-8').build();"
+        f"p=Population(m,'mult:eta=0.05',n={chips},memory='1GB');"
+        "x=torch.randn(1,1,8,8);y=torch.zeros(1,dtype=torch.long);p.accuracy(x,y);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 2**20
+
+
+def _pytorchfi_chip(fi, conv_layers, per_layer: list[int], gen: torch.Generator, inject) -> None:
+    """One chip through pytorchfi: declare injections at `per_layer` random weights, forward."""
+    layer_num, k, c, h, w = [], [], [], [], []
+    for index, (layer, count) in enumerate(zip(conv_layers, per_layer)):
+        shape = layer.weight.shape
+        flat = torch.randint(layer.weight.numel(), (count,), generator=gen)
+        for dim, target in zip(torch.unravel_index(flat, shape), (k, c, h, w)):
+            target.extend(dim.tolist())
+        layer_num.extend([index] * count)
+    model = fi.declare_weight_fi(function=inject, layer_num=layer_num, k=k, dim1=c, dim2=h, dim3=w)
+    model(torch.randn(1, 1, 8, 8, generator=gen))
+
+
+@torch.no_grad()
+def pytorchfi_rows(engine_dense_s_per_chip: float) -> tuple[float | None, float | None]:
+    """Speed-ups over pytorchfi on resnet20-8 (conv layers), or None when not installed.
+
+    Dense: every conv weight perturbed (multiplicative variation). Sparse: bit-flips at
+    p = 1e-4, pytorchfi's best case (few injections per chip).
+    """
+    try:
+        from pytorchfi.core import fault_injection
+    except ImportError:
+        return None, None
+    model = Population(zoo.get_entry("resnet20-8").build(), "none").mapped.ideal
+    fi = fault_injection(model, 1, input_shape=[1, 8, 8], layer_types=[torch.nn.Conv2d])
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    gen = torch.Generator().manual_seed(0)
+
+    def mult(weight, idx):
+        return weight[idx] * (1 + 0.05 * torch.randn(1, generator=gen).item())
+
+    dense = best_of(lambda: _pytorchfi_chip(fi, convs, [c.weight.numel() for c in convs], gen,
+                                            mult), repeats=1)
+
+    def flip(weight, idx):
+        return -weight[idx]  # a sign-bit flip's cost; the value does not change the timing
+
+    chips = 32
+    sparse_counts = [max(1, round(c.weight.numel() * 8 * 1e-4)) for c in convs]
+    sparse = best_of(lambda: [_pytorchfi_chip(fi, convs, sparse_counts, gen, flip)
+                              for _ in range(chips)], repeats=1) / chips
+    pop = Population(zoo.get_entry("resnet20-8").build(), "bitflip:p=1e-4", n=4096)
+    x1 = torch.randn(1, 1, 8, 8)
+    engine_sparse = best_of(lambda: pop.outputs(x1)) / 4096
+    return dense / engine_dense_s_per_chip, sparse / engine_sparse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    s = 4 if args.quick else 1
+    s32 = screening("resnet20", 1024 // s)
+    s8 = screening("resnet20-8", 4096 // s)
+    loop_chips = 256 // s
+    loop = loop_baseline("resnet20-8", loop_chips) / loop_chips
+    per_chip_engine = s8["engine_s"] / (4096 // s)
+    acc = accuracy_row(64 // s, 512)
+    fi_dense, fi_sparse = pytorchfi_rows(per_chip_engine)
+    result = {
+        "screening32_over_floor": s32["over_floor"],
+        "screening8_over_floor": s8["over_floor"],
+        "screening_speedup_over_loop": loop / per_chip_engine,
+        "screening_speedup_over_pytorchfi": fi_dense,
+        "bitflip_speedup_over_pytorchfi_sparse": fi_sparse,
+        "accuracy_over_roofline": acc["over_roofline"],
+        "bitflip_sampling_share": bitflip_share(4096 // s),
+        "field_over_iid": field_over_iid(1024, 8 // min(s, 8) or 1),
+        "peak_memory_gb_100k": peak_memory_gb(100_000 // s),
+        "details": {"screening32": s32, "screening8": s8, "accuracy": acc,
+                    "loop_s_per_chip": loop, "engine_s_per_chip_8": per_chip_engine,
+                    "quick": args.quick, "threads": torch.get_num_threads()},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    targets = {
+        "screening32_over_floor": "<= 1.25",
+        "screening8_over_floor": "<= 1.25",
+        "screening_speedup_over_loop": ">= 3",
+        "screening_speedup_over_pytorchfi": ">= 200",
+        "bitflip_speedup_over_pytorchfi_sparse": ">= 50",
+        "accuracy_over_roofline": "<= 1.15",
+        "bitflip_sampling_share": "<= 0.10",
+        "field_over_iid": "<= 10",
+        "peak_memory_gb_100k": "< 2",
+    }
+    print(f"{'measure':40s} {'value':>10s}  target")
+    for key, target in targets.items():
+        value = result[key]
+        shown = "n/a" if value is None else f"{value:.3f}"
+        print(f"{key:40s} {shown:>10s}  {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Cell faults: bit-flip, level-flip and stuck-at, acting on a chip's stored int8 codes.
+
+A weight's code is stored as its two's-complement byte split into ``8 / b`` cells of ``b``
+bits; cell ``k`` holds bits ``k*b .. k*b + b - 1`` (cell 0 least significant) and its level
+is the unsigned value of those bits, 0 to ``2**b - 1``.
+
+A cell fault reads the chip's *current* code ``c = clamp(round(w / scale), -128, 127)``,
+edits cells of it into ``c'`` and writes ``w' = c' * scale + (w - c * scale)``: exactly the
+dequantised ``c'`` for a weight on the int8 grid, and a weight moved off the grid by an
+earlier variation keeps that variation's residual.
+
+Faulty cells are drawn sparsely: per chip, a count ``k ~ Binomial(n, p)`` over the ``n``
+in-scope cells (bits for bit-flip), then ``k`` distinct cells uniformly, so the cost grows
+with the number of faulty cells, not with the number of cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from cimtest._validation import check_interval, check_option
+from cimtest.faults.base import Fault, Scope
+from cimtest.faults.layout import LayerSlot, WeightLayout
+
+__all__ = ["BitFlip", "LevelFlip", "StuckAt"]
+
+_Edit = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""Given the index of each faulty cell within its weight (int64, (k,)) and the chip's
+generator, the ``(clear, set, xor)`` bit masks (int32, (k,)) that edit each cell's byte."""
+
+
+@dataclass(frozen=True)
+class BitFlip(Fault):
+    """Each of the 8 stored bits of a weight flips independently with probability `p`."""
+
+    p: float
+    """Flip probability of one bit, in [0, 1]."""
+    scope: Scope = field(default_factory=Scope)
+    """Layers the fault acts on."""
+    per_read: bool = False
+    """Redraw the flips at every forward pass (cycle-to-cycle) instead of once per chip."""
+
+    kind = "bitflip"
+    level_name = "p"
+
+    def _check_parameters(self) -> None:
+        check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
+
+    def _perturb(
+        self,
+        weights: torch.Tensor,
+        layers: tuple[LayerSlot, ...],
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> None:
+        _edit_cells(weights, layers, generators, self.p, 1, _level_flip(1))
+
+
+@dataclass(frozen=True)
+class LevelFlip(Fault):
+    """Each cell, with probability `p`, moves to a uniformly chosen *different* level.
+
+    The new level is ``level XOR v`` with ``v`` uniform in ``1 .. 2**bits - 1``, which is
+    uniform over the other levels. With ``bits = 1`` it is `BitFlip` (same draws too).
+    """
+
+    p: float
+    """Probability that a cell changes level, in [0, 1]."""
+    bits: int | None = None
+    """Bits per cell (1, 2, 4 or 8); ``None`` takes the layout's ``bits_per_cell``."""
+    scope: Scope = field(default_factory=Scope)
+    """Layers the fault acts on."""
+    per_read: bool = False
+    """Redraw the faulty cells at every forward pass instead of once per chip."""
+
+    kind = "levelflip"
+    level_name = "p"
+
+    def _check_parameters(self) -> None:
+        check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
+        check_option("bits", self.bits, (None, 1, 2, 4, 8), f"fault '{self.kind}'")
+
+    def _perturb(
+        self,
+        weights: torch.Tensor,
+        layers: tuple[LayerSlot, ...],
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> None:
+        bits = layout.bits_per_cell if self.bits is None else self.bits
+        _edit_cells(weights, layers, generators, self.p, bits, _level_flip(bits))
+
+
+@dataclass(frozen=True)
+class StuckAt(Fault):
+    """Each cell, with probability `p`, is stuck at its highest level ``2**b - 1`` (with
+    probability `high`) or at its lowest level 0; ``b`` is the layout's ``bits_per_cell``."""
+
+    p: float
+    """Probability that a cell is stuck, in [0, 1]."""
+    high: float = 0.5
+    """Probability that a stuck cell is stuck at its highest level (else at 0), in [0, 1]."""
+    scope: Scope = field(default_factory=Scope)
+    """Layers the fault acts on."""
+    per_read: bool = False
+    """Redraw the stuck cells at every forward pass instead of once per chip."""
+
+    kind = "stuck"
+    level_name = "p"
+
+    def _check_parameters(self) -> None:
+        check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
+        check_interval("high", self.high, 0, 1, f"fault '{self.kind}'")
+
+    def _perturb(
+        self,
+        weights: torch.Tensor,
+        layers: tuple[LayerSlot, ...],
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> None:
+        bits = layout.bits_per_cell
+        top = (1 << bits) - 1
+
+        def stick(cell: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+            shift = (cell * bits).to(torch.int32)
+            high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
+            return top << shift, (high * top) << shift, torch.zeros_like(shift)
+
+        _edit_cells(weights, layers, generators, self.p, bits, stick)
+
+
+def _level_flip(bits: int) -> _Edit:
+    """Edit that XORs each faulty cell with a level ``v`` uniform in ``1 .. 2**bits - 1``
+    (always 1 for one-bit cells, without drawing)."""
+
+    def flip(cell: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        shift = (cell * bits).to(torch.int32)
+        if bits == 1:
+            value = torch.ones_like(shift)
+        else:
+            value = torch.randint(1, 1 << bits, cell.shape, generator=generator)
+        zero = torch.zeros_like(shift)
+        return zero, zero, value.to(torch.int32) << shift
+
+    return flip
+
+
+def _edit_cells(
+    weights: torch.Tensor,
+    layers: tuple[LayerSlot, ...],
+    generators: Sequence[torch.Generator],
+    p: float,
+    bits: int,
+    edit: _Edit,
+) -> None:
+    """Draw faulty ``bits``-bit cells of `layers` per chip and apply `edit` to their codes.
+
+    `weights` is (b, P), edited in place. Chip ``i`` draws from ``generators[i]``: the count
+    of faulty cells, their positions, then whatever `edit` draws. Several faulty cells of one
+    weight are combined (their masks cover disjoint bits) before the weight is rewritten.
+    """
+    cells_per_weight = 8 // bits
+    sizes = torch.tensor([slot.numel for slot in layers])
+    starts = torch.cumsum(sizes, 0) - sizes
+    shift = torch.tensor([slot.offset for slot in layers]) - starts
+    scales = torch.tensor([slot.scale for slot in layers], dtype=weights.dtype)
+    n_cells = int(sizes.sum()) * cells_per_weight
+    count = torch.tensor(float(n_cells), dtype=torch.float64)
+    prob = torch.tensor(float(p), dtype=torch.float64)
+    rows, cells, masks = [], [], []
+    for row, generator in enumerate(generators):
+        k = int(torch.binomial(count, prob, generator=generator))
+        if k == 0:
+            continue
+        cell = _distinct(n_cells, k, generator)
+        rows.append(torch.full((k,), row))
+        cells.append(cell)
+        masks.append(edit(cell % cells_per_weight, generator))
+    if not rows:
+        return
+    cell = torch.cat(cells)
+    weight = cell // cells_per_weight
+    layer = torch.searchsorted(starts, weight, right=True) - 1
+    key = torch.cat(rows) * weights.shape[1] + weight + shift[layer]
+    key, inverse = torch.unique(key, return_inverse=True)
+    clear, set_, xor = (
+        torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, torch.cat(m))
+        for m in zip(*masks)
+    )
+    scale = torch.empty(key.numel(), dtype=weights.dtype).scatter_(0, inverse, scales[layer])
+    row, col = key // weights.shape[1], key % weights.shape[1]
+    w = weights[row, col]
+    code = torch.clamp(torch.round(w / scale), -128, 127)
+    residual = w - code * scale
+    byte = ((code.to(torch.int32) & 0xFF & ~clear) | set_) ^ xor
+    new = torch.where(byte > 127, byte - 256, byte).to(weights.dtype)
+    weights[row, col] = new * scale + residual
+
+
+def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """`k` distinct indices drawn uniformly from ``range(n)`` (int64, sorted).
+
+    Draws with replacement and redraws the duplicates from the same generator; for
+    ``k > n / 2`` it draws the ``n - k`` excluded indices instead, so each redraw round keeps
+    at least half its draws and the cost stays O(k) (O(n) only when k is of order n).
+    """
+    if 2 * k > n:
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[_distinct(n, n - k, generator)] = False
+        return keep.nonzero().squeeze(1)
+    chosen = torch.randint(n, (k,), generator=generator).unique()
+    while chosen.numel() < k:
+        extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
+        chosen = torch.cat([chosen, extra]).unique()
+    return chosen

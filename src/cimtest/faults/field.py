@@ -1,0 +1,144 @@
+"""Gaussian random fields on crossbar arrays, with correlation ``exp(-lam * d)``.
+
+Exact sampling by circulant embedding (Dietrich & Newsam, SIAM J. Sci. Comput. 18(4), 1997):
+the (R, C) grid is embedded in a torus of ``M1 x M2 >= (2R - 1) x (2C - 1)`` cells (5-smooth
+sizes, fast for FFTs), where the covariance of the wrapped distances is circulant, so its
+eigenvalues are the FFT of one row and a field costs one FFT of the torus, O(RC log RC),
+never a dense (RC)² covariance. One complex FFT of complex white noise gives two independent
+real fields (its real and imaginary parts).
+
+If the embedding has eigenvalues below ``-1e-8 * max`` (it is not positive semi-definite,
+which for ``exp(-lam d)`` in 2-D happens when ``lam`` is small, e.g. the 0.001 of EGIS), the
+torus is doubled up to twice. If it stays indefinite, the spectrum of the smallest torus
+(the cheapest to sample) is clipped at 0 and rescaled so that every cell's variance stays
+exactly 1, and a `UserWarning` reports the largest correlation error of the now approximate
+field.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["sample_field"]
+
+_TOLERANCE = 1e-8
+"""Eigenvalues above ``-_TOLERANCE * max`` count as round-off and are set to 0."""
+_DOUBLINGS = 2
+"""How many times the torus is doubled before the spectrum is clipped."""
+_CHUNK = 1 << 22
+"""Complex noise elements drawn per batch of chips (bounds the memory of one FFT)."""
+
+
+def sample_field(
+    shape: tuple[int, ...],
+    lam: float,
+    generators: Sequence[torch.Generator],
+) -> torch.Tensor:
+    """Draw zero-mean, unit-variance Gaussian fields with correlation ``exp(-lam * d)``.
+
+    ``d`` is the Euclidean distance between two cells of one (R, C) grid, in cell pitches.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(R, C)`` for one field per chip, or ``(A, R, C)`` for ``A`` independent fields
+        per chip (e.g. the arrays of a layer).
+    lam : float
+        Decay rate λ > 0 of the correlation per cell pitch.
+    generators : sequence of torch.Generator
+        One per chip; chip ``b``'s fields are drawn from ``generators[b]`` only, so they do
+        not depend on the other chips.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 of shape ``(B, *shape)``, ``B = len(generators)``.
+
+    Warns
+    -----
+    UserWarning
+        If the circulant embedding is not positive semi-definite and the field is
+        approximate (see the module docstring).
+    """
+    *lead, rows, cols = shape
+    n_fields = math.prod(lead)
+    root, error = _sqrt_spectrum(int(rows), int(cols), float(lam))
+    if error:
+        warnings.warn(
+            f"correlated field on a {rows}x{cols} array with lambda={lam:g} is approximate: "
+            "its circulant embedding is not positive definite, so negative eigenvalues were "
+            f"clipped (largest correlation error {error:.1e}, variance exact)",
+            UserWarning,
+            stacklevel=2,
+        )
+    m1, m2 = root.shape
+    pairs = (n_fields + 1) // 2
+    out = torch.empty(len(generators), 2 * pairs, rows, cols)
+    chunk = max(1, _CHUNK // (pairs * m1 * m2))
+    for lo in range(0, len(generators), chunk):
+        batch = generators[lo : lo + chunk]
+        noise = torch.empty(len(batch), pairs, m1, m2, 2)
+        for i, generator in enumerate(batch):
+            torch.randn((pairs, m1, m2, 2), generator=generator, out=noise[i])
+        noise.mul_(root.unsqueeze(-1))
+        spectrum = torch.fft.fft2(torch.view_as_complex(noise))[..., :rows, :cols]
+        parts = torch.view_as_real(spectrum).permute(0, 1, 4, 2, 3)
+        out[lo : lo + len(batch)] = parts.reshape(len(batch), 2 * pairs, rows, cols)
+    return out[:, :n_fields].reshape(len(generators), *shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _sqrt_spectrum(rows: int, cols: int, lam: float) -> tuple[torch.Tensor, float]:
+    """``sqrt(eigenvalues / (M1 * M2))`` of the embedding (float32 (M1, M2)) and the largest
+    correlation error it makes (0.0 when exact). Cached; callers must not modify it."""
+    minimal = (_fast_size(2 * rows - 1), _fast_size(2 * cols - 1))
+    m1, m2 = minimal
+    for _ in range(_DOUBLINGS + 1):
+        base = _wrapped_covariance(m1, m2, lam)
+        eig = torch.fft.fft2(base).real
+        if eig.min() >= -_TOLERANCE * eig.max():
+            error = 0.0
+            break
+        m1 = _fast_size(2 * m1) if rows > 1 else m1
+        m2 = _fast_size(2 * m2) if cols > 1 else m2
+    else:
+        m1, m2 = minimal
+        base = _wrapped_covariance(m1, m2, lam)
+        eig = _clip_spectrum(torch.fft.fft2(base).real)
+        realised = torch.fft.ifft2(eig).real
+        error = float((realised - base)[:rows, :cols].abs().max())
+    root = torch.sqrt(eig.clamp(min=0) / (m1 * m2)).to(torch.float32)
+    return root, error
+
+
+def _clip_spectrum(eig: torch.Tensor) -> torch.Tensor:
+    """Set negative eigenvalues to 0 and rescale so their sum, hence the field's marginal
+    variance (the mean eigenvalue of a circulant covariance), is unchanged."""
+    clipped = eig.clamp(min=0)
+    return clipped * (eig.sum() / clipped.sum())
+
+
+def _wrapped_covariance(m1: int, m2: int, lam: float) -> torch.Tensor:
+    """First row of the circulant embedding: ``exp(-lam * d)`` for the torus distances of an
+    (m1, m2) torus from cell (0, 0), float64."""
+    i = torch.arange(m1, dtype=torch.float64)
+    j = torch.arange(m2, dtype=torch.float64)
+    di, dj = torch.minimum(i, m1 - i), torch.minimum(j, m2 - j)
+    return torch.exp(-lam * torch.sqrt(di[:, None] ** 2 + dj[None, :] ** 2))
+
+
+def _fast_size(n: int) -> int:
+    """Smallest integer ``>= n`` whose prime factors are 2, 3 and 5."""
+    while True:
+        m = n
+        for prime in (2, 3, 5):
+            while m % prime == 0:
+                m //= prime
+        if m == 1:
+            return n
+        n += 1

@@ -1,0 +1,135 @@
+"""The on-disk cache of trained zoo models: safetensors weights plus JSON metadata.
+
+Files live in ``<cache_dir>/zoo/``: ``<name>.safetensors`` (the state dict) and
+``<name>.json`` (the `TrainResult` metadata, with the weights' fingerprint). Each is written
+to a temporary file in the same directory and moved into place with `os.replace`, so a
+reader never sees half a file. Loading never unpickles and checks the fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cimtest.exceptions import ModelError
+from cimtest.fingerprint import state_fingerprint
+from cimtest.zoo.registry import get_entry
+from cimtest.zoo.training import Progress, TrainResult, train_group
+
+__all__ = ["cache_dir", "is_trained", "load_trained", "model_paths", "save_trained"]
+
+logger = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Return cimtest's cache directory: ``$CIMTEST_HOME`` if set, else the user cache dir.
+
+    Zoo files go to its ``zoo/`` subdirectory. The directory is not created here.
+    """
+    home = os.environ.get("CIMTEST_HOME")
+    return Path(home) if home else Path(platformdirs.user_cache_dir("cimtest"))
+
+
+def model_paths(name: str) -> tuple[Path, Path]:
+    """Return the weights (``.safetensors``) and metadata (``.json``) paths of zoo model `name`."""
+    get_entry(name)
+    folder = cache_dir() / "zoo"
+    return folder / f"{name}.safetensors", folder / f"{name}.json"
+
+
+def is_trained(name: str) -> bool:
+    """Return whether the cache holds weights and metadata for zoo model `name`."""
+    weights, meta = model_paths(name)
+    return weights.is_file() and meta.is_file()
+
+
+def save_trained(result: TrainResult) -> Path:
+    """Write `result` to the cache atomically; return the weights path.
+
+    The metadata file is written last, so `is_trained` is true only once both are complete.
+    """
+    weights, meta = model_paths(result.metadata["name"])
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
+    _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
+    text = json.dumps(result.metadata, indent=2, sort_keys=True) + "\n"
+    _atomic_write(meta, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return weights
+
+
+def load_trained(
+    name: str, *, train_if_missing: bool = True, progress: Progress | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """Return the trained zoo model `name` (eval mode) and its metadata, training it if needed.
+
+    Parameters
+    ----------
+    name : str
+        A zoo name.
+    train_if_missing : bool
+        When the cache lacks the model, train it with its recipe (seed 0) and cache it
+        (with its GAN partner, for ``dcgan-*``); when False, raise instead.
+    progress : callable, optional
+        Passed to `cimtest.zoo.training.train_group` if training happens.
+
+    Raises
+    ------
+    ModelError
+        If `name` is unknown; if the model is not cached and `train_if_missing` is False;
+        or if a cached file is corrupt (unreadable safetensors or JSON, keys or shapes not
+        those of the architecture, fingerprint not that of the weights). The message names
+        the file.
+    """
+    entry = get_entry(name)
+    if not is_trained(name):
+        if not train_if_missing:
+            raise ModelError(
+                f"zoo model {name!r} is not trained: no {model_paths(name)[0]}; "
+                "train it with cimtest.zoo.load_trained (train_if_missing=True)"
+            )
+        logger.info("zoo model %s is not cached; training it", name)
+        for result in train_group(name, progress=progress).values():
+            save_trained(result)
+    weights, meta = model_paths(name)
+    try:
+        metadata = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read zoo metadata {meta}: {exc}") from exc
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("fingerprint"), str):
+        raise ModelError(f"zoo metadata {meta} has no 'fingerprint' entry")
+    try:
+        state = load_file(str(weights))
+    except (OSError, SafetensorError) as exc:
+        raise ModelError(f"cannot read zoo weights {weights}: {exc}") from exc
+    if state_fingerprint(state) != metadata["fingerprint"]:
+        raise ModelError(
+            f"zoo weights {weights} do not match the fingerprint in {meta}; delete both to "
+            "retrain"
+        )
+    model = entry.build()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"zoo weights {weights} do not fit {entry.arch}: {exc}") from exc
+    return model.eval(), metadata
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to `path`, then move it onto `path`."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,174 @@
+"""The zoo's catalogue: every architecture at the input sizes it supports, by name.
+
+A name is the architecture alone for 32x32 RGB inputs (the papers' CIFAR size), or with a
+``-16`` (3x16x16) or ``-8`` (1x8x8, the native digits) suffix: ``resnet20``,
+``resnet20-16``, ``resnet20-8``. Entries build untrained models; `cimtest.zoo.training`
+trains them on the embedded digits.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cimtest.exceptions import ModelError
+from cimtest.zoo.dcgan import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
+from cimtest.zoo.mobilenet import MobileNetV1, MobileNetV2
+from cimtest.zoo.repvgg import reparameterise, repvgg_a0
+from cimtest.zoo.resnet import resnet20, resnet56
+from cimtest.zoo.segmentation import FCN, UNet
+from cimtest.zoo.small import MLP, LeNet5
+from cimtest.zoo.vgg import VGG16
+
+__all__ = ["NUM_CLASSES", "SIZES", "TASKS", "ZooEntry", "get_entry", "list_models"]
+
+TASKS: tuple[str, ...] = ("classification", "segmentation", "generation", "discrimination")
+"""What a zoo model does; decides its data, loss and metric."""
+
+SIZES: tuple[int, ...] = (32, 16, 8)
+"""Image sides the zoo offers: 32 and 16 with 3 channels, 8 with 1 channel."""
+
+NUM_CLASSES = {"classification": 10, "segmentation": 11}
+"""Outputs per image (or per pixel) of the digits tasks: 10 digits; background + 10 digits."""
+
+Factory = Callable[[int, int, int], nn.Module]
+
+
+@dataclass(frozen=True)
+class _Arch:
+    """How to build one architecture: (in_channels, image_size, outputs) → training form."""
+
+    task: str
+    factory: Factory
+    deploy: Callable[[nn.Module], nn.Module] | None = None
+
+
+def _generator(in_channels: int, image_size: int, outputs: int) -> nn.Module:
+    del outputs
+    return DCGANGenerator(in_channels, image_size, LATENT_DIM)
+
+
+def _discriminator(in_channels: int, image_size: int, outputs: int) -> nn.Module:
+    del outputs
+    return DCGANDiscriminator(in_channels, image_size)
+
+
+_ARCHS: dict[str, _Arch] = {
+    "resnet20": _Arch("classification", resnet20),
+    "resnet56": _Arch("classification", resnet56),
+    "vgg16": _Arch("classification", VGG16),
+    "mobilenet-v1": _Arch("classification", MobileNetV1),
+    "mobilenet-v2": _Arch("classification", MobileNetV2),
+    "repvgg-a0": _Arch("classification", repvgg_a0, reparameterise),
+    "lenet5": _Arch("classification", LeNet5),
+    "mlp": _Arch("classification", MLP),
+    "unet": _Arch("segmentation", UNet),
+    "fcn": _Arch("segmentation", FCN),
+    "dcgan-g": _Arch("generation", _generator),
+    "dcgan-d": _Arch("discrimination", _discriminator),
+}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model: an architecture at one input size, trained on the digits of that size.
+
+    Attributes
+    ----------
+    name : str
+        ``"resnet20"`` (3x32x32), ``"resnet20-16"`` (3x16x16), ``"resnet20-8"`` (1x8x8).
+    arch : str
+        Architecture, e.g. ``"resnet20"``.
+    task : str
+        One of `TASKS`.
+    input_shape : tuple of int
+        Shape of one input without the batch dimension: (C, H, W), or (100,) for the
+        generator's latent vector.
+    output_shape : tuple of int
+        Shape of one output: (10,) logits, (11, H, W) per-pixel logits, (C, H, W) image,
+        or (1,) real/fake logit.
+    data_size : int
+        Side of the digits images this entry trains on (32, 16 or 8).
+    """
+
+    name: str
+    arch: str
+    task: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    data_size: int
+
+    def build(self, *, seed: int = 0, deploy: bool = True) -> nn.Module:
+        """Return the untrained model in eval mode, initialised from `seed` (global RNG untouched).
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the weight initialisation; the same seed gives the same weights.
+        deploy : bool
+            The deployment form (default), which a chip maps and the cache stores. False
+            gives the training form; they differ only for RepVGG, whose training form has
+            multi-branch blocks (see `cimtest.zoo.repvgg.reparameterise`).
+        """
+        arch = _ARCHS[self.arch]
+        channels = 1 if self.data_size == 8 else 3
+        outputs = NUM_CLASSES.get(self.task, 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = arch.factory(channels, self.data_size, outputs)
+        return self.deploy(model) if deploy else model.eval()
+
+    def deploy(self, model: nn.Module) -> nn.Module:
+        """Return a training-form `model` of this entry in deployment form, in eval mode.
+
+        The identity for every architecture but RepVGG, whose blocks are fused (a copy).
+        """
+        transform = _ARCHS[self.arch].deploy
+        return (model if transform is None else transform(model)).eval()
+
+    @property
+    def params(self) -> int:
+        """Number of parameters of the deployment form (weights, biases, BN affine)."""
+        return _param_count(self)
+
+
+@functools.cache
+def _param_count(entry: ZooEntry) -> int:
+    return sum(p.numel() for p in entry.build().parameters())
+
+
+def _entry(arch: str, size: int) -> ZooEntry:
+    task = _ARCHS[arch].task
+    name = arch if size == 32 else f"{arch}-{size}"
+    image = (1 if size == 8 else 3, size, size)
+    input_shape = (LATENT_DIM,) if task == "generation" else image
+    output_shape = {
+        "classification": (NUM_CLASSES["classification"],),
+        "segmentation": (NUM_CLASSES["segmentation"], size, size),
+        "generation": image,
+        "discrimination": (1,),
+    }[task]
+    return ZooEntry(name, arch, task, input_shape, output_shape, size)
+
+
+_ENTRIES: dict[str, ZooEntry] = {
+    e.name: e for e in (_entry(arch, size) for arch in _ARCHS for size in SIZES)
+}
+
+
+def list_models() -> list[ZooEntry]:
+    """Return every zoo entry: architectures in catalogue order, each at sizes 32, 16, 8."""
+    return list(_ENTRIES.values())
+
+
+def get_entry(name: str) -> ZooEntry:
+    """Return the entry called `name`; raise `ModelError` listing the known names if unknown."""
+    try:
+        return _ENTRIES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(_ENTRIES)
+        raise ModelError(f"unknown zoo model {name!r}; known: {known}") from None

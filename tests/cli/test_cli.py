@@ -1,0 +1,156 @@
+"""The CLI end to end on a tiny model: JSON documents, output files and exit codes."""
+
+import json
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from cimtest.cli.main import app
+
+FACTORY = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def tiny():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 8 * 8, 10))
+        model.input_shape = (1, 8, 8)
+        return model
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny classifier trained a little on digits, saved as module:factory + safetensors."""
+    import importlib
+    import sys
+
+    from cimtest.data import digits
+
+    root = tmp_path_factory.mktemp("model")
+    (root / "clitiny.py").write_text(FACTORY)
+    sys.path.insert(0, str(root))
+    model = importlib.import_module("clitiny").tiny()
+    data = digits(size=8).train
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+    save_file(model.state_dict(), root / "tiny.safetensors")
+    yield ["clitiny:tiny", "--weights", str(root / "tiny.safetensors")]
+    sys.path.remove(str(root))
+
+
+runner = CliRunner()
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_zoo_list_json():
+    result = run("zoo", "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    names = {r["name"] for r in rows}
+    assert {"resnet20", "resnet20-16", "resnet20-8", "unet", "dcgan-g"} <= names
+    assert all({"name", "task", "params", "input_shape", "trained"} <= set(r) for r in rows)
+
+
+def test_info_json(tiny_model):
+    result = run("info", *tiny_model, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert len(info["fingerprint"]) == 64
+    assert info["float_accuracy"] > 80 and abs(info["ideal_accuracy"] - info["float_accuracy"]) < 3
+    assert [(r["name"], r["rows"], r["cols"], r["arrays"], r["cells"]) for r in info["layers"]] == [
+        ("0", 9, 4, 1, 36 * 8),
+        ("3", 256, 10, 1, 2560 * 8),
+    ]
+    tiled = json.loads(run("info", *tiny_model, "--json", "--array-size", "64x8",
+                           "--bits-per-cell", "2").stdout)
+    assert tiled["layers"][1]["arrays"] == 4 * 2 and tiled["layers"][1]["cells"] == 2560 * 4
+
+
+def test_campaign_json_and_parquet(tiny_model, tmp_path):
+    out = tmp_path / "chips.parquet"
+    result = run("campaign", *tiny_model, "--fault", "mult:eta=0.3", "--chips", 40, "--seed", 1,
+                 "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"chips", "accuracy_mean", "accuracy_sd", "chips_per_s"} <= set(summary)
+    frame = pd.read_parquet(out)
+    assert summary["chips"] == len(frame) == 40
+    assert summary["accuracy_mean"] == pytest.approx(frame["accuracy"].mean())
+    assert summary["accuracy_sd"] == pytest.approx(frame["accuracy"].std())
+    again = run("campaign", *tiny_model, "--fault", "mult:eta=0.3", "--chips", 40, "--seed", 1,
+                "--json", "--memory", "1KB")
+    assert json.loads(again.stdout)["accuracy_mean"] == summary["accuracy_mean"]
+    text = run("campaign", *tiny_model, "--fault", "mult:eta=0.3", "--chips", 10)
+    assert "percentiles" in text.stdout and "#" in text.stdout
+
+
+def test_calibrate_json(tiny_model):
+    result = run("calibrate", *tiny_model, "--fault", "mult", "--drop", "2,5", "--chips", 16,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["drop"] for r in rows] == [2, 5]
+    assert rows[0]["level"] < rows[1]["level"]
+    assert all(abs(r["measured_drop"] - r["drop"]) < 0.5 for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["campaign", "--fault", "mult:eta=-1", "--chips", "2"], "eta"),
+        (["campaign", "--fault", "warp:x=1", "--chips", "2"], "warp"),
+        (["campaign", "--fault", "bitflip:p=2", "--chips", "2"], "p"),
+        (["campaign", "--fault", "mult:eta=0.1", "--chips", "2", "-o", "/no/such/dir/x.csv"],
+         "does not exist"),
+        (["campaign", "--fault", "mult:eta=0.1", "--chips", "2", "-o", "x.txt"], "parquet"),
+        (["campaign", "--fault", "mult:eta=0.1", "--chips", "2", "--data", "/no/data.npz"],
+         "data.npz"),
+        (["calibrate", "--fault", "mult", "--drop", "a,b"], "--drop"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tiny_model, args, message):
+    result = run(args[0], *tiny_model, *args[1:])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cimtest: error:") and message in lines[0]
+
+
+def test_bad_model_exit_codes(tmp_path):
+    result = run("info", "no-such-model")
+    assert result.exit_code == 2 and "unknown zoo model" in result.stderr
+    result = run("info", "clitiny:tiny", "--weights", tmp_path / "missing.safetensors")
+    assert result.exit_code == 2 and "missing.safetensors" in result.stderr
+    assert run("no-such-command").exit_code == 2
+
+
+def test_failed_output_leaves_nothing_behind(tiny_model, tmp_path):
+    out = tmp_path / "chips.csv"
+    out.write_text("previous results\n")
+    result = run("campaign", *tiny_model, "--fault", "bitflip:p=7", "--chips", 2, "-o", out)
+    assert result.exit_code == 2
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips.csv"]
+
+
+def test_demo_on_a_small_zoo_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
+    result = run("demo", "--model", "mlp-8", "--chips", 50, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["model"]["float_accuracy"] > 90
+    assert doc["campaign"]["chips"] == 50

@@ -1,0 +1,88 @@
+"""Shared test fixtures: a toy weight layout and one small instance of every fault kind."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cimtest.faults import (
+    PRESETS,
+    AdditiveVariation,
+    BitFlip,
+    LayerSlot,
+    LevelFlip,
+    MultiplicativeVariation,
+    RRAMVariation,
+    Scope,
+    StuckAt,
+    WeightLayout,
+)
+
+TOY_LAYERS = (
+    ("conv1", 27, 8, None),
+    ("layer1.0.conv2", 72, 8, None),
+    ("fc", 16, 10, (8, 8)),
+)
+"""(name, crossbar rows, crossbar cols, array size or None for one array) of `toy_layout`."""
+
+ALL_FAULTS = [
+    BitFlip(p=0.01),
+    LevelFlip(p=0.01, bits=2),
+    StuckAt(p=0.01, high=0.3),
+    MultiplicativeVariation(eta=0.05),
+    AdditiveVariation(eta=0.05),
+    RRAMVariation(sigma=0.1, lam=0.3),
+    BitFlip(p=0.05, scope=Scope(fraction=0.5)),
+    MultiplicativeVariation(eta=0.05, scope=Scope(layers=("conv1", "fc")), per_read=True),
+    RRAMVariation(sigma=0.1, sys=0.2, cor=0.5, lam=0.3, scope=Scope(fraction=0.4)),
+]
+"""One small instance of every fault kind, plus scoped and per-read variants."""
+
+ALL_PRESETS = sorted(PRESETS)
+"""Every preset name."""
+
+
+def crossbar_slot(
+    name: str,
+    offset: int,
+    rows: int,
+    cols: int,
+    array: tuple[int, int] | None = None,
+    *,
+    max_abs: float = 1.0,
+) -> LayerSlot:
+    """A layer whose weight j is crossbar cell (j // cols, j % cols), tiled into arrays."""
+    ar, ac = array or (rows, cols)
+    tr, tc = math.ceil(rows / ar), math.ceil(cols / ac)
+    j = torch.arange(rows * cols)
+    r, c = j // cols, j % cols
+    tile = (r // ar) * tc + c // ac
+    index = (tile * ar + r % ar) * ac + c % ac
+    return LayerSlot(name, offset, rows * cols, max_abs / 127, max_abs, (tr * tc, ar, ac), index)
+
+
+def toy_layout(bits_per_cell: int = 1, layers=TOY_LAYERS) -> WeightLayout:
+    """A small layout: `layers` of (name, rows, cols, array) with max|W| = 0.5, 1.0, 1.5, ..."""
+    slots, offset = [], 0
+    for k, (name, rows, cols, array) in enumerate(layers):
+        slots.append(crossbar_slot(name, offset, rows, cols, array, max_abs=0.5 * (k + 1)))
+        offset += rows * cols
+    return WeightLayout(tuple(slots), bits_per_cell)
+
+
+def generators(count: int, seed: int = 0, first: int = 0) -> list[torch.Generator]:
+    """Chip generators ``first .. first + count - 1`` of a population seeded with `seed`."""
+    return [
+        torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(first, first + count)
+    ]
+
+
+def grid_weights(layout: WeightLayout, chips: int, seed: int = 0) -> torch.Tensor:
+    """float32 (chips, P) weights on each layer's int8 grid (random codes times the scale)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for slot in layout.layers:
+        codes = torch.randint(-128, 128, (slot.numel,), generator=g).float()
+        rows.append(codes * slot.scale)
+    return torch.cat(rows).expand(chips, -1).contiguous()

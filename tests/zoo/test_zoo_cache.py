@@ -1,0 +1,81 @@
+"""The trained-model cache: atomic round trip, fingerprint check, corrupt files rejected."""
+
+import json
+
+import pytest
+import torch
+
+from cimtest.exceptions import ModelError
+from cimtest.fingerprint import state_fingerprint
+from cimtest.zoo import cache_dir, is_trained, load_trained, model_paths, save_trained, train
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def saved(home):
+    result = train("mlp-8", epochs=1, train_subset=100)
+    save_trained(result)
+    return result
+
+
+def test_cache_dir_follows_cimtest_home(home):
+    assert cache_dir() == home
+    assert model_paths("mlp-8") == (home / "zoo" / "mlp-8.safetensors", home / "zoo" / "mlp-8.json")
+
+
+def test_round_trip_keeps_the_fingerprint(saved, home):
+    assert is_trained("mlp-8")
+    assert sorted(p.name for p in (home / "zoo").iterdir()) == ["mlp-8.json", "mlp-8.safetensors"]
+    model, meta = load_trained("mlp-8", train_if_missing=False)
+    assert not model.training
+    assert meta == saved.metadata
+    assert state_fingerprint(model) == saved.metadata["fingerprint"]
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model(x), saved.model(x))
+
+
+def test_round_trip_of_the_fused_repvgg(home):
+    entry_model = train("repvgg-a0-8", epochs=1, train_subset=8)
+    save_trained(entry_model)
+    model, meta = load_trained("repvgg-a0-8", train_if_missing=False)
+    assert state_fingerprint(model) == meta["fingerprint"]
+
+
+def test_missing_model_without_training_is_a_model_error(home):
+    assert not is_trained("lenet5-8")
+    with pytest.raises(ModelError, match="not trained"):
+        load_trained("lenet5-8", train_if_missing=False)
+
+
+def test_corrupt_weights_are_a_model_error(saved):
+    weights, _ = model_paths("mlp-8")
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError, match="mlp-8.safetensors"):
+        load_trained("mlp-8", train_if_missing=False)
+
+
+def test_corrupt_metadata_is_a_model_error(saved):
+    _, meta = model_paths("mlp-8")
+    meta.write_text("{not json")
+    with pytest.raises(ModelError, match="mlp-8.json"):
+        load_trained("mlp-8", train_if_missing=False)
+
+
+def test_fingerprint_mismatch_is_a_model_error(saved):
+    _, meta = model_paths("mlp-8")
+    data = json.loads(meta.read_text())
+    data["fingerprint"] = "0" * 64
+    meta.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="fingerprint"):
+        load_trained("mlp-8", train_if_missing=False)
+
+
+def test_unknown_name_is_a_model_error(home):
+    with pytest.raises(ModelError, match="unknown zoo model"):
+        load_trained("nope", train_if_missing=False)
