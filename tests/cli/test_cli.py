@@ -154,3 +154,13 @@ def test_demo_on_a_small_zoo_model(tmp_path, monkeypatch):
     doc = json.loads(result.stdout)
     assert doc["model"]["float_accuracy"] > 90
     assert doc["campaign"]["chips"] == 50
+
+
+def test_zoo_train_caches_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
+    result = run("zoo", "train", "mlp-8", "--json")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["name"] == "mlp-8" and meta["value"] > 90
+    listed = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").stdout)}
+    assert listed["mlp-8"]["trained"] and not listed["resnet20"]["trained"]

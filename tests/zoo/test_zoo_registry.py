@@ -55,8 +55,9 @@ def test_resnet20_has_the_standard_parameter_count():
     assert 0.84e6 < get_entry("resnet56").params < 0.87e6
 
 
-def test_build_is_deterministic_and_leaves_global_rng_alone():
-    entry = get_entry("lenet5-8")
+@pytest.mark.parametrize("name", ["lenet5-8", "repvgg-a0-8"])
+def test_build_is_deterministic_and_leaves_global_rng_alone(name):
+    entry = get_entry(name)
     state = torch.random.get_rng_state()
     first, second = entry.build(), entry.build()
     assert torch.equal(state, torch.random.get_rng_state())

@@ -45,8 +45,10 @@ def train_cmd(
     """Train a zoo model on the embedded digits and cache its weights."""
     zoo.get_entry(name)
     with progress_bar(f"training {name}", unit="epochs") as update:
-        result = zoo.train(name, seed=seed, progress=lambda e, n, _: update(e, n))
-    zoo.save_trained(name, result)
+        results = zoo.train_group(name, seed=seed, progress=lambda e, n, _: update(e, n))
+    for trained in results.values():
+        zoo.save_trained(trained)
+    result = results[name]
     if json:
         emit_json(result.metadata)
         return

@@ -54,15 +54,20 @@ class BatchedForward:
         return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
 
 
+LIVE_ACTIVATIONS = 6
+"""Working set of a forward, in units of its largest intermediate output (input, output,
+a residual branch, and the convolution's scratch space), for chunk sizing."""
+
+
 @torch.no_grad()
 def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Bytes of all intermediate outputs of one forward of one input (for chunk sizing)."""
-    total = 0
+    """Estimated peak working set of one forward of one input, in bytes (for chunk sizing)."""
+    largest = 0
 
     def hook(_module, _inputs, output):
-        nonlocal total
+        nonlocal largest
         if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
+            largest = max(largest, output.numel() * output.element_size())
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if m is not module]
     try:
@@ -70,4 +75,4 @@ def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     finally:
         for handle in handles:
             handle.remove()
-    return max(total, 4)
+    return LIVE_ACTIVATIONS * max(largest, 4)

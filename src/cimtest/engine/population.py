@@ -127,7 +127,7 @@ class Population:
         not depend on the chunk size.
         """
         weight_bytes = 3 * self.mapped.reference.numel() * 4
-        act = 3 * n_inputs * activation_bytes(self.mapped.ideal, input_shape)
+        act = n_inputs * activation_bytes(self.mapped.ideal, input_shape)
         chips = chunk_size(self.memory, weight_bytes + act, self.n)
         return max(MICRO_BATCH, chips - chips % MICRO_BATCH)
 

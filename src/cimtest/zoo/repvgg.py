@@ -32,7 +32,9 @@ class RepVGGBlock(nn.Module):
         self.conv3 = nn.Sequential(
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
         )
-        self.conv1 = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+        )
         self.identity = nn.BatchNorm2d(cin) if cin == cout and stride == 1 else None
         self.fused: nn.Conv2d | None = None
         self.relu = nn.ReLU()
@@ -52,7 +54,8 @@ class RepVGGBlock(nn.Module):
 
         Each branch becomes a 3x3 kernel (the 1x1 kernel zero-padded, the identity an
         one-hot centre kernel) scaled by its BN, ``gamma / sqrt(var + eps)``, with bias
-        ``beta - mean * gamma / sqrt(var + eps)``; kernels and biases add up. Idempotent.
+        ``beta - mean * gamma / sqrt(var + eps)``; kernels and biases add up. Idempotent;
+        draws no random numbers.
         """
         if self.fused is not None:
             return
@@ -60,11 +63,11 @@ class RepVGGBlock(nn.Module):
         k1, b1 = _fold(F.pad(self.conv1[0].weight, [1, 1, 1, 1]), self.conv1[1])
         kernel, bias = kernel + k1, bias + b1
         if self.identity is not None:
-            eye = torch.zeros(self.cout, self.cin, 3, 3, dtype=kernel.dtype)
+            eye = torch.zeros_like(kernel)
             eye[torch.arange(self.cout), torch.arange(self.cin), 1, 1] = 1.0
             ki, bi = _fold(eye, self.identity)
             kernel, bias = kernel + ki, bias + bi
-        fused = nn.Conv2d(self.cin, self.cout, 3, self.stride, 1, bias=True)
+        fused = nn.utils.skip_init(nn.Conv2d, self.cin, self.cout, 3, self.stride, 1)
         fused.weight.copy_(kernel)
         fused.bias.copy_(bias)
         self.fused = fused
