@@ -164,3 +164,15 @@ def test_zoo_train_caches_the_model(tmp_path, monkeypatch):
     assert meta["name"] == "mlp-8" and meta["value"] > 90
     listed = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").stdout)}
     assert listed["mlp-8"]["trained"] and not listed["resnet20"]["trained"]
+
+
+def test_campaign_reads_a_toml_fault_file(tiny_model, tmp_path):
+    path = tmp_path / "faults.toml"
+    path.write_text('[[fault]]\nkind = "mult"\neta = 0.3\n')
+    from_file = run("campaign", *tiny_model, "--fault", path, "--chips", 16, "--json")
+    from_text = run("campaign", *tiny_model, "--fault", "mult:eta=0.3", "--chips", 16, "--json")
+    assert from_file.exit_code == 0, from_file.output
+    assert json.loads(from_file.stdout)["accuracy_mean"] == json.loads(from_text.stdout)[
+        "accuracy_mean"]
+    missing = run("campaign", *tiny_model, "--fault", tmp_path / "none.toml", "--chips", 2)
+    assert missing.exit_code == 2 and "none.toml" in missing.stderr

@@ -24,7 +24,7 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.engine import Population
 from cimtest.engine.calibrate import calibrate as run_calibration
 from cimtest.exceptions import ConfigError
-from cimtest.faults import parse_spec
+from cimtest.faults import parse_spec, read_fault
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
@@ -79,7 +79,9 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 @handle_errors
 def campaign(
     model: str = options.MODEL,
-    fault: str = typer.Option(..., "--fault", help="Non-ideality spec, e.g. mult:eta=0.05."),
+    fault: str = typer.Option(
+        ..., "--fault", help="Non-ideality spec (e.g. mult:eta=0.05) or a .toml file."
+    ),
     chips: int = typer.Option(1000, help="Number of chips in the population."),
     seed: int = options.SEED,
     data: str = options.DATA,
@@ -100,7 +102,7 @@ def campaign(
         check_output(output, TABLE_SUFFIXES)
     loaded = resolve_model(model, weights, input_shape, task)
     dataset = resolve_data(loaded, data, test_images)
-    population = Population(loaded.module, parse_spec(fault), seed, chips,
+    population = Population(loaded.module, read_fault(fault), seed, chips,
                             array_size=parse_array_size(array_size),
                             bits_per_cell=bits_per_cell, memory=memory)
     ideal = population.with_faults("none", n=1).accuracy(dataset.x, dataset.y, task=loaded.task)

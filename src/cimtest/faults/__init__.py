@@ -9,7 +9,14 @@ from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.field import sample_field
 from cimtest.faults.layout import LayerSlot, WeightLayout
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
-from cimtest.faults.spec import FAULT_KINDS, GRAMMAR, dump_toml, load_toml, parse_spec
+from cimtest.faults.spec import (
+    FAULT_KINDS,
+    GRAMMAR,
+    dump_toml,
+    load_toml,
+    parse_spec,
+    read_fault,
+)
 from cimtest.faults.variation import AdditiveVariation, MultiplicativeVariation, RRAMVariation
 
 __all__ = [
@@ -32,5 +39,6 @@ __all__ = [
     "dump_toml",
     "load_toml",
     "parse_spec",
+    "read_fault",
     "sample_field",
 ]

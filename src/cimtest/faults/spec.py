@@ -22,7 +22,7 @@ from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.presets import PRESETS
 from cimtest.faults.variation import AdditiveVariation, MultiplicativeVariation, RRAMVariation
 
-__all__ = ["FAULT_KINDS", "GRAMMAR", "dump_toml", "load_toml", "parse_spec"]
+__all__ = ["FAULT_KINDS", "GRAMMAR", "dump_toml", "load_toml", "parse_spec", "read_fault"]
 
 GRAMMAR = (
     'spec := "none" | fault ("+" fault)* ; '
@@ -84,6 +84,11 @@ def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
         message = str(error).rstrip(".")
         raise ConfigError(f"bad fault spec {text!r}: {message}. Grammar: {GRAMMAR}") from error
     return FaultStack(tuple(faults))
+
+
+def read_fault(source: str) -> FaultStack:
+    """A fault stack from spec text, or from a TOML file when `source` ends in ``.toml``."""
+    return load_toml(source) if source.endswith(".toml") else parse_spec(source)
 
 
 def load_toml(path: str | PathLike[str]) -> FaultStack:
