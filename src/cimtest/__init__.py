@@ -13,13 +13,13 @@ from cimtest.exceptions import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "__version__",
+    "ArtifactError",
     "CimtestError",
+    "ConfigError",
     "DataError",
     "ModelError",
-    "ConfigError",
-    "ArtifactError",
     "NotFittedError",
+    "__version__",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

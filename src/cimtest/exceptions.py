@@ -1,15 +1,15 @@
 """One root exception for cimtest, with a subclass for each subsystem, and its warnings."""
 
 __all__ = [
-    "CimtestError",
-    "DataError",
-    "ModelError",
-    "ConfigError",
     "ArtifactError",
-    "NotFittedError",
-    "StoreError",
+    "CimtestError",
+    "ConfigError",
+    "DataError",
     "DuplicateCampaignError",
+    "ModelError",
+    "NotFittedError",
     "QuantisationWarning",
+    "StoreError",
 ]
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
 
-__all__ = ["LoadedModel", "load_model", "load_weights", "check_finite"]
+__all__ = ["LoadedModel", "check_finite", "load_model", "load_weights"]
 
 _logger = logging.getLogger(__name__)
 

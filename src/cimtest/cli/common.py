@@ -27,16 +27,16 @@ from cimtest.exceptions import CimtestError, ConfigError
 
 __all__ = [
     "STATE",
-    "stderr",
-    "stdout",
-    "handle_errors",
-    "parse_shape",
-    "parse_array_size",
-    "parse_floats",
-    "emit_json",
     "atomic_output",
     "check_output",
+    "emit_json",
+    "handle_errors",
+    "parse_array_size",
+    "parse_floats",
+    "parse_shape",
     "progress_bar",
+    "stderr",
+    "stdout",
 ]
 
 STATE = {"debug": False, "quiet": False}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import typer
 from rich.table import Table
 
 from cimtest.cli import options

@@ -7,7 +7,7 @@ from cimtest.data import Dataset, digits, load_data
 from cimtest.exceptions import DataError
 from cimtest.loading import LoadedModel, load_model
 
-__all__ = ["resolve_model", "resolve_data"]
+__all__ = ["resolve_data", "resolve_model"]
 
 
 def resolve_model(

@@ -17,7 +17,7 @@ from cimtest.engine.population import Population
 from cimtest.exceptions import ConfigError
 from cimtest.faults import FaultStack
 
-__all__ = ["Calibration", "calibrate", "DEFAULT_BRACKETS"]
+__all__ = ["DEFAULT_BRACKETS", "Calibration", "calibrate"]
 
 _logger = logging.getLogger(__name__)
 

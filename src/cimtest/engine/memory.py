@@ -6,7 +6,7 @@ import re
 
 from cimtest.exceptions import ConfigError
 
-__all__ = ["parse_memory", "chunk_size"]
+__all__ = ["chunk_size", "parse_memory"]
 
 _UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 

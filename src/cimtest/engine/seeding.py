@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["chip_seed", "chip_generators"]
+__all__ = ["chip_generators", "chip_seed"]
 
 
 def chip_seed(seed: int, chip: int, read: int = 0) -> int:

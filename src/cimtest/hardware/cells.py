@@ -11,7 +11,7 @@ import torch
 
 from cimtest._validation import check_option
 
-__all__ = ["BITS_PER_CELL", "cells_per_weight", "encode_cells", "decode_cells"]
+__all__ = ["BITS_PER_CELL", "cells_per_weight", "decode_cells", "encode_cells"]
 
 BITS_PER_CELL = (1, 2, 4, 8)
 

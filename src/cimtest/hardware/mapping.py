@@ -26,12 +26,12 @@ __all__ = [
     "CrossbarGeometry",
     "MappedLayer",
     "MappedModel",
-    "to_crossbar",
     "from_crossbar",
-    "tile",
-    "untile",
     "map_model",
     "mapped_layers",
+    "tile",
+    "to_crossbar",
+    "untile",
 ]
 
 MAPPED_TYPES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["QMAX", "quantise", "dequantise", "layer_scale"]
+__all__ = ["QMAX", "dequantise", "layer_scale", "quantise"]
 
 QMAX = 127
 """Largest code magnitude used by the symmetric scale; -128 stays representable for faults."""
