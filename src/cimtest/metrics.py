@@ -1,12 +1,32 @@
-"""Quality metrics of model outputs (accuracy, mean IoU) and, later, of tests on chips."""
+"""Quality metrics of model outputs (accuracy, mean IoU) and of tests on chips.
+
+Test metrics (coverage, verifiable coverage, false-alarm rates) are proportions over a
+finite population of simulated chips; each comes as a `Rate` with its 95 % Wilson interval,
+which stays inside [0, 1] and is sensible even at 0 % or 100 % (where the normal
+approximation collapses to a zero-width band).
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
 import torch
 
 from cimtest.exceptions import ConfigError
 
-__all__ = ["accuracy", "mean_iou"]
+__all__ = [
+    "Rate",
+    "accuracy",
+    "coverage",
+    "false_alarm_rate",
+    "mean_iou",
+    "rate",
+    "roc_auc",
+    "verifiable_coverage",
+    "wilson_interval",
+]
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -79,3 +99,173 @@ def mean_iou(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
     union = pred_count + true_count - inter
     present = union > 0
     return (inter[present].double() / union[present].double()).mean().item()
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A proportion over `n` chips with its 95 % Wilson interval (all fractions in [0, 1]).
+
+    With ``n = 0`` the value and both ends are NaN: there was nothing to count.
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        """JSON-safe view."""
+        return asdict(self)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Return the Wilson score interval of a binomial proportion ``successes / n``.
+
+    Parameters
+    ----------
+    successes : int
+        Number of successes, ``0 <= successes <= n``.
+    n : int
+        Number of trials; ``n = 0`` gives ``(nan, nan)``.
+    z : float
+        Standard normal quantile of the two-sided level (1.96 for 95 %).
+
+    Returns
+    -------
+    (float, float)
+        ``(low, high)`` with ``0 <= low <= successes / n <= high <= 1``.
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ConfigError(f"wilson_interval needs 0 <= successes <= n; got {successes}, {n}")
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(flags: np.ndarray | torch.Tensor) -> Rate:
+    """Return the fraction of True in `flags` (bool of shape (n,)) with its Wilson interval."""
+    flags = _as_bool(flags, "flags")
+    n, k = int(flags.size), int(flags.sum())
+    low, high = wilson_interval(k, n)
+    return Rate(k / n if n else math.nan, low, high, n)
+
+
+def coverage(sigma_y: np.ndarray | torch.Tensor, threshold: float, *, strict: bool = False) -> Rate:
+    """Uncertainty-estimation coverage, paper 1 eq. 6: the fraction of chips with σ_y >= t.
+
+    Eq. 6 counts every faulty chip as one that should be flagged ("each injected variation
+    and fault is assumed to impact inference accuracy"); pass only the chips whose accuracy
+    dropped to measure coverage of harmful chips alone.
+
+    Parameters
+    ----------
+    sigma_y : array of shape (M,)
+        float, one uncertainty estimate per faulty chip.
+    threshold : float
+        The test's threshold t.
+    strict : bool
+        Count ``σ_y > t`` instead (the verdict rule of `BayesianTestVector.decide`); it
+        differs from eq. 6 only for chips whose σ_y equals t exactly.
+    """
+    sigma = _as_float(sigma_y, "sigma_y")
+    return rate(sigma > threshold if strict else sigma >= threshold)
+
+
+def verifiable_coverage(
+    sigma_y: np.ndarray | torch.Tensor,
+    threshold: float,
+    accuracy: np.ndarray | torch.Tensor,
+    baseline: float,
+    *,
+    strict: bool = False,
+) -> Rate:
+    """Verifiable coverage, paper 1 eq. 7: fraction of chips with σ_y >= t AND A_test < A_base.
+
+    The denominator is all `M` chips, as in the paper: a chip flagged although its accuracy
+    did not drop does not count, nor does an unflagged chip.
+
+    Parameters
+    ----------
+    sigma_y : array of shape (M,)
+        float, one uncertainty estimate per faulty chip.
+    threshold : float
+        The test's threshold t.
+    accuracy : array of shape (M,)
+        float, each chip's accuracy A_test (any unit, the same as `baseline`).
+    baseline : float
+        A_baseline, the ideal chip's accuracy.
+    strict : bool
+        Flag ``σ_y > t`` instead of ``σ_y >= t`` (see `coverage`).
+    """
+    sigma = _as_float(sigma_y, "sigma_y")
+    acc = _as_float(accuracy, "accuracy")
+    if acc.shape != sigma.shape:
+        raise ConfigError(f"sigma_y and accuracy differ in shape: {sigma.shape}, {acc.shape}")
+    flagged = sigma > threshold if strict else sigma >= threshold
+    return rate(flagged & (acc < baseline))
+
+
+def false_alarm_rate(flags: np.ndarray | torch.Tensor) -> Rate:
+    """Fraction of harmless chips flagged uncertain (bool (n,), True = flagged), with CI.
+
+    Pass the verdicts of chips that should pass: the ideal chip under fresh samples of the
+    test vector, or faulty chips whose accuracy did not drop.
+    """
+    return rate(flags)
+
+
+def roc_auc(scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Tensor) -> float:
+    """Area under the ROC curve of `scores` for the bool labels `positives` (rank statistic).
+
+    The Mann-Whitney form: the probability that a random positive scores higher than a
+    random negative, ties counted one half (average ranks). NaN when either class is empty.
+
+    Parameters
+    ----------
+    scores : array of shape (n,)
+        float, higher = more likely positive (e.g. σ_y).
+    positives : array of shape (n,)
+        bool, the truth (e.g. "accuracy dropped by at least 1 point").
+    """
+    s = _as_float(scores, "scores")
+    pos = _as_bool(positives, "positives")
+    if pos.shape != s.shape:
+        raise ConfigError(f"scores and positives differ in shape: {s.shape}, {pos.shape}")
+    n_pos = int(pos.sum())
+    n_neg = pos.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = _average_ranks(s)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], values.size]
+    mean_rank = (starts + ends + 1) / 2.0
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def _as_float(values: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 1:
+        raise ConfigError(f"{name} must be one-dimensional; got shape {array.shape}")
+    return array
+
+
+def _as_bool(values: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    array = np.asarray(array)
+    if array.ndim != 1:
+        raise ConfigError(f"{name} must be one-dimensional; got shape {array.shape}")
+    return array.astype(bool)

@@ -1,0 +1,175 @@
+"""Test artefacts: tensors in a safetensors file, everything else as JSON in its metadata.
+
+A test artefact holds what a chip needs to run a test (e.g. the Bayesian test vector's mean,
+log-variance and stored sample) plus the facts needed to use it safely: the method and its
+hyper-parameters, the threshold(s), the model's input shape, the cimtest version and the
+sha256 fingerprint of the model it was made for. Nothing is pickled. Loading checks the
+format and, when asked, the fingerprint; writing goes to a temporary file renamed into place,
+so a crash never leaves half an artefact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cimtest import __version__
+from cimtest.exceptions import ArtifactError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "load_artifact", "save_artifact"]
+
+_logger = logging.getLogger(__name__)
+
+FORMAT = "cimtest-test"
+"""Value of the ``format`` metadata key of every cimtest test artefact."""
+
+FORMAT_VERSION = 1
+"""Layout version of the artefact; a newer one is refused by older cimtest."""
+
+_REQUIRED = ("method", "params", "thresholds", "input_shape", "fingerprint", "cimtest_version")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A test as stored on disk.
+
+    Attributes
+    ----------
+    method : str
+        Test method, e.g. ``"btv"``.
+    tensors : dict of str to torch.Tensor
+        The test's arrays (float32, CPU), e.g. ``mean``, ``log_var``, ``sample``.
+    params : dict
+        Hyper-parameters of the method (``get_params()``), JSON values only.
+    thresholds : dict of str to float
+        Decision thresholds by rule name, e.g. ``{"offset": 0.12, "false_alarm": 0.15}``.
+    input_shape : tuple of int
+        Shape of one model input without the batch dimension.
+    fingerprint : str
+        sha256 fingerprint of the weights of the model the test was made for.
+    cimtest_version : str
+        Version of cimtest that wrote the artefact.
+    info : dict
+        Anything else worth keeping, JSON values only (loss curve, σ_y of the ideal chip...).
+    """
+
+    method: str
+    tensors: dict[str, torch.Tensor]
+    params: dict[str, Any]
+    thresholds: dict[str, float]
+    input_shape: tuple[int, ...]
+    fingerprint: str
+    cimtest_version: str = __version__
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def save_artifact(path: str | Path, artifact: Artifact) -> Path:
+    """Write `artifact` to `path` (a ``.safetensors`` file) atomically; return the path.
+
+    Raises
+    ------
+    ArtifactError
+        If the metadata is not JSON-serialisable or the file cannot be written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {
+        "method": artifact.method,
+        "params": artifact.params,
+        "thresholds": artifact.thresholds,
+        "input_shape": list(artifact.input_shape),
+        "fingerprint": artifact.fingerprint,
+        "cimtest_version": artifact.cimtest_version,
+        "info": artifact.info,
+    }
+    try:
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                    "cimtest": json.dumps(meta)}
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"artefact metadata is not JSON-serialisable: {exc}") from exc
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+               for k, v in artifact.tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write artefact '{path}': {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _logger.info("saved %s test artefact to %s", artifact.method, path)
+    return path
+
+
+def load_artifact(
+    path: str | Path, expected_fingerprint: str | None = None, *, force: bool = False
+) -> Artifact:
+    """Read a test artefact, checking its format and (optionally) the model fingerprint.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by `save_artifact`.
+    expected_fingerprint : str, optional
+        Fingerprint of the model the test is about to be used with; a different stored
+        fingerprint raises unless `force`.
+    force : bool
+        Accept a fingerprint mismatch (logged as a warning).
+
+    Raises
+    ------
+    ArtifactError
+        If the file is missing, corrupt, not a cimtest test artefact, of a newer format
+        version, or made for another model (and `force` is False).
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"test artefact '{path}' does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except Exception as exc:  # safetensors raises several types on corrupt headers
+        raise ArtifactError(f"'{path}' is not a readable safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise ArtifactError(f"'{path}' is not a cimtest test artefact (no '{FORMAT}' format tag)")
+    try:
+        version = int(metadata.get("format_version", ""))
+        meta = json.loads(metadata["cimtest"])
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"'{path}': corrupt artefact metadata ({exc})") from exc
+    if version > FORMAT_VERSION:
+        raise ArtifactError(f"'{path}' has artefact format {version}; this cimtest reads up to "
+                            f"{FORMAT_VERSION} (upgrade cimtest)")
+    missing = [key for key in _REQUIRED if key not in meta]
+    if missing:
+        raise ArtifactError(f"'{path}': artefact metadata lacks {', '.join(missing)}")
+    artifact = Artifact(
+        method=meta["method"],
+        tensors=tensors,
+        params=meta["params"],
+        thresholds={k: float(v) for k, v in meta["thresholds"].items()},
+        input_shape=tuple(int(v) for v in meta["input_shape"]),
+        fingerprint=meta["fingerprint"],
+        cimtest_version=meta["cimtest_version"],
+        info=meta.get("info", {}),
+    )
+    if expected_fingerprint is not None and expected_fingerprint != artifact.fingerprint:
+        message = (f"test '{path}' was made for the model with fingerprint "
+                   f"{artifact.fingerprint[:12]}..., not {expected_fingerprint[:12]}...")
+        if not force:
+            raise ArtifactError(message + "; pass --force (force=True) to apply it anyway")
+        _logger.warning("%s; forced", message)
+    return artifact

@@ -1,0 +1,254 @@
+"""`cimtest btv fit | evaluate | apply`: the Bayesian test vector from the command line.
+
+Register in main.py with ``app.add_typer(btv_cmd.app, name="btv")``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+import typer
+from rich import box
+from rich.table import Table
+
+from cimtest.artifacts import load_artifact, save_artifact
+from cimtest.cli import options
+from cimtest.cli.common import (
+    atomic_output,
+    check_output,
+    emit_json,
+    handle_errors,
+    parse_array_size,
+    parse_floats,
+    progress_bar,
+    stdout,
+)
+from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.engine import Population
+from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.faults import read_fault
+from cimtest.methods.btv import BayesianTestVector, chip_results, default_samples, summarise
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Bayesian test vector (paper 1): fit it from the model alone, evaluate it on "
+    "populations of chips, apply it to one chip.",
+    no_args_is_help=True,
+)
+
+TEST = typer.Argument(..., help="Test artefact (.safetensors) written by `cimtest btv fit`.")
+FORCE = typer.Option(False, "--force", help="Use the test although the model's fingerprint "
+                     "differs from the one it was fitted for.")
+FAULTS = typer.Option(..., "--fault", help="Non-ideality spec or .toml; repeat for several.")
+
+
+@app.command("fit")
+@handle_errors
+def fit(
+    model: str = options.MODEL,
+    output: str = typer.Option(..., "-o", "--output", help="Test artefact to write (.safetensors)."),
+    alpha: float = typer.Option(0.01, help="Weight of KL(q || prior), averaged per input element."),
+    steps: int = typer.Option(300, help="Adam steps."),
+    lr: float = typer.Option(0.05, help="Adam learning rate."),
+    samples: int = typer.Option(
+        None, "--samples", help="N samples per test (default: 1 if the model has >= 10 "
+        "outputs, else 16)."),
+    prior: float = typer.Option(1.0, help="Std of the N(0, prior^2) prior, normalised inputs."),
+    kl: str = typer.Option("mean", help="KL reduction over input elements: mean or sum."),
+    offset: float = typer.Option(0.0, help="Threshold = sigma_y of the ideal chip + offset."),
+    false_alarm: float = typer.Option(
+        None, "--false-alarm", help="Also store a threshold with this false-alarm rate on "
+        "fresh samples on the ideal chip (e.g. 0.01)."),
+    read_noise: str = typer.Option(
+        None, "--read-noise", help="Per-read noise spec (e.g. mult:eta=0.02@per-read) the "
+        "false-alarm threshold's fresh draws on the ideal chip include."),
+    seed: int = typer.Option(0, help="Seed of the fit, the stored sample and the fresh draws."),
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    json: bool = options.JSON,
+) -> None:
+    """Learn a Bayesian test vector on the ideal chip of MODEL and save it with its thresholds."""
+    check_output(output, (".safetensors",))
+    loaded = resolve_model(model, weights, input_shape, task)
+    n_samples = samples if samples is not None else default_samples(loaded.output_shape)
+    test = BayesianTestVector(alpha=alpha, steps=steps, lr=lr, n_samples=n_samples, prior=prior,
+                              kl=kl, offset=offset, false_alarm=false_alarm,
+                              read_noise=read_noise, seed=seed)
+    start = time.perf_counter()
+    test.fit(loaded)
+    seconds = time.perf_counter() - start
+    artifact = test.to_artifact()
+    save_artifact(output, artifact)
+    curve = test.loss_curve_
+    marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})
+    report = {
+        "model": loaded.name,
+        "fingerprint": loaded.fingerprint,
+        "output": str(output),
+        "n_samples": n_samples,
+        "seconds": seconds,
+        "final_loss": float(curve[-1]),
+        "sigma_ideal": test.sigma_ideal_,
+        "threshold": test.threshold_,
+        "threshold_false_alarm": test.threshold_far_,
+        "storage_bytes": 2 * test.mean_.numel() * 4,
+        "loss_curve": {int(k): float(curve[k]) for k in marks},
+    }
+    if json:
+        emit_json(report)
+        return
+    stdout.print(f"fitted {loaded.name} in {seconds:.1f} s ({steps} steps, N = {n_samples}); "
+                 f"final loss {report['final_loss']:.4g}")
+    stdout.print("loss curve: " + ", ".join(f"{k}: {v:.4g}" for k, v in
+                                            report["loss_curve"].items()))
+    stdout.print(f"sigma_y of the ideal chip {test.sigma_ideal_:.6g}; threshold "
+                 f"{test.threshold_:.6g} (offset {offset:g})")
+    if test.threshold_far_ is not None:
+        stdout.print(f"false-alarm threshold ({false_alarm:g} on fresh samples): "
+                     f"{test.threshold_far_:.6g}")
+    stdout.print(f"saved {output} (mean + log-variance: {report['storage_bytes']:,} bytes)")
+
+
+@app.command("apply")
+@handle_errors
+def apply(
+    test: str = TEST,
+    model: str = typer.Option(..., "--model", help="The chip's model: zoo name, "
+                              "module:factory or .pt2, with the chip's weights in --weights."),
+    weights: str = typer.Option(None, help="The chip's weights (.safetensors or .pt)."),
+    reference: str = typer.Option(
+        None, "--reference", help="The model the test was fitted for; its fingerprint is "
+        "checked (default: check the chip's own weights)."),
+    reference_weights: str = typer.Option(None, "--reference-weights",
+                                          help="Weights of --reference."),
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    force: bool = FORCE,
+    json: bool = options.JSON,
+) -> None:
+    """Verdict for one chip whose weights are a model: exit 0 certain, 1 uncertain, 2 error.
+
+    The chip's weights are quantised as a chip (its ideal chip) and fed the stored sample.
+    A chip's weights differ from the model the test was made for, so the fingerprint check
+    runs on --reference when given, else on the chip's own weights (then only a chip equal
+    to the reference passes the check; pass --force to skip it).
+    """
+    chip = resolve_model(model, weights, input_shape, task)
+    expected = chip.fingerprint
+    if reference is not None:
+        expected = resolve_model(reference, reference_weights, input_shape, task).fingerprint
+    artifact = load_artifact(test, expected, force=force)
+    if tuple(artifact.input_shape) != tuple(chip.input_shape):
+        raise ArtifactError(f"test '{test}' is for inputs {artifact.input_shape}; the chip's "
+                            f"model takes {chip.input_shape}")
+    btv = BayesianTestVector.from_artifact(artifact)
+    sigma = btv.respond(Population(chip.module, "none", n=1).outputs(btv.sample_))
+    uncertain = bool(btv.decide(sigma)[0])
+    verdict = {"sigma_y": float(sigma[0]), "threshold": btv.decision_threshold(),
+               "rule": "offset",
+               "uncertain": uncertain, "verdict": "uncertain" if uncertain else "certain"}
+    if json:
+        emit_json(verdict)
+    else:
+        stdout.print(f"sigma_y {verdict['sigma_y']:.6g}, threshold {verdict['threshold']:.6g}: "
+                     f"{verdict['verdict']}")
+    if uncertain:
+        raise typer.Exit(1)
+
+
+COLUMNS = (
+    ("coverage", "cov"),
+    ("coverage_dropped", "cov drop"),
+    ("verifiable_coverage", "verif"),
+    ("false_alarm_ideal", "FA ideal"),
+    ("false_alarm_nodrop", "FA nodrop"),
+)
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate(
+    test: str = TEST,
+    model: str = typer.Option(..., "--model", help="The model the test was fitted for."),
+    fault: list[str] = FAULTS,
+    chips: int = typer.Option(200, help="Chips per fault spec."),
+    seed: int = options.SEED,
+    offsets: str = typer.Option("0", help="Threshold offsets to score: sigma_y(ideal) + offset."),
+    drop: float = typer.Option(1.0, help="A chip is damaged if its accuracy dropped by >= this."),
+    fresh: int = typer.Option(1000, help="Fresh samples of the vector on the ideal chip."),
+    fresh_per_chip: int = typer.Option(
+        8, "--fresh-per-chip", help="Fresh tests per faulty chip for the false-alarm rule's "
+        "row (tests fitted with --false-alarm); 0 skips that row."),
+    data: str = options.DATA,
+    test_images: int = typer.Option(
+        200, "--test-images", help="Test images per chip's accuracy (default 200 of the 540 "
+        "digits, to keep campaigns cheap)."),
+    output: str = typer.Option(None, "-o", "--output", help="Also write the rows as .csv."),
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    task: str = options.TASK,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    memory: str = options.MEMORY,
+    force: bool = FORCE,
+    json: bool = options.JSON,
+) -> None:
+    """Coverage, verifiable coverage, false alarms and AUC of a test, per fault spec."""
+    if chips < 1:
+        raise ConfigError(f"--chips must be at least 1; got {chips}")
+    if output:
+        check_output(output, (".csv",))
+    loaded = resolve_model(model, weights, input_shape, task)
+    btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
+    dataset = None
+    if loaded.task in ("classification", "segmentation"):
+        dataset = resolve_data(loaded, data, test_images)
+    base = Population(loaded.module, "none", seed, chips, array_size=parse_array_size(array_size),
+                      bits_per_cell=bits_per_cell, memory=memory)
+    ideal_accuracy = None
+    if dataset is not None:
+        ideal_accuracy = base.with_faults("none", n=1).accuracy(
+            dataset.x, dataset.y, task=loaded.task)[0].item()
+    ideal_chip = base.mapped.ideal
+    if btv.read_noise is not None:
+        ideal_chip = base.with_faults(btv.read_noise, n=1)
+    fresh_sigma = btv.fresh_responses(ideal_chip, fresh, seed=seed) if fresh > 0 else None
+    thresholds = {f"offset={o:g}": btv.sigma_ideal_ + o for o in parse_floats(offsets, "--offsets")}
+    fresh_tests = None
+    if btv.threshold_far_ is not None and fresh_per_chip > 0:
+        fresh_tests = btv.draw(fresh_per_chip, torch.Generator().manual_seed(seed + 1))
+    rows = []
+    for spec in fault:
+        population = base.with_faults(read_fault(spec), n=chips)
+        with progress_bar(spec) as update:
+            results = chip_results(btv, population, *((dataset.x, dataset.y) if dataset else ()),
+                                   task=loaded.task, fresh=fresh_tests, progress=update)
+        far = None if fresh_tests is None else btv.threshold_far_
+        for row in summarise(results, thresholds, ideal_accuracy=ideal_accuracy,
+                             fresh_sigma=fresh_sigma, far_threshold=far, drop=drop):
+            rows.append({"fault": spec.split(":", 1)[0], "level": spec, **row,
+                         "ideal_accuracy": ideal_accuracy, "sigma_ideal": btv.sigma_ideal_})
+    if output:
+        with atomic_output(output) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+    if json:
+        emit_json(rows)
+        return
+    for spec in fault:
+        table = Table("rule", *(title for _, title in COLUMNS), "AUC", box=box.SIMPLE_HEAD,
+                      title=f"{spec} (rates in %)", title_justify="left")
+        for row in (r for r in rows if r["level"] == spec):
+            table.add_row(row["rule"], *(_percent(row[key]) for key, _ in COLUMNS),
+                          "-" if row["auc"] is None else f"{row['auc']:.3f}")
+        stdout.print(table)
+    accuracy = "" if ideal_accuracy is None else f", ideal accuracy {ideal_accuracy:.2f} %"
+    stdout.print(f"{chips} chips per fault, sigma_y of the ideal chip {btv.sigma_ideal_:.4g}"
+                 f"{accuracy}; damaged = accuracy drop >= {drop:g} points")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

@@ -1,0 +1,131 @@
+"""`cimtest btv fit | evaluate | apply` end to end on a tiny model: files, JSON, exit codes."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from cimtest.cli.btv_cmd import app
+
+FACTORY = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def tiny():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        model.input_shape = (1, 8, 8)
+        return model
+    """
+)
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny digits classifier as module:factory + weights, and a damaged copy (a chip)."""
+    import importlib
+    import sys
+
+    from cimtest.data import digits
+
+    root = tmp_path_factory.mktemp("btvmodel")
+    (root / "btvtiny.py").write_text(FACTORY)
+    sys.path.insert(0, str(root))
+    model = importlib.import_module("btvtiny").tiny()
+    data = digits(size=8).train
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+    save_file(model.state_dict(), root / "tiny.safetensors")
+    # a grossly damaged chip: every weight tripled, which spreads the logits
+    damaged = {k: 3.0 * v for k, v in model.state_dict().items()}
+    save_file(damaged, root / "chip.safetensors")
+    yield {"spec": "btvtiny:tiny", "weights": root / "tiny.safetensors",
+           "chip": root / "chip.safetensors", "root": root}
+    sys.path.remove(str(root))
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny):
+    path = tiny["root"] / "test.safetensors"
+    result = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", path, "--steps", 60,
+                 "--false-alarm", 0.05, "--json")
+    assert result.exit_code == 0, result.output
+    return path, json.loads(result.stdout)
+
+
+def test_fit_writes_artefact_and_reports(fitted):
+    path, report = fitted
+    assert path.is_file()
+    assert report["final_loss"] < report["loss_curve"]["0"]
+    assert report["threshold"] == report["sigma_ideal"]
+    assert report["threshold_false_alarm"] is not None and report["n_samples"] == 1
+    assert report["storage_bytes"] == 2 * 64 * 4
+
+
+def test_fit_refuses_bad_output_before_work(tiny):
+    result = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o",
+                 tiny["root"] / "t.json")
+    assert result.exit_code == 2 and ".safetensors" in result.output
+
+
+def test_apply_exit_codes(tiny, fitted):
+    path, _ = fitted
+    ok = run("apply", path, "--model", tiny["spec"], "--weights", tiny["weights"], "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["verdict"] == "certain"
+    # a damaged chip: its own fingerprint differs, so the reference is named
+    bad = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"],
+              "--reference", tiny["spec"], "--reference-weights", tiny["weights"])
+    assert bad.exit_code == 1, bad.output
+    assert "uncertain" in bad.stdout
+    refused = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"])
+    assert refused.exit_code == 2 and "--force" in refused.output
+    forced = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"], "--force")
+    assert forced.exit_code == 1
+    corrupt = tiny["root"] / "corrupt.safetensors"
+    corrupt.write_bytes(b"garbage")
+    assert run("apply", corrupt, "--model", tiny["spec"], "--weights", tiny["weights"]
+               ).exit_code == 2
+
+
+def test_evaluate_json_and_csv(tiny, fitted):
+    path, _ = fitted
+    csv = tiny["root"] / "rows.csv"
+    result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+                 "--fault", "mult:eta=0.3", "--fault", "bitflip:p=0.01", "--chips", 16,
+                 "--offsets", "0,0.05", "--fresh", 50, "--fresh-per-chip", 2, "--test-images", 50,
+                 "--json", "-o", csv)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 * 3  # two faults x (two offsets + the false-alarm rule)
+    keys = {"fault", "level", "chips", "coverage", "coverage_dropped", "verifiable_coverage",
+            "false_alarm_ideal", "false_alarm_nodrop", "auc"}
+    assert all(keys <= set(r) for r in rows)
+    assert rows[0]["fault"] == "mult" and rows[0]["level"] == "mult:eta=0.3"
+    assert all(0 <= r["coverage"] <= 1 for r in rows)
+    assert [r["chips"] for r in rows[:3]] == [16, 16, 32]  # the false-alarm row: 2 per chip
+    assert rows[0]["coverage"] >= rows[1]["coverage"]  # a higher offset flags fewer chips
+    assert csv.read_text().count("\n") == 7
+    text = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+               "--fault", "mult:eta=0.3", "--chips", 8, "--fresh", 20, "--test-images", 20)
+    assert text.exit_code == 0 and "AUC" in text.stdout
+
+
+def test_evaluate_refuses_other_model(tiny, fitted):
+    path, _ = fitted
+    result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["chip"],
+                 "--fault", "mult:eta=0.1", "--chips", 4)
+    assert result.exit_code == 2 and "--force" in result.output

@@ -1,0 +1,238 @@
+"""The Bayesian test vector: eq. 4 by hand, eq. 5 statistics, thresholds, every model kind."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimtest.artifacts import load_artifact, save_artifact
+from cimtest.engine import Population
+from cimtest.exceptions import ArtifactError, ConfigError, NotFittedError
+from cimtest.fingerprint import state_fingerprint
+from cimtest.methods import BayesianTestVector, default_samples, kl_divergence
+from cimtest.methods.btv import ChipResults, chip_results, summarise
+
+
+def tiny_linear() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    model.input_shape = (4,)
+    return model
+
+
+def tiny_mlp() -> nn.Module:
+    """An untrained 8x8 classifier: the test needs nothing but the weights."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    model.input_shape = (1, 8, 8)
+    return model
+
+
+def test_constructor_stores_arguments_only():
+    kwargs = {"alpha": 3.0, "steps": 7, "lr": 0.2, "n_samples": 2, "prior": 0.5, "kl": "sum",
+              "batch": 3, "offset": 0.1, "false_alarm": 0.05, "far_draws": 11,
+              "read_noise": "mult:eta=0.1@per-read", "seed": 4}
+    test = BayesianTestVector(**kwargs)
+    assert test.get_params() == kwargs
+    assert set(vars(test)) == set(kwargs)
+    assert "alpha=3.0" in repr(test) and "seed" in repr(test)
+    BayesianTestVector(alpha=-1.0)  # no checking in __init__
+    with pytest.raises(ConfigError, match="'alpha' parameter"):
+        BayesianTestVector(alpha=-1.0).fit(tiny_linear())
+
+
+def test_use_before_fit_raises():
+    test = BayesianTestVector()
+    for call in (lambda: test.decide(np.zeros(2)), lambda: test.respond(torch.zeros(2, 1, 3)),
+                 test.to_artifact, lambda: test.draw(1, torch.Generator())):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_first_loss_matches_hand_computation():
+    """Step 0 of eq. 4, recomputed from the same seed with explicit sums."""
+    model = tiny_linear()
+    alpha, prior, batch = 0.7, 1.5, 4
+    test = BayesianTestVector(alpha=alpha, prior=prior, batch=batch, steps=1, seed=3)
+    test.fit(model)
+    ideal = Population(model, "none").mapped.ideal
+    w, b = ideal[0].weight.detach().double(), ideal[0].bias.detach().double()
+    gen = torch.Generator().manual_seed(3)
+    mean = torch.randn(4, generator=gen).double() * prior
+    eps = torch.randn((batch, 4), generator=gen).double()
+    rms = 0.0
+    for k in range(batch):
+        y = w @ (eps[k] * prior + mean) + b
+        rms += math.sqrt(sum((y[c] - y.mean()) ** 2 for c in range(3)) / 3) / batch
+    s2 = prior**2  # log_var starts at log(prior^2): only the mean term of the KL is left
+    kl = sum(0.5 * (s2 / prior**2 + mean[i] ** 2 / prior**2 - 1 - math.log(s2 / prior**2))
+             for i in range(4)) / 4
+    assert test.loss_curve_[0] == pytest.approx(rms + alpha * kl.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_kl_matches_torch_distributions(reduction):
+    gen = torch.Generator().manual_seed(0)
+    mean, log_var = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+    p = torch.distributions.Normal(torch.zeros(5), torch.full((5,), 2.0))
+    expected = torch.distributions.kl_divergence(q, p)
+    expected = expected.mean() if reduction == "mean" else expected.sum()
+    assert kl_divergence(mean, log_var, 2.0, reduction).item() == pytest.approx(expected.item())
+
+
+def test_sampling_statistics_of_eq5():
+    test = BayesianTestVector(steps=20, n_samples=2).fit(tiny_linear())
+    samples = test.draw(20000, torch.Generator().manual_seed(1)).reshape(-1, 4)
+    std = torch.exp(0.5 * test.log_var_)
+    assert torch.allclose(samples.mean(0), test.mean_, atol=4 * std.max().item() / 200)
+    assert torch.allclose(samples.var(0), std**2, rtol=0.05)
+    assert test.sample_.shape == (2, 4)
+
+
+def test_fit_lowers_the_loss_and_sets_thresholds():
+    test = BayesianTestVector(steps=150, false_alarm=0.05, far_draws=200).fit(tiny_mlp())
+    curve = test.loss_curve_
+    assert curve.shape == (150,) and curve[-20:].mean() < 0.5 * curve[:5].mean()
+    assert test.threshold_ == test.sigma_ideal_ and test.threshold_far_ is not None
+    ideal = Population(tiny_mlp(), "none").mapped.ideal
+    fresh = test.fresh_responses(ideal, 500, seed=9)
+    assert fresh.shape == (500,) and test.decide(fresh, rule="false_alarm").mean() < 0.15
+    assert test.decision_threshold("false_alarm") == test.threshold_far_
+    assert test.decision_threshold() == test.threshold_
+    with pytest.raises(ConfigError, match="false_alarm"):
+        BayesianTestVector(steps=2).fit(tiny_mlp()).decide(fresh, rule="false_alarm")
+
+
+def test_false_alarm_threshold_flags_at_most_the_target_fraction():
+    test = BayesianTestVector(steps=30, false_alarm=0.1, far_draws=300, seed=2)
+    test.fit(tiny_mlp())
+    ideal = Population(tiny_mlp(), "none").mapped.ideal
+    # the same draws as fit: the generator state after init, training and the stored sample
+    gen = torch.Generator().manual_seed(2)
+    torch.randn((1, 8, 8), generator=gen)
+    for _ in range(30):
+        torch.randn((8, 1, 1, 8, 8), generator=gen)
+    test.draw(1, gen)
+    x = test.draw(300, gen)
+    with torch.no_grad():
+        sigma = test.respond(ideal(x.reshape(-1, 1, 8, 8)).reshape(300, 1, 10))
+    assert (sigma > test.threshold_far_).sum() == 30
+
+
+def test_thresholds_reproduce_exactly_from_a_seed():
+    kwargs = {"steps": 40, "false_alarm": 0.05, "far_draws": 100, "seed": 5, "offset": 0.01}
+    a = BayesianTestVector(**kwargs).fit(tiny_mlp())
+    b = BayesianTestVector(**kwargs).fit(tiny_mlp())
+    c = BayesianTestVector(**{**kwargs, "seed": 6}).fit(tiny_mlp())
+    assert a.threshold_ == b.threshold_ and a.threshold_far_ == b.threshold_far_
+    assert torch.equal(a.sample_, b.sample_) and np.array_equal(a.loss_curve_, b.loss_curve_)
+    assert a.threshold_ == pytest.approx(a.sigma_ideal_ + 0.01)
+    assert a.threshold_ != c.threshold_
+
+
+def test_sigma_rises_with_eta():
+    model = tiny_mlp()
+    test = BayesianTestVector(steps=80).fit(model)
+    pop = Population(model, "none", seed=0, n=48)
+    means = [test.respond(pop.with_faults(f"mult:eta={eta}").outputs(test.sample_)).mean()
+             for eta in (0.02, 0.1, 0.3)]
+    assert test.sigma_ideal_ < means[0] < means[1] < means[2]
+    ideal_sigma = test.respond(pop.with_faults("none", n=1).outputs(test.sample_))
+    assert ideal_sigma[0] == test.sigma_ideal_
+    assert not test.decide(ideal_sigma)[0]  # strict: the ideal chip passes at offset 0
+
+
+def test_artifact_round_trip_and_fingerprint_refusal(tmp_path):
+    model = tiny_mlp()
+    test = BayesianTestVector(steps=30, false_alarm=0.1, far_draws=50).fit(model)
+    path = save_artifact(tmp_path / "t.safetensors", test.to_artifact())
+    back = BayesianTestVector.from_artifact(load_artifact(path, test.fingerprint_))
+    assert back.get_params() == test.get_params()
+    assert back.threshold_ == test.threshold_ and back.threshold_far_ == test.threshold_far_
+    assert torch.equal(back.sample_, test.sample_) and torch.equal(back.mean_, test.mean_)
+    outputs = Population(model, "mult:eta=0.1", n=8).outputs(test.sample_)
+    assert np.array_equal(back.decide(back.respond(outputs)), test.decide(test.respond(outputs)))
+    art = test.to_artifact()
+    assert art.tensors["mean"].numel() * 2 * 4 == 2 * 64 * 4  # mean + log-var, float32
+    other = tiny_mlp()
+    with torch.no_grad():
+        other[1].weight[0, 0] += 1.0
+    with pytest.raises(ArtifactError, match="--force"):
+        load_artifact(path, state_fingerprint(other))
+
+
+def test_segmentation_generator_and_discriminator():
+    torch.manual_seed(0)
+    seg = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)).eval()
+    test = BayesianTestVector(steps=20).fit(seg, input_shape=(1, 8, 8))
+    assert test.output_shape_ == (3, 8, 8) and test.sample_.shape == (1, 1, 8, 8)
+    gen = nn.Sequential(nn.Linear(100, 48), nn.Unflatten(1, (3, 4, 4)), nn.Tanh()).eval()
+    test = BayesianTestVector(steps=20).fit(gen, input_shape=(100,))
+    assert test.output_shape_ == (3, 4, 4) and test.sample_.shape == (1, 100)
+    disc = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1)).eval()
+    assert default_samples((1,)) > 1 and default_samples((10,)) == 1
+    with pytest.raises(ConfigError, match="n_samples > 1"):
+        BayesianTestVector(steps=5).fit(disc, input_shape=(16,))
+    test = BayesianTestVector(steps=20, n_samples=8).fit(disc, input_shape=(16,))
+    outputs = Population(disc, "mult:eta=0.2", n=4).outputs(test.sample_)
+    assert outputs.shape == (4, 8, 1) and (test.respond(outputs) > 0).all()
+
+
+def test_summarise_by_hand():
+    results = ChipResults(sigma_y=np.array([0.2, 0.6, 0.7, 0.3]),
+                          accuracy=np.array([90.0, 99.5, 95.0, 98.0]))
+    fresh = np.array([0.1, 0.2, 0.45, 0.6])
+    (row,) = summarise(results, {"t": 0.5}, ideal_accuracy=99.0, fresh_sigma=fresh, drop=1.0)
+    # damaged (drop >= 1): chips 0, 2, 3; flagged (> 0.5): chips 1, 2
+    assert row["coverage"] == 0.5 and row["coverage_dropped"] == pytest.approx(1 / 3)
+    assert row["verifiable_coverage"] == 0.25  # chip 2 only, over all 4 chips
+    assert row["false_alarm_nodrop"] == 1.0 and row["false_alarm_ideal"] == 0.25
+    assert row["auc"] == pytest.approx(1 / 3) and row["dropped"] == 0.75
+    (bare,) = summarise(ChipResults(results.sigma_y, None), {"t": 0.5})
+    assert bare["coverage"] == 0.5 and bare["auc"] is None and bare["coverage_dropped"] is None
+
+
+def test_chip_results_match_population():
+    model = tiny_mlp()
+    test = BayesianTestVector(steps=10).fit(model)
+    pop = Population(model, "mult:eta=0.2", seed=3, n=8)
+    x, y = torch.randn(5, 1, 8, 8), torch.arange(5)
+    res = chip_results(test, pop, x, y)
+    # equal up to float32 rounding: the engine batches the sample with the data here
+    assert np.allclose(res.sigma_y, test.respond(pop.outputs(test.sample_)), rtol=1e-5)
+    assert np.allclose(res.accuracy, pop.accuracy(x, y).numpy())
+    assert chip_results(test, pop).accuracy is None
+    fresh = test.draw(3, torch.Generator().manual_seed(0))
+    with_fresh = chip_results(test, pop, x, y, fresh=fresh)
+    assert with_fresh.sigma_fresh.shape == (8, 3)
+    assert np.allclose(with_fresh.accuracy, res.accuracy)
+    assert np.allclose(with_fresh.sigma_fresh[:, 1],
+                       test.respond(pop.outputs(fresh[1])), rtol=1e-5)
+    rows = summarise(with_fresh, {"offset=0": test.threshold_}, ideal_accuracy=50.0,
+                     far_threshold=0.1)
+    assert [r["rule"] for r in rows] == ["offset=0", "false_alarm"] and rows[1]["chips"] == 24
+
+
+def test_read_noise_raises_the_false_alarm_threshold():
+    model = tiny_mlp()
+    kwargs = {"steps": 30, "false_alarm": 0.05, "far_draws": 100, "seed": 1}
+    quiet = BayesianTestVector(**kwargs).fit(model)
+    noisy = BayesianTestVector(**kwargs, read_noise="mult:eta=0.3@per-read").fit(model)
+    assert noisy.threshold_ == quiet.threshold_  # the offset rule ignores read noise
+    assert noisy.threshold_far_ > quiet.threshold_far_
+    with pytest.raises(ConfigError, match="per-read"):
+        BayesianTestVector(read_noise="mult:eta=0.3").fit(model)
+
+
+def test_chip_results_segmentation():
+    torch.manual_seed(0)
+    seg = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)).eval()
+    test = BayesianTestVector(steps=5).fit(seg, input_shape=(1, 8, 8))
+    pop = Population(seg, "mult:eta=0.1", n=4)
+    x, y = torch.randn(3, 1, 8, 8), torch.randint(0, 3, (3, 8, 8))
+    res = chip_results(test, pop, x, y, task="segmentation")
+    assert res.sigma_y.shape == (4,) and res.accuracy.shape == (4,)
+    assert np.allclose(res.accuracy, pop.accuracy(x, y, task="segmentation").numpy())

@@ -1,0 +1,80 @@
+"""Test metrics against hand computations: Wilson interval, coverage (eq. 6, 7), AUC."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from cimtest.exceptions import ConfigError
+from cimtest.metrics import (
+    Rate,
+    coverage,
+    false_alarm_rate,
+    rate,
+    roc_auc,
+    verifiable_coverage,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_by_hand():
+    # p = 0.5, n = 100, z = 1.96: centre 0.5, half = 1.96*sqrt(.0025 + 3.8416/40000)/1.038416
+    lo, hi = wilson_interval(50, 100)
+    half = 1.96 * math.sqrt(0.25 / 100 + 1.96**2 / 40000) / (1 + 1.96**2 / 100)
+    assert lo == pytest.approx(0.5 - half) and hi == pytest.approx(0.5 + half)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_wilson_interval_edges():
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(1.96**2 / (10 + 1.96**2))
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(10 / (10 + 1.96**2))
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    with pytest.raises(ConfigError):
+        wilson_interval(3, 2)
+
+
+def test_coverage_counts_sigma_at_or_above_threshold():
+    sigma = np.array([0.1, 0.2, 0.3, 0.4])
+    cov = coverage(sigma, 0.2)
+    assert isinstance(cov, Rate)
+    assert cov.value == 0.75 and cov.n == 4
+    assert (cov.low, cov.high) == pytest.approx(wilson_interval(3, 4))
+    assert coverage(torch.tensor([0.5, 0.6]), 1.0).value == 0.0
+    assert coverage(sigma, 0.2, strict=True).value == 0.5
+
+
+def test_verifiable_coverage_needs_flag_and_drop_over_all_chips():
+    sigma = np.array([0.5, 0.5, 0.1, 0.5])
+    acc = np.array([90.0, 95.0, 80.0, 94.9])
+    # chip 0: flagged + dropped; chip 1: flagged, no drop; chip 2: dropped, not flagged
+    assert verifiable_coverage(sigma, 0.3, acc, baseline=95.0).value == 0.5
+    assert verifiable_coverage(sigma, 0.5, acc, baseline=95.0, strict=True).value == 0.0
+    with pytest.raises(ConfigError):
+        verifiable_coverage(sigma, 0.3, acc[:3], baseline=95.0)
+
+
+def test_false_alarm_rate_and_empty_rate():
+    far = false_alarm_rate(np.array([True, False, False, False]))
+    assert far.value == 0.25 and far.n == 4
+    empty = rate(np.array([], dtype=bool))
+    assert empty.n == 0 and math.isnan(empty.value)
+    assert set(far.as_dict()) == {"value", "low", "high", "n"}
+
+
+def test_roc_auc_by_hand_with_ties():
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.4])
+    labels = np.array([False, False, True, True, True])
+    # pairs (pos, neg): 0.35>0.1, 0.35<0.4, 0.8>both, 0.4>0.1, 0.4=0.4 → (1+0+2+1+0.5)/6
+    assert roc_auc(scores, labels) == pytest.approx(4.5 / 6)
+
+
+def test_roc_auc_matches_sklearn():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=300), 1)  # many ties
+    labels = rng.random(300) < 0.3 + 0.2 * (scores > 0)
+    assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    assert math.isnan(roc_auc(scores, np.zeros(300, dtype=bool)))
