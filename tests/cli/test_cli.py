@@ -147,25 +147,6 @@ def test_failed_output_leaves_nothing_behind(tiny_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chips.csv"]
 
 
-def test_demo_on_a_small_zoo_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
-    result = run("demo", "--model", "mlp-8", "--chips", 50, "--json")
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
-    assert doc["model"]["float_accuracy"] > 90
-    assert doc["campaign"]["chips"] == 50
-
-
-def test_zoo_train_caches_the_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
-    result = run("zoo", "train", "mlp-8", "--json")
-    assert result.exit_code == 0, result.output
-    meta = json.loads(result.stdout)
-    assert meta["name"] == "mlp-8" and meta["value"] > 90
-    listed = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").stdout)}
-    assert listed["mlp-8"]["trained"] and not listed["resnet20"]["trained"]
-
-
 def test_campaign_reads_a_toml_fault_file(tiny_model, tmp_path):
     path = tmp_path / "faults.toml"
     path.write_text('[[fault]]\nkind = "mult"\neta = 0.3\n')
@@ -176,3 +157,18 @@ def test_campaign_reads_a_toml_fault_file(tiny_model, tmp_path):
         "accuracy_mean"]
     missing = run("campaign", *tiny_model, "--fault", tmp_path / "none.toml", "--chips", 2)
     assert missing.exit_code == 2 and "none.toml" in missing.stderr
+
+
+def test_zoo_train_then_demo_on_the_cached_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path))
+    result = run("zoo", "train", "mlp-8", "--json")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["name"] == "mlp-8" and meta["value"] > 90
+    listed = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").stdout)}
+    assert listed["mlp-8"]["trained"] and not listed["resnet20"]["trained"]
+    result = run("demo", "--model", "mlp-8", "--chips", 16, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["model"]["float_accuracy"] == pytest.approx(meta["value"])
+    assert doc["campaign"]["chips"] == 16

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from cimtest import __version__
-from cimtest.cli import campaign_cmd, demo_cmd, info_cmd, zoo_cmd
+from cimtest.cli import btv_cmd, campaign_cmd, demo_cmd, info_cmd, store_cmd, zoo_cmd
 from cimtest.cli.common import STATE
 
 app = typer.Typer(
@@ -18,10 +18,13 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(zoo_cmd.app, name="zoo")
+app.add_typer(btv_cmd.app, name="btv")
 app.command("info")(info_cmd.info)
 app.command("campaign")(campaign_cmd.campaign)
 app.command("calibrate")(campaign_cmd.calibrate)
 app.command("demo")(demo_cmd.demo)
+app.command("export")(store_cmd.export)
+app.command("status")(store_cmd.status)
 
 
 def _version(value: bool) -> None:
