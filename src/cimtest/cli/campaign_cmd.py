@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ from rich.table import Table
 
 from cimtest.cli import options
 from cimtest.cli.common import (
+    STATE,
     atomic_output,
     check_output,
     emit_json,
@@ -18,10 +21,11 @@ from cimtest.cli.common import (
     parse_array_size,
     parse_floats,
     progress_bar,
+    stderr,
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.engine import Population
+from cimtest.engine import Campaign, DaskExecutor, InProcessExecutor, Population, SQLiteStore
 from cimtest.engine.calibrate import calibrate as run_calibration
 from cimtest.exceptions import ConfigError
 from cimtest.faults import parse_spec, read_fault
@@ -94,32 +98,68 @@ def campaign(
     memory: str = options.MEMORY,
     test_images: int = options.TEST_IMAGES,
     json: bool = options.JSON,
+    store: str = typer.Option(
+        None, "--store", envvar="CIMTEST_STORE",
+        help="SQLite campaign store (.db): the same campaign resumes, another is refused.",
+    ),
+    new: bool = typer.Option(False, "--new", help="Replace the campaign held in --store."),
+    dask: str = typer.Option(
+        None, "--dask", help="Run on Dask: local[:WORKERS] or a scheduler tcp://HOST:8786."
+    ),
 ) -> None:
-    """Evaluate a population of chips: each chip's accuracy on the test data, summarised."""
+    """Evaluate a population of chips: each chip's accuracy on the test data, summarised.
+
+    With --store, results are committed chunk by chunk: run the same command again to
+    resume a stopped campaign."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
+    if new and not store:
+        raise ConfigError("--new replaces the campaign of a --store; give --store")
     if output:
         check_output(output, TABLE_SUFFIXES)
+    executor = _dask_executor(dask) if dask else InProcessExecutor()
+    writer = SQLiteStore(store) if store else None
     loaded = resolve_model(model, weights, input_shape, task)
     dataset = resolve_data(loaded, data, test_images)
     population = Population(loaded.module, read_fault(fault), seed, chips,
                             array_size=parse_array_size(array_size),
                             bits_per_cell=bits_per_cell, memory=memory)
-    ideal = population.with_faults("none", n=1).accuracy(dataset.x, dataset.y, task=loaded.task)
+    run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
+    ideal = run.record.ideal_accuracy
+    computed = 0
     start = time.perf_counter()
-    with progress_bar("campaign") as update:
-        accuracy = population.accuracy(dataset.x, dataset.y, task=loaded.task, progress=update)
-    summary = summarise(accuracy.numpy(), ideal.item(), time.perf_counter() - start)
+    with executor, run.store.writer():
+        run.store.start(run.record, new=new)  # resume, replace or refuse before any output
+        todo = sum(stop - begin for begin, stop in run.store.missing_ranges())
+        if todo < chips and not STATE["quiet"]:
+            stderr.print(f"resuming {store}: {chips - todo:,} of {chips:,} chips stored, "
+                         f"{todo:,} to evaluate", soft_wrap=True, markup=False)
+        with progress_bar("campaign") as update:
+            for chunk in run.stream(executor, progress=update):
+                computed += len(chunk)
+    seconds = time.perf_counter() - start
+    frame = run.store.frame()
+    run.store.close()
+    summary = summarise(frame["accuracy"].to_numpy(), ideal, seconds)
     summary.update(model=loaded.name, fingerprint=loaded.fingerprint, fault=fault, seed=seed,
-                   data=dataset.name, test_images=len(dataset))
+                   data=dataset.name, test_images=len(dataset), store=store,
+                   chips_computed=computed, chips_per_s=computed / seconds if seconds else 0.0)
     if output:
-        frame = pd.DataFrame({"chip": np.arange(chips), "accuracy": accuracy.numpy(),
-                              "drop": ideal.item() - accuracy.numpy()})
         write_table(frame, output)
     if json:
         emit_json(summary)
     else:
         print_summary(summary)
+
+
+def _dask_executor(cluster: str) -> DaskExecutor:
+    """A Dask executor; distributed sets its loggers to INFO on import, so follow the CLI's."""
+    executor = DaskExecutor(cluster)
+    with contextlib.suppress(ImportError):  # DaskExecutor says how to install it
+        import distributed  # noqa: F401
+
+        logging.getLogger("distributed").setLevel(logging.getLogger().getEffectiveLevel())
+    return executor
 
 
 @handle_errors

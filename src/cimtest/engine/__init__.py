@@ -1,13 +1,41 @@
-"""engine/: populations of chips, batched evaluation, seeding and calibration."""
+"""engine/: populations of chips, batched evaluation, seeding, calibration, campaigns, stores
+and executors."""
 
 from cimtest.engine.batched import BatchedForward
+from cimtest.engine.campaign import Campaign
+from cimtest.engine.executors import ChunkTask, DaskExecutor, Executor, InProcessExecutor
 from cimtest.engine.population import ChipSpec, Population, chip_scores, weight_layout
 from cimtest.engine.seeding import chip_generators, chip_seed
+from cimtest.engine.store import (
+    BaseStore,
+    CampaignRecord,
+    ChipTable,
+    ChunkRecord,
+    ChunkResult,
+    InMemoryStore,
+    RunRecord,
+    SQLiteStore,
+    StoreStatus,
+)
 
 __all__ = [
+    "BaseStore",
     "BatchedForward",
+    "Campaign",
+    "CampaignRecord",
     "ChipSpec",
+    "ChipTable",
+    "ChunkRecord",
+    "ChunkResult",
+    "ChunkTask",
+    "DaskExecutor",
+    "Executor",
+    "InMemoryStore",
+    "InProcessExecutor",
     "Population",
+    "RunRecord",
+    "SQLiteStore",
+    "StoreStatus",
     "chip_generators",
     "chip_scores",
     "chip_seed",
