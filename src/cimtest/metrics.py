@@ -20,10 +20,12 @@ __all__ = [
     "Rate",
     "accuracy",
     "coverage",
+    "cutoff_at",
     "false_alarm_rate",
     "mean_iou",
     "rate",
     "roc_auc",
+    "test_metrics",
     "verifiable_coverage",
     "wilson_interval",
 ]
@@ -241,6 +243,72 @@ def roc_auc(scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Ten
         return math.nan
     ranks = _average_ranks(s)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def cutoff_at(accuracies: np.ndarray | torch.Tensor, p: float) -> float:
+    """A_p of paper 2 §VII: the p-th percentile of the training chips' accuracies.
+
+    Parameters
+    ----------
+    accuracies : numpy.ndarray or torch.Tensor
+        float (D,) accuracies of the labelled training chips, in percent.
+    p : float
+        Percentile in [0, 100]; with A_p as cutoff about (100 - p) % of chips pass.
+
+    Returns
+    -------
+    float
+        The percentile (numpy's linear interpolation between order statistics).
+    """
+    values = _as_float(accuracies, "accuracies")
+    if values.size == 0 or not 0 <= p <= 100:
+        raise ConfigError(f"cutoff_at needs accuracies and 0 <= p <= 100; got p={p}")
+    return float(np.percentile(values, p))
+
+
+def test_metrics(
+    predicted_pass: np.ndarray | torch.Tensor,
+    accuracy: np.ndarray | torch.Tensor,
+    cutoff: float,
+) -> dict[str, float]:
+    """TA, TE, YL, CTE and BTE of paper 2 §VII, in percent of all chips.
+
+    A chip truly passes iff its accuracy ``A > cutoff``. TP: pass predicted pass; TN: fail
+    predicted fail; FP (test escape): fail predicted pass; FN (yield loss): pass predicted
+    fail. CTE counts predicted-pass chips with ``A < cutoff - 1``; BTE predicted-pass chips
+    with ``cutoff - 1 <= A <= cutoff`` (so TE = CTE + BTE).
+
+    Parameters
+    ----------
+    predicted_pass : numpy.ndarray or torch.Tensor
+        bool (n,): the test's verdicts, True = pass.
+    accuracy : numpy.ndarray or torch.Tensor
+        float (n,): the chips' accuracies in percent.
+    cutoff : float
+        A_cutoff in percent (e.g. `cutoff_at` of the training chips).
+
+    Returns
+    -------
+    dict of str to float
+        ``ta, te, yl, cte, bte`` in percent (NaN for an empty population).
+    """
+    passed = _as_bool(predicted_pass, "predicted_pass")
+    acc = _as_float(accuracy, "accuracy")
+    if passed.shape != acc.shape:
+        raise ConfigError(f"predicted_pass {passed.shape} and accuracy {acc.shape} differ")
+    n = acc.size
+    truth = acc > cutoff
+    counts = {
+        "ta": int((passed == truth).sum()),
+        "te": int((passed & ~truth).sum()),
+        "yl": int((~passed & truth).sum()),
+        "cte": int((passed & (acc < cutoff - 1)).sum()),
+        "bte": int((passed & (acc >= cutoff - 1) & (acc <= cutoff)).sum()),
+    }
+    return {k: 100.0 * v / n if n else math.nan for k, v in counts.items()}
+
+
+test_metrics.__test__ = False  # a library function, not a pytest test despite the name
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

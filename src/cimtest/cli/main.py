@@ -7,7 +7,15 @@ import logging
 import typer
 
 from cimtest import __version__
-from cimtest.cli import btv_cmd, campaign_cmd, demo_cmd, info_cmd, store_cmd, zoo_cmd
+from cimtest.cli import (
+    btv_cmd,
+    campaign_cmd,
+    demo_cmd,
+    egis_cmd,
+    info_cmd,
+    store_cmd,
+    zoo_cmd,
+)
 from cimtest.cli.common import STATE
 
 app = typer.Typer(
@@ -19,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(zoo_cmd.app, name="zoo")
 app.add_typer(btv_cmd.app, name="btv")
+app.add_typer(egis_cmd.app, name="egis")
 app.command("info")(info_cmd.info)
 app.command("campaign")(campaign_cmd.campaign)
 app.command("calibrate")(campaign_cmd.calibrate)

@@ -1,0 +1,236 @@
+"""`cimtest egis fit | evaluate | apply`: the dataset-agnostic EGIS test (paper 2).
+
+Register in main.py with ``app.add_typer(egis_cmd.app, name="egis")``.
+
+`fit` simulates the D labelled chips, measures their accuracy on the labelled data HERE,
+turns it into pass/fail labels at the cutoff A_p, and hands only the labels to
+`EntropyImageTest.fit`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import torch
+import typer
+
+from cimtest.cli import options
+from cimtest.cli.common import emit_json, handle_errors, parse_array_size, progress_bar, stdout
+from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.engine import Population, chip_scores
+from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.methods.egis import EntropyImageTest, LabelledChips
+from cimtest.metrics import cutoff_at, test_metrics
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="EGIS (paper 2): synthetic test images and a pass/fail detector learnt from the "
+    "model and the pass/fail labels of simulated chips.",
+    no_args_is_help=True,
+)
+
+TESTDIR = typer.Argument(..., help="Test directory written by `cimtest egis fit`.")
+TESTDIRS = typer.Argument(..., help="Test directories (same model), e.g. one per K and cutoff.")
+FORCE = typer.Option(False, "--force", help="Use the test although the model's fingerprint "
+                     "differs from the one it was fitted for.")
+
+
+def parse_cutoff(text: str) -> float:
+    """``"A50"`` → 50.0: the percentile p of A_p."""
+    match = re.fullmatch(r"[Aa](\d+(?:\.\d+)?)", text.strip())
+    if not match or not 0 <= float(match.group(1)) <= 100:
+        raise ConfigError(f"--cutoff must look like A50 (a percentile 0..100); got {text!r}")
+    return float(match.group(1))
+
+
+@app.command("fit")
+@handle_errors
+def fit(
+    model: str = options.MODEL,
+    output: str = typer.Option(..., "-o", "--output", help="Test directory to write."),
+    fault: str = typer.Option("egis-typical", "--fault", help="Fault spec of the chips, e.g. "
+                              "egis-typical:sigma=0.15."),
+    chips: int = typer.Option(1000, help="D, labelled training chips."),
+    images: int = typer.Option(2048, help="N, images in the synthetic image dataset."),
+    k: int = typer.Option(4, "--k", help="K, images kept by the compaction."),
+    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips."),
+    steps: int = typer.Option(200, help="Generator Adam steps (paper: 5000)."),
+    batch: int = typer.Option(64, help="Latents per generator step."),
+    splits: int = typer.Option(3, help="I, train/validation splits per reward."),
+    rho: float = typer.Option(0.98, help="Cooling rate of the annealing (T: 2.0 -> 0.03)."),
+    seed: int = options.SEED,
+    data: str = options.DATA,
+    test_images: int = options.TEST_IMAGES,
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    memory: str = options.MEMORY,
+    json: bool = options.JSON,
+) -> None:
+    """Label D simulated chips pass/fail, then fit the EGIS test on the labels alone."""
+    percentile = parse_cutoff(cutoff)
+    if chips < 4:
+        raise ConfigError(f"--chips must be at least 4; got {chips}")
+    loaded = resolve_model(model, weights, input_shape, "classification")
+    dataset = resolve_data(loaded, data, test_images)
+    geometry = parse_array_size(array_size)
+    population = Population(loaded.module, fault, seed, chips, array_size=geometry,
+                            bits_per_cell=bits_per_cell, memory=memory)
+    start = time.perf_counter()
+    with progress_bar("labelling chips") as update:
+        accuracy = population.accuracy(dataset.x, dataset.y, progress=update)
+    a_cutoff = cutoff_at(accuracy, percentile)
+    if not (accuracy > a_cutoff).any() or (accuracy > a_cutoff).all():
+        raise ConfigError(f"all {chips} chips fall on one side of {cutoff} = {a_cutoff:.2f} % "
+                          "(ties: use more test images, more chips or a wider population)")
+    labelled = LabelledChips(fault, seed, accuracy > a_cutoff, cutoff=cutoff.upper(),
+                             array_size=geometry, bits_per_cell=bits_per_cell)
+    del accuracy  # from here on only the labels exist
+    test = EntropyImageTest(k=k, images=images, steps=steps, batch=batch, splits=splits,
+                            rho=rho, memory=memory, seed=seed)
+    timings: dict[str, float] = {"labels_s": time.perf_counter() - start}
+    with progress_bar("egis fit", unit="steps") as update:
+        stage_start = {"t": time.perf_counter(), "stage": "generator"}
+
+        def report(stage: str, done: int, total: int, note: str) -> None:
+            if stage != stage_start["stage"]:
+                now = time.perf_counter()
+                timings[f"{stage_start['stage']}_s"] = now - stage_start["t"]
+                stage_start.update(t=now, stage=stage)
+            update(done, total)
+
+        test.fit(loaded, labelled, progress=report)
+        timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
+    test.save(output, info={"cutoff": cutoff.upper(), "cutoff_accuracy": a_cutoff,
+                            "data": dataset.name, "data_images": len(dataset)})
+    curve = test.entropy_curve_
+    report_doc = {
+        "model": loaded.name, "fingerprint": loaded.fingerprint, "output": str(output),
+        "cutoff": cutoff.upper(), "cutoff_accuracy": a_cutoff, "k": k, "images": images,
+        "chips": chips, "passed": int(labelled.labels.sum()), "chosen": test.chosen_.tolist(),
+        "best_reward": test.best_reward_, "h_c": [curve[0, 0], curve[-1, 0]],
+        "h_s": [curve[0, 1], curve[-1, 1]], "sid_entropy": list(test.sid_entropy_), **timings,
+    }
+    if json:
+        emit_json(report_doc)
+        return
+    stdout.print(f"labelled {chips} chips under {fault}: {report_doc['passed']} pass "
+                 f"(accuracy > {cutoff.upper()} = {a_cutoff:.2f} %)")
+    stdout.print(f"generator: H_c {curve[0, 0]:.3f} -> {curve[-1, 0]:.3f}, H_s {curve[0, 1]:.3f}"
+                 f" -> {curve[-1, 1]:.3f} ({steps} steps)")
+    stdout.print(f"compaction: K = {k} of N = {images}, images {test.chosen_.tolist()}, best "
+                 f"validation accuracy {test.best_reward_:.2f} %")
+    stdout.print(f"saved {output}")
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate(
+    tests: list[str] = TESTDIRS,
+    model: str = typer.Option(..., "--model", help="The model the tests were fitted for."),
+    fault: str = typer.Option(None, "--fault", help="Fault spec of the population (default: "
+                              "the training spec)."),
+    chips: int = typer.Option(1000, help="Chips of the independent population."),
+    seed: int = typer.Option(1, help="Population seed; use one different from the fit's."),
+    data: str = options.DATA,
+    test_images: int = options.TEST_IMAGES,
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    memory: str = options.MEMORY,
+    force: bool = FORCE,
+    json: bool = options.JSON,
+) -> None:
+    """TA, TE, YL, CTE, BTE (percent) of each test on an independent population of chips."""
+    if chips < 1:
+        raise ConfigError(f"--chips must be at least 1; got {chips}")
+    loaded = resolve_model(model, weights, input_shape, "classification")
+    dataset = resolve_data(loaded, data, test_images)
+    loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
+    training = loaded_tests[0][0].training_
+    spec = fault or training["fault"]
+    for path, (test, _) in zip(tests, loaded_tests):
+        if test.training_["seed"] == seed and (fault is None or fault == test.training_["fault"]):
+            raise ConfigError(f"test '{path}' was fitted on chips of seed {seed}; evaluate on "
+                              "an independent population (another --seed)")
+    population = Population(loaded.module, spec, seed, chips,
+                            array_size=_geometry(training), bits_per_cell=training["bits_per_cell"],
+                            memory=memory)
+    inputs = torch.cat([t.images_ for t, _ in loaded_tests] + [dataset.x])
+    signatures: list[list] = [[] for _ in loaded_tests]
+    accuracy = []
+    with progress_bar("evaluating") as update:
+        for _, out in population.iter_chunks(inputs, progress=update):
+            offset = 0
+            for i, (test, _) in enumerate(loaded_tests):
+                signatures[i].append(test.respond(out[:, offset: offset + test.k]))
+                offset += test.k
+            accuracy.append(chip_scores(out[:, offset:], dataset.y, "classification"))
+    acc = torch.cat(accuracy).numpy()
+    rows = []
+    for path, (test, info), parts in zip(tests, loaded_tests, signatures):
+        flagged = test.decide(np.concatenate(parts))
+        row = {"test": str(path), "cutoff": info["cutoff"], "k": test.k,
+               **test_metrics(~flagged, acc, float(info["cutoff_accuracy"])),
+               "cutoff_accuracy": float(info["cutoff_accuracy"]), "chips": chips, "seed": seed,
+               "fault": spec, "accuracy_mean": float(acc.mean()),
+               "truly_pass": float(100.0 * (acc > float(info["cutoff_accuracy"])).mean())}
+        rows.append(row)
+    if json:
+        emit_json(rows)
+        return
+    stdout.print(f"{chips} chips under {spec} (seed {seed}), mean accuracy {acc.mean():.2f} %")
+    for row in rows:
+        stdout.print(f"{row['cutoff']} K={row['k']}: TA {row['ta']:.1f} TE {row['te']:.1f} "
+                     f"YL {row['yl']:.1f} CTE {row['cte']:.1f} BTE {row['bte']:.1f}  "
+                     f"({row['test']})")
+
+
+@app.command("apply")
+@handle_errors
+def apply(
+    test: str = TESTDIR,
+    model: str = typer.Option(..., "--model", help="The chip's model: zoo name, "
+                              "module:factory or .pt2, with the chip's weights in --weights."),
+    weights: str = typer.Option(None, help="The chip's weights (.safetensors or .pt)."),
+    reference: str = typer.Option(
+        None, "--reference", help="The model the test was fitted for; its fingerprint is "
+        "checked (default: check the chip's own weights)."),
+    reference_weights: str = typer.Option(None, "--reference-weights",
+                                          help="Weights of --reference."),
+    input_shape: str = options.INPUT_SHAPE,
+    force: bool = FORCE,
+    json: bool = options.JSON,
+) -> None:
+    """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
+    chip = resolve_model(model, weights, input_shape, "classification")
+    expected = chip.fingerprint
+    if reference is not None:
+        expected = resolve_model(reference, reference_weights, input_shape,
+                                 "classification").fingerprint
+    egis, info = EntropyImageTest.load(test, expected, force=force)
+    if tuple(egis.input_shape_) != tuple(chip.input_shape):
+        raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
+                            f"model takes {chip.input_shape}")
+    signature = egis.respond(Population(chip.module, "none", n=1).outputs(egis.images_))
+    probability = float(egis.detector_.probability(signature)[0])
+    failed = bool(egis.decide(signature)[0])
+    verdict = {"verdict": "fail" if failed else "pass", "pass_probability": probability,
+               "cutoff": info.get("cutoff"), "k": egis.k}
+    if json:
+        emit_json(verdict)
+    else:
+        stdout.print(f"{verdict['verdict']} (probability of pass {probability:.3f}, "
+                     f"cutoff {verdict['cutoff']}, K = {egis.k})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _geometry(training: dict) -> tuple[int, int] | None:
+    size = training.get("array_size")
+    return None if size is None else (int(size[0]), int(size[1]))
+
+

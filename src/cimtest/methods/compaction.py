@@ -1,0 +1,226 @@
+"""Image set compaction, paper 2 Algorithm 1: simulated annealing over K-subsets of the SID.
+
+The state is K distinct image indices into the synthetic image dataset (SID). Each iteration
+proposes a new set (every slot replaced with probability 0.5 by an image not in the set),
+scores it with a reward (mean validation accuracy in percent of a pass/fail classifier over
+I train/validation splits of the D labelled chips), accepts it if better or else with
+probability ``exp((r_new - r_cur) / T)``, keeps the best set seen, and cools ``T *= rho``
+from `t_init` until ``T <= t_final``.
+
+The reward only indexes signatures computed once (chips x SID images x outputs); no chip is
+re-run. Decisions the paper leaves open: the I splits are drawn once from the seed and shared
+by every candidate set (common random numbers), so a set's reward is a deterministic
+function of the set and can be cached by its sorted indices; ``|D_tr| / |D_val| = 4``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cimtest.exceptions import ConfigError
+from cimtest.methods.detector import Detector
+
+__all__ = [
+    "CompactionResult",
+    "SignatureReward",
+    "accept",
+    "anneal",
+    "iterations",
+    "propose",
+]
+
+_logger = logging.getLogger(__name__)
+
+Reward = Callable[[tuple[int, ...]], float]
+"""A reward: sorted tuple of SID indices → score (higher is better)."""
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What the annealing found.
+
+    Attributes
+    ----------
+    best : numpy.ndarray
+        int64 (K,): SID indices of the best set, in slot order.
+    best_reward : float
+        Its reward.
+    reward_curve : numpy.ndarray
+        float64 (iterations, 3): per iteration the temperature, the new set's reward and the
+        best reward so far (paper Fig. 4a).
+    evaluations : int
+        Distinct sets scored (reward calls that missed the cache).
+    """
+
+    best: np.ndarray
+    best_reward: float
+    reward_curve: np.ndarray
+    evaluations: int
+
+
+def iterations(t_init: float, t_final: float, rho: float) -> int:
+    """Iterations of the ``while T > t_final`` loop when T starts at `t_init`, cooled by `rho`."""
+    count, t = 0, t_init
+    while t > t_final:
+        count += 1
+        t *= rho
+    return count
+
+
+def propose(current: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Step 1 of Algorithm 1 (lines 5-12): a new set from `current`.
+
+    For k = 1..K in order, with probability 0.5 slot k is replaced by an index drawn
+    uniformly from those not in the new set as it stands (so the set stays distinct).
+
+    Parameters
+    ----------
+    current : numpy.ndarray
+        int64 (K,): the current set's SID indices.
+    n : int
+        Images in the SID (N > K).
+    rng : numpy.random.Generator
+        Draws, in order per slot: one uniform for the Bernoulli(0.5), then (if 1) one index.
+    """
+    new = np.array(current, dtype=np.int64, copy=True)
+    for k in range(new.size):
+        if rng.random() < 0.5:
+            free = np.setdiff1d(np.arange(n), new, assume_unique=False)
+            new[k] = free[rng.integers(free.size)]
+    return new
+
+
+def accept(r_new: float, r_cur: float, temperature: float, rng: np.random.Generator) -> bool:
+    """Step 3 of Algorithm 1 (lines 25-31): take the new set or keep the current one.
+
+    Accept if ``r_new > r_cur``; otherwise with probability ``p = exp((r_new - r_cur) / T)``,
+    decided by one uniform draw ``u < p`` (no draw is made when r_new > r_cur).
+    """
+    if r_new > r_cur:
+        return True
+    p = math.exp((r_new - r_cur) / temperature)
+    return bool(rng.random() < p)
+
+
+def anneal(
+    reward: Reward,
+    n: int,
+    k: int,
+    *,
+    t_init: float = 2.0,
+    t_final: float = 0.03,
+    rho: float = 0.98,
+    seed: int = 0,
+    progress: Callable[[int, int, float, float], None] | None = None,
+) -> CompactionResult:
+    """Algorithm 1: simulated annealing for the K-subset of N images with the best reward.
+
+    Parameters
+    ----------
+    reward : callable
+        Sorted tuple of K indices → reward; called once per distinct set (results cached).
+    n, k : int
+        SID size N and compact set size K (1 <= K < N).
+    t_init, t_final, rho : float
+        Initial and final temperature and geometric cooling rate (paper: 2.0, 0.03, 0.98).
+    seed : int
+        Seeds the initial set, the proposals and the acceptance draws.
+    progress : callable, optional
+        ``progress(iteration, total, temperature, best_reward)`` after each iteration.
+    """
+    if not 1 <= k < n:
+        raise ConfigError(f"compaction needs 1 <= K < N; got K={k}, N={n}")
+    if not (t_init > t_final > 0 and 0 < rho < 1):
+        raise ConfigError(f"compaction needs t_init > t_final > 0 and 0 < rho < 1; got "
+                          f"{t_init}, {t_final}, {rho}")
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple[int, ...], float] = {}
+
+    def score(subset: np.ndarray) -> float:
+        key = tuple(sorted(int(i) for i in subset))
+        if key not in cache:
+            cache[key] = float(reward(key))
+        return cache[key]
+
+    current = rng.choice(n, size=k, replace=False).astype(np.int64)
+    r_cur = r_best = -math.inf
+    best = current.copy()
+    total = iterations(t_init, t_final, rho)
+    curve = np.empty((total, 3), dtype=np.float64)
+    t = float(t_init)
+    step = 0
+    while t > t_final:
+        new = propose(current, n, rng)
+        r_new = score(new)
+        if accept(r_new, r_cur, t, rng):
+            current, r_cur = new, r_new
+        if r_new > r_best:
+            best, r_best = new.copy(), r_new
+        curve[step] = (t, r_new, r_best)
+        step += 1
+        if progress is not None:
+            progress(step, total, t, r_best)
+        t *= rho
+    _logger.info("compaction: best reward %.3f after %d iterations, %d distinct sets",
+                 r_best, total, len(cache))
+    return CompactionResult(best, r_best, curve[:step], len(cache))
+
+
+class SignatureReward:
+    """The reward of Algorithm 1 (lines 14-23) on precomputed signatures.
+
+    Parameters
+    ----------
+    signatures : numpy.ndarray
+        float32 (D, N, M): every training chip's outputs on every SID image.
+    passed : numpy.ndarray
+        bool (D,): the chips' labels.
+    splits : int
+        I, the random train/validation splits averaged (drawn once from `seed`).
+    val_fraction : float
+        Share of chips in D_val (paper: |D_tr| / |D_val| = 4, i.e. 0.2).
+    n_estimators : int
+        Boosting rounds of each reward classifier (small: it is trained I times per set).
+    seed : int
+        Seeds the splits and the classifiers.
+    """
+
+    def __init__(
+        self,
+        signatures: np.ndarray,
+        passed: np.ndarray,
+        *,
+        splits: int = 3,
+        val_fraction: float = 0.2,
+        n_estimators: int = 30,
+        seed: int = 0,
+    ) -> None:
+        self.signatures = signatures
+        self.passed = np.asarray(passed, dtype=bool)
+        self.n_estimators = n_estimators
+        self.seed = seed
+        d = self.passed.size
+        n_val = max(1, round(val_fraction * d))
+        rng = np.random.default_rng([seed, 1])
+        self.splits = [rng.permutation(d) for _ in range(splits)]
+        self.n_val = n_val
+
+    def __call__(self, subset: tuple[int, ...]) -> float:
+        """Mean validation accuracy in percent over the I splits for the image set `subset`."""
+        features = self.signatures[:, list(subset), :].reshape(self.passed.size, -1)
+        total = 0.0
+        for order in self.splits:
+            val, train = order[: self.n_val], order[self.n_val :]
+            y_train = self.passed[train]
+            if y_train.all() or not y_train.any():  # one class only: predict it
+                predicted = np.full(val.size, bool(y_train[0]))
+            else:
+                detector = Detector(n_estimators=self.n_estimators, seed=self.seed)
+                predicted = detector.fit(features[train], y_train).predict(features[val])
+            total += 100.0 * float((predicted == self.passed[val]).mean())
+        return total / len(self.splits)

@@ -1,0 +1,164 @@
+"""EGIS: entropy terms, the labels-only API, the detector's text format, a tiny end-to-end fit."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimtest.data import digits
+from cimtest.engine import Population
+from cimtest.exceptions import ArtifactError, ConfigError, NotFittedError
+from cimtest.methods.detector import Detector
+from cimtest.methods.egis import (
+    DETECTOR_FILE,
+    EGISGenerator,
+    EntropyImageTest,
+    LabelledChips,
+    egis_loss,
+    entropies,
+)
+
+FAULT = "egis-typical:sigma=0.3"
+
+
+def test_entropy_of_uniform_predictions_is_log_m():
+    h_c, h_s = entropies(torch.zeros(5, 10))  # equal logits: uniform softmax
+    assert h_c.item() == pytest.approx(math.log(10))
+    assert h_s.item() == pytest.approx(math.log(10))
+
+
+def test_entropy_of_one_hot_predictions():
+    one_hot = torch.full((10, 10), -1e4).fill_diagonal_(1e4)  # a balanced batch of one-hots
+    h_c, h_s = entropies(one_hot)
+    assert h_c.item() == pytest.approx(0.0, abs=1e-6)
+    assert h_s.item() == pytest.approx(math.log(10))
+    assert egis_loss(one_hot).item() == pytest.approx(-10.0)  # -exp(log M - 0) = -M
+    same = torch.full((4, 3), -1e4)
+    same[:, 1] = 1e4  # every image the same class: H_s = 0
+    assert entropies(same)[1].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_entropy_hand_computed_mixture():
+    p = torch.tensor([[0.5, 0.5], [1.0, 1e-12]])
+    h_c, h_s = entropies(p.log())
+    assert h_c.item() == pytest.approx(math.log(2) / 2, rel=1e-5)
+    assert h_s.item() == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)),
+                                       rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (3, 28, 20)])
+def test_generator_shapes_and_range(shape):
+    g = EGISGenerator(shape, (-0.5, 2.0))
+    with torch.no_grad():
+        x = g(torch.randn(4, 100))
+    assert tuple(x.shape) == (4, *shape)
+    assert x.min() >= -0.5 and x.max() <= 2.0
+
+
+def test_generator_is_table_one_for_32x32():
+    g = EGISGenerator((3, 32, 32))
+    convs = [m for m in g.net if isinstance(m, nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (100, 256, 2), (256, 128, 4), (128, 64, 4), (64, 32, 4), (32, 3, 4)]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g.net) == 4
+    assert isinstance(g.net[-1], nn.Tanh)
+
+
+def test_labelled_chips_take_labels_only():
+    ok = LabelledChips(FAULT, 0, torch.tensor([True, False, True]), cutoff="A50")
+    assert ok.n == 3 and ok.as_dict()["passed"] == 2
+    assert LabelledChips(FAULT, 0, np.array([True, False])).labels.dtype == torch.bool
+    for bad in (torch.tensor([93.1, 80.2]), np.array([0.9, 0.1]), [True, False],
+                torch.tensor([1, 0])):
+        with pytest.raises(ConfigError, match="labels"):
+            LabelledChips(FAULT, 0, bad)
+    with pytest.raises(ConfigError):
+        EntropyImageTest().fit(nn.Linear(2, 2), torch.tensor([90.0, 80.0]))
+
+
+def test_detector_text_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6))
+    y = x[:, 0] + 0.3 * rng.normal(size=80) > 0
+    detector = Detector(n_estimators=20).fit(x, y)
+    path = detector.save(tmp_path / "d.txt")
+    assert path.read_text().startswith("tree")  # LightGBM's text format, no pickle
+    loaded = Detector.load(path)
+    np.testing.assert_array_equal(loaded.probability(x), detector.probability(x))
+    with pytest.raises(ConfigError):
+        Detector().fit(x, y.astype(float))
+    (tmp_path / "bad.txt").write_text("garbage")
+    with pytest.raises(ArtifactError):
+        Detector.load(tmp_path / "bad.txt")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny digits classifier (input_shape attribute) and its 64 labelled chips."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model.input_shape = (1, 8, 8)
+    data = digits(8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
+        opt.step()
+    acc = Population(model, FAULT, 0, 64).accuracy(data.test.x, data.test.y)
+    return model, data, LabelledChips(FAULT, 0, acc > acc.median(), cutoff="A50")
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny):
+    model, data, chips = tiny
+    test = EntropyImageTest(k=2, images=64, steps=40, batch=32, rho=0.8, splits=2,
+                            reward_estimators=10, detector_estimators=20,
+                            input_range=data.input_range)
+    return test.fit(model, chips)
+
+
+def test_fit_end_to_end(tiny, fitted):
+    model, data, _ = tiny
+    test = fitted
+    assert test.entropy_curve_.shape == (40, 2)
+    assert test.entropy_curve_[-1, 0] < test.entropy_curve_[0, 0]  # H_c falls
+    assert tuple(test.images_.shape) == (2, 1, 8, 8) and test.sid_.shape[0] == 64
+    low, high = data.input_range
+    assert test.images_.min() >= low - 1e-5 and test.images_.max() <= high + 1e-5
+    assert len(set(test.chosen_.tolist())) == 2
+    assert test.reward_curve_[-1, 2] == test.best_reward_
+    outputs = Population(model, FAULT, 1, 16).outputs(test.images_)
+    signatures = test.respond(outputs)
+    assert signatures.shape == (16, 20)
+    assert test.decide(signatures).dtype == bool
+    assert test.training_["n"] == 64 and test.training_["cutoff"] == "A50"
+
+
+def test_fit_is_reproducible(tiny, fitted):
+    model, _, chips = tiny
+    again = EntropyImageTest(**fitted.get_params()).fit(model, chips)
+    torch.testing.assert_close(again.images_, fitted.images_)
+    np.testing.assert_array_equal(again.reward_curve_, fitted.reward_curve_)
+
+
+def test_save_load_round_trip(tmp_path, tiny, fitted):
+    model, _, _ = tiny
+    testdir = fitted.save(tmp_path / "t", info={"cutoff": "A50"})
+    assert sorted(p.name for p in testdir.iterdir()) == [DETECTOR_FILE, "test.safetensors"]
+    fitted.save(testdir)  # overwrites atomically
+    loaded, info = EntropyImageTest.load(testdir, fitted.fingerprint_)
+    signatures = fitted.respond(Population(model, FAULT, 2, 8).outputs(loaded.images_))
+    np.testing.assert_array_equal(loaded.decide(signatures), fitted.decide(signatures))
+    assert info["k"] == 2
+    with pytest.raises(ArtifactError, match="force"):
+        EntropyImageTest.load(testdir, "0" * 64)
+    (testdir / DETECTOR_FILE).write_text((testdir / DETECTOR_FILE).read_text() + "\n")
+    with pytest.raises(ArtifactError, match="detector"):
+        EntropyImageTest.load(testdir)
+
+
+def test_use_before_fit_raises():
+    with pytest.raises(NotFittedError):
+        EntropyImageTest().decide(np.zeros((1, 4)))
