@@ -193,14 +193,10 @@ def evaluate(
 @handle_errors
 def apply(
     test: str = TESTDIR,
-    model: str = typer.Option(..., "--model", help="The chip's model: zoo name, "
-                              "module:factory or .pt2, with the chip's weights in --weights."),
-    weights: str = typer.Option(None, help="The chip's weights (.safetensors or .pt)."),
-    reference: str = typer.Option(
-        None, "--reference", help="The model the test was fitted for; its fingerprint is "
-        "checked (default: check the chip's own weights)."),
-    reference_weights: str = typer.Option(None, "--reference-weights",
-                                          help="Weights of --reference."),
+    model: str = options.CHIP_MODEL,
+    weights: str = options.CHIP_WEIGHTS,
+    reference: str = options.REFERENCE,
+    reference_weights: str = options.REFERENCE_WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     force: bool = FORCE,
     json: bool = options.JSON,

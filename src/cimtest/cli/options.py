@@ -21,3 +21,13 @@ SEED = typer.Option(0, help="Population seed: chip i is fully determined by (see
 MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")
 TEST_IMAGES = typer.Option(None, "--test-images", help="Use only the first N test images.")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+CHIP_MODEL = typer.Option(
+    ..., "--model",
+    help="The chip's model: zoo name, module:factory or .pt2, with the chip's weights in --weights.",
+)
+CHIP_WEIGHTS = typer.Option(None, help="The chip's weights (.safetensors or .pt).")
+REFERENCE = typer.Option(
+    None, "--reference",
+    help="The model the test was fitted for; its fingerprint is checked (default: the chip's own).",
+)
+REFERENCE_WEIGHTS = typer.Option(None, "--reference-weights", help="Weights of --reference.")
