@@ -228,6 +228,7 @@ def _evaluate(payload: bytes, token: str, start: int, stop: int) -> ChunkResult:
     """
     torch.set_num_threads(1)
     if getattr(_WORKER, "token", None) != token:
+        # The payload is the client's own cloudpickled task (never a user's file).
         _WORKER.token, _WORKER.task = token, pickle.loads(payload)
     return _WORKER.task(start, stop)
 
