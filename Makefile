@@ -17,7 +17,7 @@ demo: setup
 	$(BIN)/cimtest demo
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/engine.py
