@@ -47,7 +47,7 @@ from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
-from cimtest.methods.base import TestMethod, check_is_fitted
+from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
 from cimtest.methods.compaction import SignatureReward, anneal
 from cimtest.methods.detector import Detector
 from cimtest.zoo.dcgan import LATENT_DIM, ToInputRange
@@ -238,7 +238,7 @@ class LabelledChips:
                 "bits_per_cell": self.bits_per_cell, "passed": int(self.labels.sum())}
 
 
-class EntropyImageTest(TestMethod):
+class EntropyImageTest(ScreeningTest):
     """The EGIS test: K synthetic images and a gradient-boosting pass/fail detector.
 
     Parameters
@@ -294,6 +294,8 @@ class EntropyImageTest(TestMethod):
     fingerprint_ : str
         Fingerprint of the model.
     """
+
+    needs = ("chip labels",)
 
     def __init__(
         self,
@@ -365,13 +367,30 @@ class EntropyImageTest(TestMethod):
         -------
         self
         """
-        self._check_params()
         if not isinstance(chips, LabelledChips):
             raise ConfigError("EntropyImageTest.fit takes the chips as LabelledChips "
                               f"(pass/fail labels only); got {type(chips).__name__}")
-        passed = chips.labels.numpy()
-        if passed.all() or not passed.any():
-            raise ConfigError("the labelled chips must include both pass and fail chips")
+        outcomes = ChipOutcomes(chips.labels.numpy(), float("nan"))  # labels only
+        sid = self.propose(model, progress=progress)
+        module, _, _, _ = _resolve(model)
+        report = progress or (lambda *a: None)
+        signatures = _signatures(chips.population(module, self.memory), sid, report)
+        self.learn(torch.from_numpy(signatures), outcomes, progress=progress)
+        self.training_ = chips.as_dict()
+        return self
+
+    def propose(
+        self,
+        model: LoadedModel | nn.Module,
+        data: object = None,
+        *,
+        progress: Callable[[str, int, int, str], None] | None = None,
+    ) -> torch.Tensor:
+        """Train the generator on the ideal chip of `model`; return the SID (N, C, H, W).
+
+        Uses the model only (`data` is ignored: EGIS never sees real images).
+        """
+        self._check_params()
         module, shape, fingerprint, data_size = _resolve(model)
         low_high = self.input_range
         if low_high is None:
@@ -392,7 +411,30 @@ class EntropyImageTest(TestMethod):
             sid = torch.cat([generator(z) for z in latents.split(256)])
             h_c, h_s = entropies(ideal(sid).reshape(self.images, -1))
         self.sid_entropy_ = (float(h_c), float(h_s))
-        signatures = _signatures(chips.population(module, self.memory), sid, report)
+        self.sid_ = sid
+        self.input_shape_ = shape
+        self.fingerprint_ = fingerprint
+        self.training_ = {}
+        return sid
+
+    def learn(
+        self,
+        outputs: torch.Tensor,
+        chips: ChipOutcomes,
+        *,
+        progress: Callable[[str, int, int, str], None] | None = None,
+    ) -> EntropyImageTest:
+        """Compaction and detector from the D chips' outputs (D, N, *out) on the SID.
+
+        Only ``chips.passed`` is read (EGIS never sees accuracies).
+        """
+        check_is_fitted(self, ("sid_",))
+        passed = np.asarray(chips.passed)
+        if outputs.shape[:2] != (len(passed), self.images):
+            raise ConfigError(f"learn needs outputs of shape ({len(passed)}, {self.images}, "
+                              f"...) on the SID; got {tuple(outputs.shape)}")
+        report = progress or (lambda *a: None)
+        signatures = outputs.reshape(outputs.shape[0], outputs.shape[1], -1).numpy()
         reward = SignatureReward(signatures, passed, splits=self.splits,
                                  n_estimators=self.reward_estimators, seed=self.seed)
         report("compaction", 0, 0, "")
@@ -403,15 +445,13 @@ class EntropyImageTest(TestMethod):
         self.chosen_ = result.best
         self.reward_curve_ = result.reward_curve
         self.best_reward_ = result.best_reward
-        features = signatures[:, result.best, :].reshape(chips.n, -1)
+        features = signatures[:, result.best, :].reshape(len(passed), -1)
         self.detector_ = Detector(n_estimators=self.detector_estimators,
                                   seed=self.seed).fit(features, passed)
-        self.sid_ = sid
-        self.images_ = sid[torch.as_tensor(result.best)].clone()
-        self.input_shape_ = shape
-        self.output_shape_ = tuple(signatures.shape[2:])
-        self.fingerprint_ = fingerprint
-        self.training_ = chips.as_dict()
+        self.images_ = self.sid_[torch.as_tensor(result.best)].clone()
+        self.inputs_ = self.images_
+        self.threshold_ = 0.5
+        self.output_shape_ = tuple(outputs.shape[2:])
         return self
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
@@ -428,6 +468,11 @@ class EntropyImageTest(TestMethod):
             raise ConfigError(f"respond needs outputs of shape (n_chips, {self.k}, M); got "
                               f"{tuple(outputs.shape)}")
         return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()
+
+    def score(self, signatures: np.ndarray) -> np.ndarray:
+        """Probability of fail, float64 (n_chips,): 1 - the detector's probability of pass."""
+        check_is_fitted(self, ("detector_",))
+        return 1.0 - self.detector_.probability(signatures)
 
     def decide(self, signatures: np.ndarray) -> np.ndarray:
         """Verdicts, bool (n_chips,): True = flagged (predicted fail), as every method."""
@@ -507,6 +552,8 @@ class EntropyImageTest(TestMethod):
             params["input_range"] = tuple(params["input_range"])
         test = cls(**params)
         test.images_ = artifact.tensors["images"]
+        test.inputs_ = test.images_
+        test.threshold_ = 0.5
         test.chosen_ = np.asarray(artifact.info["chosen"], dtype=np.int64)
         test.detector_ = Detector.load(detector_path)
         test.input_shape_ = tuple(artifact.input_shape)
