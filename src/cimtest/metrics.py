@@ -25,6 +25,7 @@ __all__ = [
     "mean_iou",
     "rate",
     "roc_auc",
+    "roc_curve",
     "test_metrics",
     "verifiable_coverage",
     "wilson_interval",
@@ -243,6 +244,27 @@ def roc_auc(scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Ten
         return math.nan
     ranks = _average_ranks(s)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(
+    scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of ``score >= t`` at every distinct threshold t.
+
+    Returns float64 arrays (fpr, tpr) from (0, 0) to (1, 1), one point per distinct score
+    (ties move both rates at once), so the trapezoid area equals `roc_auc`.
+    """
+    s = _as_float(scores, "scores")
+    pos = _as_bool(positives, "positives")
+    if pos.shape != s.shape:
+        raise ConfigError(f"scores and positives differ in shape: {s.shape}, {pos.shape}")
+    order = np.argsort(-s, kind="stable")
+    s, pos = s[order], pos[order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # end of each tie group
+    tp = np.cumsum(pos)[last]
+    fp = (last + 1) - tp
+    n_pos, n_neg = max(int(pos.sum()), 1), max(int((~pos).sum()), 1)
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
 
 
 def cutoff_at(accuracies: np.ndarray | torch.Tensor, p: float) -> float:

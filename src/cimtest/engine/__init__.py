@@ -1,6 +1,7 @@
 """engine/: populations of chips, batched evaluation, seeding, calibration, campaigns, stores
 and executors."""
 
+from cimtest.engine.bank import InputBank
 from cimtest.engine.batched import BatchedForward
 from cimtest.engine.campaign import Campaign
 from cimtest.engine.executors import ChunkTask, DaskExecutor, Executor, InProcessExecutor
@@ -32,6 +33,7 @@ __all__ = [
     "Executor",
     "InMemoryStore",
     "InProcessExecutor",
+    "InputBank",
     "Population",
     "RunRecord",
     "SQLiteStore",

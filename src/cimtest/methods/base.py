@@ -102,7 +102,7 @@ class ScreeningTest(TestMethod):
     (higher = more likely to fail, for ROC curves), and `decide` into verdicts.
     """
 
-    needs: ClassVar[tuple[str, ...]] = ("model",)
+    needs: ClassVar[tuple[str, ...]] = ()
     """What the test needs besides the model: ``"real images"``, ``"chip labels"``,
     ``"chip accuracies"``."""
 

@@ -38,7 +38,8 @@ from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.faults import parse_spec
 from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
-from cimtest.methods.base import TestMethod, check_is_fitted
+from cimtest.methods._model import ideal_chip
+from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
 from cimtest.metrics import coverage, false_alarm_rate, rate, roc_auc, verifiable_coverage
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "chip_results",
     "default_samples",
     "kl_divergence",
+    "spread",
     "summarise",
 ]
 
@@ -90,7 +92,7 @@ def kl_divergence(
     return per_element.mean() if reduction == "mean" else per_element.sum()
 
 
-class BayesianTestVector(TestMethod):
+class BayesianTestVector(ScreeningTest):
     """A Bayesian test vector and its threshold(s), learned from the model alone.
 
     Parameters
@@ -219,7 +221,7 @@ class BayesianTestVector(TestMethod):
         """
         self._check_params()
         module, shape, fingerprint = _resolve(model, input_shape)
-        population, ideal = _ideal_chip(module, int(self.seed))
+        population, ideal = ideal_chip(module, int(self.seed))
         with torch.no_grad():
             output_shape = tuple(ideal(torch.zeros(1, *shape)).shape[1:])
         if self.n_samples * math.prod(output_shape) < 2:
@@ -235,8 +237,8 @@ class BayesianTestVector(TestMethod):
         for step in range(self.steps):
             eps = torch.randn((self.batch * self.n_samples, *shape), generator=gen)
             outputs = ideal(eps * torch.exp(0.5 * log_var) + mean)
-            spread = _spread(outputs.reshape(self.batch, self.n_samples, *outputs.shape[1:]))
-            loss = spread.mean() + self.alpha * kl_divergence(mean, log_var, self.prior, self.kl)
+            sigma = spread(outputs.reshape(self.batch, self.n_samples, *outputs.shape[1:]))
+            loss = sigma.mean() + self.alpha * kl_divergence(mean, log_var, self.prior, self.kl)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -280,7 +282,7 @@ class BayesianTestVector(TestMethod):
                 f"respond needs outputs of shape (n_chips, {self.n_samples}, ...); "
                 f"got {tuple(outputs.shape)}"
             )
-        return _spread(outputs.detach().double()).numpy()
+        return spread(outputs.detach().double()).numpy()
 
     def decide(self, sigma_y: np.ndarray, rule: str = "offset") -> np.ndarray:
         """Verdicts: True (uncertain) where σ_y is higher than the rule's threshold.
@@ -303,6 +305,30 @@ class BayesianTestVector(TestMethod):
             differs only for chips whose outputs equal the ideal chip's exactly.
         """
         return np.asarray(sigma_y, dtype=np.float64) > self.decision_threshold(rule)
+
+    def propose(self, model: LoadedModel | nn.Module, data: object = None) -> torch.Tensor:
+        """Fit from the model alone (`data` is ignored); the stored sample is the test input."""
+        return self.fit(model).sample_
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> BayesianTestVector:
+        """Nothing to learn from chips: the thresholds come from the ideal chip."""
+        check_is_fitted(self, ("threshold_",))
+        return self
+
+    def score(self, sigma_y: np.ndarray) -> np.ndarray:
+        """σ_y itself (higher = more uncertain)."""
+        return np.asarray(sigma_y, dtype=np.float64)
+
+    @property
+    def inputs_(self) -> torch.Tensor:
+        """What a chip forwards: the stored sample (n_samples, *input_shape)."""
+        check_is_fitted(self, ("sample_",))
+        return self.sample_
+
+    def test_bytes(self) -> int:
+        """Bytes stored: mean and variance, float32 (paper 1's accounting)."""
+        check_is_fitted(self, ("mean_",))
+        return 2 * int(self.mean_.numel()) * 4
 
     def decision_threshold(self, rule: str = "offset") -> float:
         """The threshold `decide` uses for `rule` (``"offset"`` or ``"false_alarm"``)."""
@@ -415,7 +441,7 @@ class BayesianTestVector(TestMethod):
                 out = chip.outputs(flat, chips=[0])[0]
             else:
                 out = torch.cat([chip(part) for part in flat.split(_FRESH_CHUNK)])
-        return _spread(out.reshape(*x.shape[:2], *out.shape[1:]).double()).numpy()
+        return spread(out.reshape(*x.shape[:2], *out.shape[1:]).double()).numpy()
 
 
 @dataclass(frozen=True)
@@ -569,7 +595,7 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _spread(outputs: torch.Tensor) -> torch.Tensor:
+def spread(outputs: torch.Tensor) -> torch.Tensor:
     """RMS deviation from the mean over every dimension after the first: (B, ...) → (B,)."""
     flat = outputs.reshape(outputs.shape[0], -1)
     return torch.sqrt(((flat - flat.mean(dim=1, keepdim=True)) ** 2).mean(dim=1))
@@ -591,12 +617,3 @@ def _resolve(
     if shape is None:
         raise ConfigError("cannot infer the model's input shape; pass input_shape=(C, H, W)")
     return model, tuple(int(v) for v in shape), state_fingerprint(model)
-
-
-def _ideal_chip(module: nn.Module, seed: int) -> tuple[Population, nn.Module]:
-    """The ideal chip of `module` as a population of one and as a module out of autograd."""
-    population = Population(module, "none", seed, n=1)
-    ideal = population.mapped.ideal
-    for parameter in ideal.parameters():
-        parameter.requires_grad_(False)
-    return population, ideal

@@ -15,7 +15,7 @@ import numpy as np
 
 from cimtest.exceptions import ArtifactError, ConfigError
 
-__all__ = ["Detector"]
+__all__ = ["AccuracyRegressor", "Detector"]
 
 _logger = logging.getLogger(__name__)
 
@@ -57,9 +57,11 @@ class Detector:
         self.min_child_samples = min_child_samples
         self.seed = seed
 
+    objective = "binary"
+
     def _params(self) -> dict[str, object]:
         return {
-            "objective": "binary",
+            "objective": self.objective,
             "num_leaves": int(self.num_leaves),
             "learning_rate": float(self.learning_rate),
             "min_data_in_leaf": int(self.min_child_samples),
@@ -70,10 +72,18 @@ class Detector:
             "verbose": -1,
         }
 
-    def fit(self, features: np.ndarray, passed: np.ndarray) -> Detector:
-        """Train on signatures `features` (D, F) float and labels `passed` (D,) bool."""
+    def _train(self, x: np.ndarray, y: np.ndarray) -> None:
         import lightgbm
 
+        data = lightgbm.Dataset(x, label=y.astype(np.float64), params={"verbose": -1})
+        self.booster_ = lightgbm.train(self._params(), data, num_boost_round=self.n_estimators)
+
+    def size_bytes(self) -> int:
+        """Bytes of the model in LightGBM's text format (what a tester stores)."""
+        return len(self.booster_.model_to_string().encode())
+
+    def fit(self, features: np.ndarray, passed: np.ndarray) -> Detector:
+        """Train on signatures `features` (D, F) float and labels `passed` (D,) bool."""
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(passed)
         if y.dtype != np.bool_:
@@ -83,12 +93,14 @@ class Detector:
                               f"{x.shape} and {y.shape}")
         if y.all() or not y.any():
             raise ConfigError("detector needs both pass and fail chips among its labels")
-        data = lightgbm.Dataset(x, label=y.astype(np.float64), params={"verbose": -1})
-        self.booster_ = lightgbm.train(self._params(), data, num_boost_round=self.n_estimators)
+        self._train(x, y)
         return self
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """Probability of pass, float64 (n,), for signatures (n, F)."""
+        return self._predict(features)
+
+    def _predict(self, features: np.ndarray) -> np.ndarray:
         if not hasattr(self, "booster_"):
             raise ConfigError("the detector is not trained; call fit or load first")
         x = np.asarray(features, dtype=np.float64)
@@ -123,3 +135,27 @@ class Detector:
         detector.booster_ = booster
         return detector
 
+
+
+class AccuracyRegressor(Detector):
+    """LightGBM regression from a chip's signature to its accuracy (percent).
+
+    The dataset-aware baseline (Ma et al., ITC 2022) learns it from the exact accuracies of
+    the training chips; same parameters and text format as `Detector`.
+    """
+
+    objective = "regression"
+
+    def fit(self, features: np.ndarray, accuracy: np.ndarray) -> AccuracyRegressor:
+        """Train on signatures `features` (D, F) and accuracies `accuracy` (D,) float."""
+        x = np.asarray(features, dtype=np.float64)
+        y = np.asarray(accuracy, dtype=np.float64)
+        if x.ndim != 2 or y.shape != (x.shape[0],):
+            raise ConfigError(f"regressor needs features (D, F) and accuracies (D,); got "
+                              f"{x.shape} and {y.shape}")
+        self._train(x, y)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Predicted accuracy, float64 (n,)."""
+        return self._predict(features)

@@ -45,8 +45,8 @@ from cimtest._validation import check_interval
 from cimtest.artifacts import Artifact, load_artifact, save_artifact
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
-from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
+from cimtest.methods._model import ideal_chip, resolve_model
 from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
 from cimtest.methods.compaction import SignatureReward, anneal
 from cimtest.methods.detector import Detector
@@ -59,6 +59,7 @@ __all__ = [
     "EGISGenerator",
     "EntropyImageTest",
     "LabelledChips",
+    "default_range",
     "egis_loss",
     "entropies",
 ]
@@ -372,7 +373,7 @@ class EntropyImageTest(ScreeningTest):
                               f"(pass/fail labels only); got {type(chips).__name__}")
         outcomes = ChipOutcomes(chips.labels.numpy(), float("nan"))  # labels only
         sid = self.propose(model, progress=progress)
-        module, _, _, _ = _resolve(model)
+        module, _, _, _ = resolve_model(model)
         report = progress or (lambda *a: None)
         signatures = _signatures(chips.population(module, self.memory), sid, report)
         self.learn(torch.from_numpy(signatures), outcomes, progress=progress)
@@ -391,15 +392,13 @@ class EntropyImageTest(ScreeningTest):
         Uses the model only (`data` is ignored: EGIS never sees real images).
         """
         self._check_params()
-        module, shape, fingerprint, data_size = _resolve(model)
+        module, shape, fingerprint, data_size = resolve_model(model)
         low_high = self.input_range
         if low_high is None:
-            low_high = _default_range(data_size)
+            low_high = default_range(data_size)
         report = progress or (lambda *a: None)
         gen = torch.Generator().manual_seed(int(self.seed))
-        ideal = Population(module, "none", self.seed, n=1).mapped.ideal
-        for parameter in ideal.parameters():
-            parameter.requires_grad_(False)
+        _, ideal = ideal_chip(module, self.seed)
         with torch.random.fork_rng():  # the init draws from the global generator: seed a fork
             torch.manual_seed(int(self.seed))
             generator = EGISGenerator(shape, tuple(float(v) for v in low_high))
@@ -606,17 +605,7 @@ def _signatures(
     return out
 
 
-def _resolve(model: LoadedModel | nn.Module) -> tuple[nn.Module, tuple[int, ...], str, int | None]:
-    if isinstance(model, LoadedModel):
-        return model.module, tuple(model.input_shape), model.fingerprint, model.data_size
-    shape = getattr(model, "input_shape", None)
-    if shape is None:
-        raise ConfigError("cannot infer the model's input shape; give the module an "
-                          "input_shape attribute or pass a LoadedModel")
-    return model, tuple(int(v) for v in shape), state_fingerprint(model), None
-
-
-def _default_range(data_size: int | None) -> tuple[float, float]:
+def default_range(data_size: int | None) -> tuple[float, float]:
     """The digits' normalised pixel range for zoo models, else (-1, 1)."""
     if data_size is None:
         _logger.warning("egis: no input range known for this model; using (-1, 1)")

@@ -1,0 +1,34 @@
+"""What every method needs of a model: its module, input shape, fingerprint and ideal chip."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cimtest.engine import Population
+from cimtest.exceptions import ConfigError
+from cimtest.fingerprint import state_fingerprint
+from cimtest.loading import LoadedModel
+
+__all__ = ["ideal_chip", "resolve_model"]
+
+
+def resolve_model(
+    model: LoadedModel | nn.Module,
+) -> tuple[nn.Module, tuple[int, ...], str, int | None]:
+    """(module, input shape, fingerprint, digits size or None) of a loaded model or module."""
+    if isinstance(model, LoadedModel):
+        return model.module, tuple(model.input_shape), model.fingerprint, model.data_size
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        raise ConfigError("cannot infer the model's input shape; give the module an "
+                          "input_shape attribute or pass a LoadedModel")
+    return model, tuple(int(v) for v in shape), state_fingerprint(model), None
+
+
+def ideal_chip(module: nn.Module, seed: int) -> tuple[Population, nn.Module]:
+    """The ideal chip of `module` as a population of one and as a module out of autograd."""
+    population = Population(module, "none", seed, n=1)
+    ideal = population.mapped.ideal
+    for parameter in ideal.parameters():
+        parameter.requires_grad_(False)
+    return population, ideal

@@ -1,0 +1,383 @@
+"""Baseline tests to weigh the papers' methods against, each a `ScreeningTest`.
+
+- `PointTestVectors`: paper 1's point-estimate baseline, K real images and the σ_y rule
+  with the ideal chip's σ_y as threshold;
+- `FGSMTestImages`: adversarial images made from real seed images (Li et al., ICCD 2019);
+  a chip fails when too many of its labels on them differ from the ideal chip's;
+- `DatasetAwareTest`: K real images and a regressor of chip accuracy trained on the exact
+  accuracies of the training chips (Ma et al., ITC 2022);
+- `NoiseImagesTest` and `RandomSyntheticTest`: ablations of EGIS, K random noise images or
+  K random synthetic images (no compaction), each with the EGIS detector.
+
+Every ``propose`` draws from the test's own ``seed``; nothing is learnt from the data set
+beyond what ``needs`` declares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from cimtest._validation import check_interval
+from cimtest.data import Dataset
+from cimtest.exceptions import ConfigError
+from cimtest.methods._model import ideal_chip, resolve_model
+from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
+from cimtest.methods.btv import spread
+from cimtest.methods.detector import AccuracyRegressor, Detector
+from cimtest.methods.egis import EntropyImageTest, default_range
+
+__all__ = [
+    "DatasetAwareTest",
+    "FGSMTestImages",
+    "NoiseImagesTest",
+    "PointTestVectors",
+    "RandomSyntheticTest",
+]
+
+
+class PointTestVectors(ScreeningTest):
+    """K real images; a chip is flagged when its σ_y on them exceeds the ideal chip's.
+
+    σ_y is paper 1's spread (RMS deviation of a chip's outputs from their mean), pooled
+    over the K images as over the N samples of a Bayesian vector.
+
+    Parameters
+    ----------
+    k : int
+        Real images in the test.
+    offset : float
+        Added to the ideal chip's σ_y to give `threshold_`.
+    seed : int
+        Seeds the choice of the images.
+    """
+
+    needs = ("real images",)
+
+    def __init__(self, *, k: int = 4, offset: float = 0.0, seed: int = 0) -> None:
+        self.k = k
+        self.offset = offset
+        self.seed = seed
+
+    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+        """Pick K real images; measure the ideal chip's σ_y on them."""
+        check_interval("k", self.k, 1, None, type(self).__name__)
+        module, _, _, _ = resolve_model(model)
+        self.inputs_ = _real_images(data, self.k, self.seed, type(self).__name__)
+        population, _ = ideal_chip(module, self.seed)
+        self.sigma_ideal_ = float(self.respond(population.outputs(self.inputs_))[0])
+        self.threshold_ = self.sigma_ideal_ + float(self.offset)
+        return self.inputs_
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> PointTestVectors:
+        """Nothing to learn from chips: the threshold comes from the ideal chip."""
+        check_is_fitted(self, ("threshold_",))
+        return self
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """σ_y per chip, float64 (n,), from outputs (n, K, *out) on `inputs_`."""
+        check_is_fitted(self, ("inputs_",))
+        return spread(outputs.detach().double()).numpy()
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """σ_y itself."""
+        return np.asarray(features, dtype=np.float64)
+
+
+class FGSMTestImages(ScreeningTest):
+    """Adversarial test images near the ideal chip's decision boundaries (Li et al. 2019).
+
+    Each of K real seed images x is moved along the sign of the gradient of the ideal chip's
+    cross-entropy at its own label: ``x + step * eps_flip * sign(grad)``, where ``eps_flip``
+    (found by bisection) is the smallest move that changes the ideal chip's label. The image
+    keeps the ideal label but sits just short of the boundary, where small weight changes
+    flip it. The response is the number of the K labels that differ from the ideal chip's;
+    `learn` picks the count above which a chip fails, to best match the training labels.
+
+    Parameters
+    ----------
+    k : int
+        Test images.
+    step : float
+        Fraction of ``eps_flip`` to move, in (0, 1).
+    seed : int
+        Seeds the choice of the seed images.
+    """
+
+    needs = ("real images", "chip labels")
+
+    def __init__(self, *, k: int = 4, step: float = 0.9, seed: int = 0) -> None:
+        self.k = k
+        self.step = step
+        self.seed = seed
+
+    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+        """Make the K adversarial images from K real seed images."""
+        owner = type(self).__name__
+        check_interval("k", self.k, 1, None, owner)
+        check_interval("step", self.step, 0, 1, owner, closed="neither")
+        module, _, _, _ = resolve_model(model)
+        seeds = _real_images(data, self.k, self.seed, owner)
+        population, ideal = ideal_chip(module, self.seed)
+        with torch.no_grad():
+            labels = ideal(seeds).argmax(dim=1)
+        x = seeds.clone().requires_grad_()
+        F.cross_entropy(ideal(x), labels).backward()
+        direction = x.grad.sign()
+        self.eps_ = _flip_distance(ideal, seeds, direction, labels)
+        moved = seeds + (self.step * self.eps_).view(-1, 1, 1, 1) * direction
+        self.inputs_ = moved.detach()
+        self.labels_ = population.outputs(self.inputs_)[0].argmax(dim=1)
+        return self.inputs_
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Labels differing from the ideal chip's, float64 (n,), from outputs (n, K, M)."""
+        check_is_fitted(self, ("labels_",))
+        return (outputs.argmax(dim=2) != self.labels_).sum(dim=1).double().numpy()
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> FGSMTestImages:
+        """The mismatch count above which a chip fails, best on the training labels."""
+        self.threshold_ = best_threshold(self.respond(outputs), ~chips.passed)
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """The mismatch count."""
+        return np.asarray(features, dtype=np.float64)
+
+
+class DatasetAwareTest(ScreeningTest):
+    """K real images and a regressor of chip accuracy (Ma et al., ITC 2022).
+
+    `propose` draws `candidates` real images; `learn` keeps the K whose ideal-class
+    probability correlates most (in absolute value) with the training chips' accuracies,
+    then trains a LightGBM regressor from the K images' outputs to the accuracy. A chip
+    passes iff its predicted accuracy is above A_cutoff.
+
+    Parameters
+    ----------
+    k : int
+        Test images kept.
+    candidates : int
+        Real images measured on the training chips before choosing K.
+    estimators : int
+        Boosting rounds of the regressor.
+    seed : int
+        Seeds the candidates and the regressor.
+    """
+
+    needs = ("real images", "chip accuracies")
+
+    def __init__(
+        self, *, k: int = 4, candidates: int = 256, estimators: int = 100, seed: int = 0
+    ) -> None:
+        self.k = k
+        self.candidates = candidates
+        self.estimators = estimators
+        self.seed = seed
+
+    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+        """Draw the candidate real images and the ideal chip's labels on them."""
+        owner = type(self).__name__
+        check_interval("k", self.k, 1, None, owner)
+        check_interval("candidates", self.candidates, self.k, None, owner)
+        module, _, _, _ = resolve_model(model)
+        n = min(self.candidates, 0 if data is None else len(data))
+        self.candidates_ = _real_images(data, max(n, self.k), self.seed, owner)
+        population, _ = ideal_chip(module, self.seed)
+        self.ideal_labels_ = population.outputs(self.candidates_)[0].argmax(dim=1)
+        return self.candidates_
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> DatasetAwareTest:
+        """Choose the K images and fit the regressor on the chips' exact accuracies."""
+        check_is_fitted(self, ("candidates_",))
+        if chips.accuracy is None:
+            raise ConfigError("DatasetAwareTest needs the training chips' accuracies")
+        probs = outputs.softmax(dim=2)
+        ideal_p = probs.gather(2, self.ideal_labels_.view(1, -1, 1).expand(len(probs), -1, 1))
+        corr = np.nan_to_num(_correlation(ideal_p[..., 0].double().numpy(), chips.accuracy))
+        self.chosen_ = np.sort(np.argsort(-np.abs(corr), kind="stable")[: self.k])
+        self.inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
+        features = _flatten(outputs[:, torch.as_tensor(self.chosen_)])
+        self.regressor_ = AccuracyRegressor(n_estimators=self.estimators,
+                                            seed=self.seed).fit(features, chips.accuracy)
+        self.cutoff_accuracy_ = float(chips.cutoff_accuracy)
+        self.threshold_ = 0.0
+        return self
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Signatures, float64 (n, K*M), from outputs (n, K, M) on `inputs_`."""
+        check_is_fitted(self, ("inputs_",))
+        return _flatten(outputs)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """A_cutoff minus the predicted accuracy (points)."""
+        check_is_fitted(self, ("regressor_",))
+        return self.cutoff_accuracy_ - self.regressor_.predict(features)
+
+    def decide(self, features: np.ndarray) -> np.ndarray:
+        """Flagged iff the predicted accuracy is not above A_cutoff."""
+        return self.score(features) >= self.threshold_
+
+
+class _ImagesAndDetector(ScreeningTest):
+    """K inputs chosen without looking at chips, and the EGIS detector on their signatures."""
+
+    needs = ("chip labels",)
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> _ImagesAndDetector:
+        """Train the detector on the chips' signatures and pass/fail labels."""
+        check_is_fitted(self, ("inputs_",))
+        self.detector_ = Detector(n_estimators=self.estimators,
+                                  seed=self.seed).fit(self.respond(outputs), chips.passed)
+        self.threshold_ = 0.5
+        return self
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Signatures, float64 (n, K*M), from outputs (n, K, M) on `inputs_`."""
+        check_is_fitted(self, ("inputs_",))
+        return _flatten(outputs)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Probability of fail: 1 - the detector's probability of pass."""
+        check_is_fitted(self, ("detector_",))
+        return 1.0 - self.detector_.probability(features)
+
+
+class NoiseImagesTest(_ImagesAndDetector):
+    """Ablation: K uniform-noise images over the input range + the EGIS detector.
+
+    Parameters
+    ----------
+    k : int
+        Noise images.
+    input_range : (float, float) or None
+        Range of the noise; None: the digits range for zoo models, else (-1, 1).
+    estimators : int
+        Boosting rounds of the detector.
+    seed : int
+        Seeds the noise and the detector.
+    """
+
+    def __init__(
+        self,
+        *,
+        k: int = 4,
+        input_range: tuple[float, float] | None = None,
+        estimators: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.k = k
+        self.input_range = input_range
+        self.estimators = estimators
+        self.seed = seed
+
+    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+        """Draw the K noise images (the model gives only the shape and range)."""
+        check_interval("k", self.k, 1, None, type(self).__name__)
+        _, shape, _, data_size = resolve_model(model)
+        low, high = self.input_range or default_range(data_size)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        self.inputs_ = low + (high - low) * torch.rand((self.k, *shape), generator=gen)
+        return self.inputs_
+
+
+class RandomSyntheticTest(_ImagesAndDetector):
+    """Ablation: K random images of the EGIS synthetic set, no compaction, + the detector.
+
+    Parameters
+    ----------
+    source : EntropyImageTest
+        Where the synthetic image dataset comes from: its SID is reused if it already
+        proposed one (as in a comparison), else its generator is trained here.
+    k : int
+        Images drawn at random from the SID.
+    estimators : int
+        Boosting rounds of the detector.
+    seed : int
+        Seeds the draw and the detector.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: EntropyImageTest | None = None,
+        k: int = 4,
+        estimators: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.source = source
+        self.k = k
+        self.estimators = estimators
+        self.seed = seed
+
+    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+        """K random SID images (the source's generator is trained first if needed)."""
+        source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
+        sid = getattr(source, "sid_", None)
+        if sid is None:
+            sid = source.propose(model)
+        check_interval("k", self.k, 1, len(sid), type(self).__name__)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        self.chosen_ = torch.randperm(len(sid), generator=gen)[: self.k].sort().values.numpy()
+        self.inputs_ = sid[torch.as_tensor(self.chosen_)].clone()
+        return self.inputs_
+
+
+def best_threshold(scores: np.ndarray, failed: np.ndarray) -> float:
+    """The threshold t (flag ``score > t``) that classifies the training chips best.
+
+    Candidates are midpoints between distinct scores and one below the smallest; ties in
+    accuracy go to the larger t (fewer flags).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    values = np.unique(scores)
+    candidates = np.concatenate([[values[0] - 1.0], (values[:-1] + values[1:]) / 2, values[-1:]])
+    correct = [((scores > t) == failed).sum() for t in candidates]
+    best = np.flatnonzero(np.asarray(correct) == max(correct))[-1]
+    return float(candidates[best])
+
+
+def _real_images(data: Dataset | None, k: int, seed: int, owner: str) -> torch.Tensor:
+    """K images of `data` drawn without replacement by `seed`."""
+    if data is None:
+        raise ConfigError(f"{owner} needs real images: pass data=Dataset(...)")
+    if k > len(data):
+        raise ConfigError(f"{owner} needs {k} real images; the data has {len(data)}")
+    gen = torch.Generator().manual_seed(int(seed))
+    index = torch.randperm(len(data), generator=gen)[:k].sort().values
+    return data.x[index].clone()
+
+
+@torch.no_grad()
+def _flip_distance(
+    ideal: torch.nn.Module, x: torch.Tensor, direction: torch.Tensor, labels: torch.Tensor,
+    iterations: int = 30,
+) -> torch.Tensor:
+    """Per image, the smallest step along `direction` that changes the ideal label (bisection).
+
+    Images whose label does not change within a step of the input's full range keep that
+    full step (they are far from every boundary along this direction).
+    """
+    width = float(x.max() - x.min()) or 1.0
+    low = torch.zeros(len(x))
+    high = torch.full((len(x),), width)
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        flipped = ideal(x + mid.view(-1, 1, 1, 1) * direction).argmax(dim=1) != labels
+        high = torch.where(flipped, mid, high)
+        low = torch.where(flipped, low, mid)
+    return high
+
+
+def _correlation(values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column of `values` (D, N) with `target` (D,); NaN if flat."""
+    v = values - values.mean(axis=0)
+    t = target - target.mean()
+    denominator = np.sqrt((v**2).sum(axis=0) * (t**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (v * t[:, None]).sum(axis=0) / denominator
+
+
+def _flatten(outputs: torch.Tensor) -> np.ndarray:
+    return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()

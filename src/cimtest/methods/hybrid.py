@@ -1,0 +1,135 @@
+"""A test neither paper has: the EGIS detector fed with the K signatures AND the σ_y of the
+Bayesian test vector, its threshold set for a target test escape rate.
+
+Both parents are fitted first (EGIS from chip labels, the vector from the model alone); the
+hybrid forwards the K compact images and the vector's stored sample, K + n_samples inputs.
+The threshold on the probability of fail is chosen on out-of-fold predictions of the
+training chips (`folds`-fold cross-validation), so that the escapes it would let through on
+chips it never saw stay at or below `target_te` percent of the chips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cimtest._validation import check_interval
+from cimtest.exceptions import ConfigError
+from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
+from cimtest.methods.btv import BayesianTestVector
+from cimtest.methods.detector import Detector
+from cimtest.methods.egis import EntropyImageTest
+
+__all__ = ["HybridTest", "threshold_for_escapes"]
+
+
+class HybridTest(ScreeningTest):
+    """EGIS signatures + Bayesian σ_y → LightGBM detector, thresholded for a target TE.
+
+    Parameters
+    ----------
+    egis : EntropyImageTest
+        A fitted EGIS test (its K images are reused).
+    btv : BayesianTestVector
+        A fitted Bayesian test vector (its stored sample is reused).
+    target_te : float
+        Highest test escape rate (percent of all chips: fail chips called pass) allowed on
+        the out-of-fold training predictions.
+    folds : int
+        Cross-validation folds for the out-of-fold probabilities.
+    estimators : int
+        Boosting rounds of the detector.
+    seed : int
+        Seeds the folds and the detector.
+
+    Attributes
+    ----------
+    detector_ : Detector
+        Trained on all training chips.
+    threshold_ : float
+        Chips whose probability of fail is above it are flagged.
+    oof_score_ : numpy.ndarray
+        float64 (D,): out-of-fold probability of fail of each training chip.
+    """
+
+    needs = ("chip labels",)
+
+    def __init__(
+        self,
+        *,
+        egis: EntropyImageTest | None = None,
+        btv: BayesianTestVector | None = None,
+        target_te: float = 5.0,
+        folds: int = 5,
+        estimators: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.egis = egis
+        self.btv = btv
+        self.target_te = target_te
+        self.folds = folds
+        self.estimators = estimators
+        self.seed = seed
+
+    def propose(self, model=None, data=None) -> torch.Tensor:
+        """The parents' test inputs: K compact images, then the vector's sample."""
+        owner = type(self).__name__
+        check_interval("target_te", self.target_te, 0, 100, owner)
+        check_interval("folds", self.folds, 2, None, owner)
+        if self.egis is None or self.btv is None:
+            raise ConfigError(f"{owner} needs egis= and btv= (fitted parents)")
+        check_is_fitted(self.egis, ("images_",))
+        check_is_fitted(self.btv, ("sample_",))
+        self.inputs_ = torch.cat([self.egis.images_, self.btv.sample_])
+        return self.inputs_
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Features, float64 (n, K*M + 1): the EGIS signature and σ_y."""
+        check_is_fitted(self, ("inputs_",))
+        k = self.egis.k
+        sigma = self.btv.respond(outputs[:, k:])
+        return np.concatenate([self.egis.respond(outputs[:, :k]), sigma[:, None]], axis=1)
+
+    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> HybridTest:
+        """Out-of-fold probabilities set the threshold; the detector is then fit on all chips."""
+        features = self.respond(outputs)
+        passed = chips.passed
+        rng = np.random.default_rng([self.seed, 2])
+        fold = rng.permutation(len(passed)) % self.folds
+        oof = np.empty(len(passed))
+        for f in range(self.folds):
+            train, held = fold != f, fold == f
+            oof[held] = 1.0 - self._detector().fit(features[train], passed[train]).probability(
+                features[held])
+        self.oof_score_ = oof
+        self.threshold_ = threshold_for_escapes(oof, ~passed, self.target_te)
+        self.detector_ = self._detector().fit(features, passed)
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Probability of fail."""
+        check_is_fitted(self, ("detector_",))
+        return 1.0 - self.detector_.probability(features)
+
+    def test_bytes(self) -> int:
+        """The K images plus the Bayesian vector (mean and variance), float32."""
+        return self.egis.test_bytes() + self.btv.test_bytes()
+
+    def _detector(self) -> Detector:
+        return Detector(n_estimators=self.estimators, seed=self.seed)
+
+
+def threshold_for_escapes(scores: np.ndarray, failed: np.ndarray, target_te: float) -> float:
+    """Largest t such that chips flagged by ``score > t`` leave at most `target_te` % escapes.
+
+    An escape is a failed chip with ``score <= t``; the rate is over all chips. The largest
+    such t flags the fewest chips (least yield loss) for the allowed escapes.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    allowed = int(np.floor(target_te / 100.0 * scores.size + 1e-9))
+    fail_scores = np.sort(scores[np.asarray(failed)])
+    if allowed >= fail_scores.size:
+        return float(scores.max())
+    # at most `allowed` fail scores may lie at or below t: t just under the next fail score
+    t = float(np.nextafter(fail_scores[allowed], -np.inf))
+    return t

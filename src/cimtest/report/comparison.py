@@ -1,0 +1,234 @@
+"""Every test method fitted and evaluated on the same chips, each chip forwarded once.
+
+`compare` builds two populations (D training chips, E evaluation chips, other seeds), lets
+each method propose its inputs from the model (and real images where it needs them), runs
+ONE campaign over the training chips on the distinct inputs of all methods plus the labelled
+data, hands each method the outputs on its own inputs and what it may know of the chips
+(labels, or accuracies for the dataset-aware baseline), then runs ONE campaign over the
+evaluation chips on every fitted test's inputs plus the data, and scores every method on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cimtest.data import Dataset
+from cimtest.engine import InputBank, Population, chip_scores
+from cimtest.exceptions import ConfigError
+from cimtest.loading import LoadedModel
+from cimtest.methods.base import ChipOutcomes, ScreeningTest
+from cimtest.methods.baselines import (
+    DatasetAwareTest,
+    FGSMTestImages,
+    NoiseImagesTest,
+    PointTestVectors,
+    RandomSyntheticTest,
+)
+from cimtest.methods.btv import BayesianTestVector
+from cimtest.methods.egis import EntropyImageTest
+from cimtest.methods.hybrid import HybridTest
+from cimtest.metrics import cutoff_at, rate, roc_auc, roc_curve, test_metrics
+
+__all__ = ["Comparison", "compare", "default_methods"]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: stages ``propose``, ``train chips``, ``learn``,
+``evaluation chips``."""
+
+
+def default_methods(
+    *, k: int = 4, seed: int = 0, egis: dict | None = None, btv: dict | None = None
+) -> dict[str, ScreeningTest]:
+    """The compared methods by name: both papers' tests, the hybrid, the baselines."""
+    vector = BayesianTestVector(seed=seed, **(btv or {}))
+    images = EntropyImageTest(k=k, seed=seed, **(egis or {}))
+    return {
+        "btv": vector,
+        "egis": images,
+        "hybrid": HybridTest(egis=images, btv=vector, seed=seed),
+        "point-vectors": PointTestVectors(k=k, seed=seed),
+        "fgsm": FGSMTestImages(k=k, seed=seed),
+        "dataset-aware": DatasetAwareTest(k=k, seed=seed),
+        "noise+detector": NoiseImagesTest(k=k, seed=seed),
+        "random-synthetic+detector": RandomSyntheticTest(source=images, k=k, seed=seed),
+    }
+
+
+@dataclass
+class Comparison:
+    """What `compare` measured.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per method: ``method, ta, te, yl, cte, bte, coverage, false_alarm, auc`` (percent
+        except AUC), ``test_bytes, detector_bytes, forward_passes, needs, fit_s``.
+    roc : dict
+        Method name → (fpr, tpr) arrays on the evaluation chips (positive = truly fail).
+    train_accuracy, eval_accuracy : numpy.ndarray
+        Accuracies (percent) of the D training and E evaluation chips.
+    cutoff_accuracy : float
+        A_cutoff (percent) at the chosen percentile of the training chips.
+    forwards : dict
+        Inputs each chip forwarded: ``{"train": ..., "eval": ...}``, and the campaigns'
+        seconds ``train_s`` and ``eval_s``.
+    methods : dict
+        The fitted methods by name.
+    setup : dict
+        The parameters of the run (JSON-safe).
+    """
+
+    rows: list[dict]
+    roc: dict[str, tuple[np.ndarray, np.ndarray]]
+    train_accuracy: np.ndarray
+    eval_accuracy: np.ndarray
+    cutoff_accuracy: float
+    forwards: dict[str, float]
+    methods: dict[str, ScreeningTest]
+    setup: dict = field(default_factory=dict)
+
+
+def compare(
+    model: LoadedModel,
+    fault: str,
+    data: Dataset,
+    *,
+    real: Dataset | None = None,
+    methods: dict[str, ScreeningTest] | None = None,
+    train_chips: int = 1000,
+    eval_chips: int = 1000,
+    seed: int = 0,
+    eval_seed: int = 1,
+    cutoff: float = 50.0,
+    array_size: tuple[int, int] | None = None,
+    bits_per_cell: int = 1,
+    memory: str = "2GB",
+    progress: Progress | None = None,
+) -> Comparison:
+    """Fit every method on the training chips and score it on the evaluation chips.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        A classifier.
+    fault : str
+        Fault spec of both populations.
+    data : Dataset
+        Labelled images that define each chip's accuracy (pass iff accuracy > A_cutoff).
+    real : Dataset, optional
+        Real images the real-image baselines may draw their test images from (default:
+        `data`); keep them apart from `data` where you can (the CLI uses the digits'
+        training split).
+    methods : dict of str to ScreeningTest, optional
+        Default: `default_methods()`. A method's parents must come before it.
+    train_chips, eval_chips : int
+        D and E.
+    seed, eval_seed : int
+        Population seeds; they must differ.
+    cutoff : float
+        Percentile p of A_p over the training chips' accuracies.
+    """
+    if model.task != "classification":
+        raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
+    if seed == eval_seed:
+        raise ConfigError("the training and evaluation populations need different seeds")
+    if train_chips < 10 or eval_chips < 1:
+        raise ConfigError(f"compare needs at least 10 training chips and 1 evaluation chip; "
+                          f"got {train_chips} and {eval_chips}")
+    methods = default_methods(seed=seed) if methods is None else methods
+    report = progress or (lambda *a: None)
+    real = data if real is None else real
+    kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory}
+    train = Population(model.module, fault, seed, train_chips, **kw)
+    evaluation = Population(model.module, fault, eval_seed, eval_chips, **kw)
+
+    fit_s = dict.fromkeys(methods, 0.0)
+    bank = InputBank()
+    bank.add(data.x)
+    candidates: dict[str, torch.Tensor] = {}
+    for i, (name, method) in enumerate(methods.items()):
+        report("propose", i, len(methods))
+        if isinstance(method, HybridTest):
+            continue  # its inputs are its parents', known once they have learnt
+        start = time.perf_counter()
+        candidates[name] = bank.add(method.propose(model, real))
+        fit_s[name] += time.perf_counter() - start
+    report("propose", len(methods), len(methods))
+
+    start = time.perf_counter()
+    train_out = train.outputs(bank.inputs, progress=lambda d, t: report("train chips", d, t))
+    train_s = time.perf_counter() - start
+    n_data = len(data)
+    accuracy = chip_scores(train_out[:, :n_data], data.y, "classification").numpy()
+    a_cutoff = cutoff_at(accuracy, cutoff)
+    outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy)
+
+    for i, (name, method) in enumerate(methods.items()):
+        report("learn", i, len(methods))
+        start = time.perf_counter()
+        index = candidates.get(name)
+        if index is None:
+            index = bank.index(method.propose(model, real))
+        known = outcomes if "chip accuracies" in method.needs else outcomes.labels_only()
+        method.learn(train_out[:, index], known)
+        fit_s[name] += time.perf_counter() - start
+    report("learn", len(methods), len(methods))
+    del train_out
+
+    test_bank = InputBank()
+    test_bank.add(data.x)
+    inputs = {name: test_bank.add(method.inputs_) for name, method in methods.items()}
+    start = time.perf_counter()
+    eval_out = evaluation.outputs(test_bank.inputs,
+                                  progress=lambda d, t: report("evaluation chips", d, t))
+    eval_s = time.perf_counter() - start
+    eval_acc = chip_scores(eval_out[:, :n_data], data.y, "classification").numpy()
+    failed = ~(eval_acc > a_cutoff)
+
+    rows, roc = [], {}
+    for name, method in methods.items():
+        features = method.respond(eval_out[:, inputs[name]])
+        score = method.score(features)
+        flagged = np.asarray(method.decide(features), dtype=bool)
+        detector = getattr(method, "detector_", None) or getattr(method, "regressor_", None)
+        rows.append({
+            "method": name,
+            **test_metrics(~flagged, eval_acc, a_cutoff),
+            "coverage": 100.0 * rate(flagged[failed]).value,
+            "false_alarm": 100.0 * rate(flagged[~failed]).value,
+            "auc": roc_auc(score, failed),
+            "test_bytes": method.test_bytes(),
+            "detector_bytes": 0 if detector is None else detector.size_bytes(),
+            "forward_passes": len(inputs[name]),
+            "needs": ["model", *method.needs],
+            "fit_s": fit_s[name],
+        })
+        roc[name] = roc_curve(score, failed)
+    setup = {
+        "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
+        "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
+        "eval_seed": eval_seed, "cutoff": f"A{cutoff:g}", "cutoff_accuracy": a_cutoff,
+        "data": data.name, "data_images": n_data, "real": real.name,
+        "array_size": None if array_size is None else list(array_size),
+        "bits_per_cell": bits_per_cell,
+        "params": {name: _json_params(m) for name, m in methods.items()},
+    }
+    forwards = {"train": len(bank), "eval": len(test_bank), "train_s": train_s, "eval_s": eval_s}
+    return Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods, setup)
+
+
+def _json_params(method: ScreeningTest) -> dict:
+    """Constructor arguments that are plain values (parents are named by their class)."""
+    out = {}
+    for key, value in method.get_params().items():
+        if isinstance(value, ScreeningTest):
+            value = type(value).__name__
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
