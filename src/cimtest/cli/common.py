@@ -138,8 +138,10 @@ def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[in
     with Progress(*columns, console=stderr, disable=STATE["quiet"], transient=False) as bar:
         task = bar.add_task(description, total=None, rate="")
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int, stage: str | None = None) -> None:
             elapsed = bar.tasks[0].elapsed or 1e-9
-            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} {unit}/s")
+            label = description if stage is None else f"{description}: {stage}"
+            bar.update(task, completed=done, total=total, description=label,
+                       rate=f"{done / elapsed:,.0f} {unit}/s")
 
         yield update

@@ -10,6 +10,7 @@ from cimtest import __version__
 from cimtest.cli import (
     btv_cmd,
     campaign_cmd,
+    compare_cmd,
     demo_cmd,
     egis_cmd,
     info_cmd,
@@ -31,6 +32,7 @@ app.add_typer(egis_cmd.app, name="egis")
 app.command("info")(info_cmd.info)
 app.command("campaign")(campaign_cmd.campaign)
 app.command("calibrate")(campaign_cmd.calibrate)
+app.command("compare")(compare_cmd.compare_cmd)
 app.command("demo")(demo_cmd.demo)
 app.command("export")(store_cmd.export)
 app.command("status")(store_cmd.status)

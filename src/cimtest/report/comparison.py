@@ -79,6 +79,8 @@ class Comparison:
         seconds ``train_s`` and ``eval_s``.
     methods : dict
         The fitted methods by name.
+    scores, flags : dict
+        Method name → float64 scores and bool verdicts (True = flagged) of the E chips.
     setup : dict
         The parameters of the run (JSON-safe).
     """
@@ -90,6 +92,8 @@ class Comparison:
     cutoff_accuracy: float
     forwards: dict[str, float]
     methods: dict[str, ScreeningTest]
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
     setup: dict = field(default_factory=dict)
 
 
@@ -190,7 +194,7 @@ def compare(
     eval_acc = chip_scores(eval_out[:, :n_data], data.y, "classification").numpy()
     failed = ~(eval_acc > a_cutoff)
 
-    rows, roc = [], {}
+    rows, roc, scores, flags = [], {}, {}, {}
     for name, method in methods.items():
         features = method.respond(eval_out[:, inputs[name]])
         score = method.score(features)
@@ -209,6 +213,7 @@ def compare(
             "fit_s": fit_s[name],
         })
         roc[name] = roc_curve(score, failed)
+        scores[name], flags[name] = score, flagged
     setup = {
         "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
         "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
@@ -219,7 +224,8 @@ def compare(
         "params": {name: _json_params(m) for name, m in methods.items()},
     }
     forwards = {"train": len(bank), "eval": len(test_bank), "train_s": train_s, "eval_s": eval_s}
-    return Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods, setup)
+    return Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods, scores, flags,
+                      setup)
 
 
 def _json_params(method: ScreeningTest) -> dict:

@@ -1,0 +1,145 @@
+"""`cimtest compare`: every test method on the same training and evaluation chips."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from cimtest.cli import options
+from cimtest.cli.common import emit_json, handle_errors, parse_array_size, progress_bar, stdout
+from cimtest.cli.egis_cmd import parse_cutoff
+from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.data import Dataset, digits
+from cimtest.engine import Population
+from cimtest.exceptions import ConfigError
+from cimtest.loading import LoadedModel
+from cimtest.report import Comparison, compare, default_methods
+from cimtest.report.run import save_run
+
+__all__ = ["compare_cmd", "comparison_table", "print_comparison", "run_comparison"]
+
+
+def run_comparison(
+    loaded: LoadedModel,
+    dataset: Dataset,
+    real: Dataset,
+    fault: str,
+    *,
+    chips: int,
+    eval_chips: int,
+    cutoff: float,
+    k: int,
+    images: int,
+    steps: int,
+    btv_steps: int,
+    seed: int,
+    eval_seed: int,
+    array_size: tuple[int, int] | None,
+    bits_per_cell: int,
+    memory: str,
+) -> Comparison:
+    """`compare` with a progress bar per stage (shared by `compare` and `demo`)."""
+    methods = default_methods(k=k, seed=seed, egis={"images": images, "steps": steps,
+                                                    "memory": memory},
+                              btv={"steps": btv_steps})
+    with progress_bar("compare", unit="steps") as update:
+        return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
+                       eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
+                       array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
+                       progress=lambda stage, done, total: update(done, total, stage))
+
+
+NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}
+
+
+def comparison_table(rows: list[dict], title: str = "") -> Table:
+    """The comparison as a rich table (percent, AUC, bytes, forwards, needs, seconds)."""
+    table = Table("method", "TA", "TE", "YL", "CTE", "BTE", "cov.", "FA", "AUC", "bytes",
+                  "fwd", "needs", "fit s", title=title or None)
+    for r in rows:
+        needs = "+".join(NEEDS[n] for n in r["needs"][1:]) or "model only"
+        table.add_row(r["method"], *(f"{r[k]:.1f}" for k in ("ta", "te", "yl", "cte", "bte",
+                                                              "coverage", "false_alarm")),
+                      f"{r['auc']:.3f}", f"{r['test_bytes']:,}", str(r["forward_passes"]),
+                      needs, f"{r['fit_s']:.1f}")
+    return table
+
+
+def print_comparison(result: Comparison, title: str) -> None:
+    """Print the table at least 150 columns wide (it does not fit 80), then the legend."""
+    stdout.print(comparison_table(result.rows, title), width=max(stdout.width, 150))
+    stdout.print("percent of evaluation chips: TA accuracy, TE escapes (CTE critical, BTE "
+                 "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
+                 "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "
+                 "per chip")
+
+
+def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None) -> Dataset:
+    """Images the real-image baselines draw from: --real, else the digits training split."""
+    if real is not None:
+        return resolve_data(loaded, real)
+    if loaded.data_size is not None:
+        return digits(size=loaded.data_size, task=loaded.task).train
+    return dataset
+
+
+@handle_errors
+def compare_cmd(
+    model: str = options.MODEL,
+    fault: str = typer.Option(..., "--fault", help="Fault spec of both populations, e.g. "
+                              "egis-typical:sigma=0.0566 or bitflip:p=1e-3."),
+    chips: int = typer.Option(1000, help="D, training chips (labelled)."),
+    eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
+                                   "(default: as many as --chips)."),
+    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips."),
+    k: int = typer.Option(4, "--k", help="K, images of each image-based test."),
+    images: int = typer.Option(2048, help="N, EGIS synthetic images."),
+    steps: int = typer.Option(200, help="EGIS generator steps."),
+    btv_steps: int = typer.Option(300, "--btv-steps", help="Bayesian test vector Adam steps."),
+    seed: int = typer.Option(0, help="Seed of the training chips and of every method."),
+    eval_seed: int = typer.Option(1, "--eval-seed", help="Seed of the evaluation chips."),
+    output: str = typer.Option(None, "-o", "--output", help="Write the RUN directory here "
+                               "(for `cimtest report`)."),
+    real: str = typer.Option(None, "--real", help="Real images for the baselines that need "
+                             "them (default: the digits training split, else --data)."),
+    data: str = options.DATA,
+    test_images: int = options.TEST_IMAGES,
+    weights: str = options.WEIGHTS,
+    input_shape: str = options.INPUT_SHAPE,
+    array_size: str = options.ARRAY_SIZE,
+    bits_per_cell: int = options.BITS_PER_CELL,
+    memory: str = options.MEMORY,
+    json: bool = options.JSON,
+) -> None:
+    """Fit every method on one training population and score it on one evaluation
+    population: each chip is forwarded once, its outputs reused by every method."""
+    percentile = parse_cutoff(cutoff)
+    eval_chips = chips if eval_chips is None else eval_chips
+    if chips < 10 or eval_chips < 1:
+        raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
+                          f"{chips} and {eval_chips}")
+    loaded = resolve_model(model, weights, input_shape, "classification")
+    dataset = resolve_data(loaded, data, test_images)
+    start = time.perf_counter()
+    result = run_comparison(loaded, dataset, real_images(loaded, dataset, real), fault,
+                            chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
+                            images=images, steps=steps, btv_steps=btv_steps, seed=seed,
+                            eval_seed=eval_seed, array_size=parse_array_size(array_size),
+                            bits_per_cell=bits_per_cell, memory=memory)
+    total_s = time.perf_counter() - start
+    if output is not None:
+        ideal = float(Population(loaded.module, "none", n=1).accuracy(dataset.x, dataset.y)[0])
+        save_run(result, output, ideal)
+    if json:
+        emit_json(result.rows)
+        return
+    title = (f"{loaded.name} under {fault}: {chips} training + {eval_chips} evaluation chips, "
+             f"cutoff {cutoff.upper()} = {result.cutoff_accuracy:.2f} %")
+    print_comparison(result, title)
+    stdout.print(f"each chip forwarded once: {result.forwards['train']} inputs per training "
+                 f"chip, {result.forwards['eval']} per evaluation chip (incl. "
+                 f"{len(dataset)} labelled images); total {total_s:.0f} s")
+    if output is not None:
+        stdout.print(f"saved {output} (render with `cimtest report {output} -o report.html`)")

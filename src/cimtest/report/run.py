@@ -1,0 +1,136 @@
+"""A comparison RUN directory: ``comparison.json`` and ``tensors.safetensors``, written atomically.
+
+`cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
+holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
+accuracy-drop bin and the generator/annealing curves; the safetensors file the EGIS images
+and the Bayesian vector's mean and variance (no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cimtest import __version__
+from cimtest.exceptions import ArtifactError
+from cimtest.report.comparison import Comparison
+
+__all__ = ["DROP_BINS", "RUN_JSON", "RUN_TENSORS", "load_run", "run_document", "save_run"]
+
+RUN_JSON = "comparison.json"
+RUN_TENSORS = "tensors.safetensors"
+FORMAT = "cimtest-comparison"
+
+DROP_BINS = (float("-inf"), 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))
+"""Edges (points of accuracy below the ideal chip) of the flag-rate-versus-drop curves."""
+
+
+def run_document(comparison: Comparison, ideal_accuracy: float) -> dict:
+    """The JSON view of `comparison` (everything the report needs but the tensors)."""
+    methods = comparison.methods
+    drop = ideal_accuracy - comparison.eval_accuracy
+    flags = {}
+    for row in comparison.rows:
+        flags[row["method"]] = _flag_rate_by_drop(comparison, row["method"], drop)
+    doc = {
+        "format": FORMAT, "cimtest": __version__, "setup": comparison.setup,
+        "ideal_accuracy": ideal_accuracy, "cutoff_accuracy": comparison.cutoff_accuracy,
+        "rows": comparison.rows, "forwards": comparison.forwards,
+        "roc": {k: {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+                for k, (fpr, tpr) in comparison.roc.items()},
+        "train_accuracy": comparison.train_accuracy.tolist(),
+        "eval_accuracy": comparison.eval_accuracy.tolist(),
+        "drop_bins": [b if np.isfinite(b) else None for b in DROP_BINS],
+        "flag_rate_by_drop": flags,
+    }
+    egis = methods.get("egis")
+    if egis is not None and hasattr(egis, "entropy_curve_"):
+        doc["egis"] = {"entropy_curve": egis.entropy_curve_.tolist(),
+                       "reward_curve": egis.reward_curve_.tolist(),
+                       "sid_entropy": list(egis.sid_entropy_),
+                       "best_reward": egis.best_reward_, "chosen": egis.chosen_.tolist()}
+    btv = methods.get("btv")
+    if btv is not None and hasattr(btv, "loss_curve_"):
+        doc["btv"] = {"loss_curve": btv.loss_curve_.tolist(), "sigma_ideal": btv.sigma_ideal_,
+                      "threshold": btv.threshold_}
+    return doc
+
+
+def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) -> Path:
+    """Write the RUN directory at `path` (replacing an old one only once complete)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ArtifactError(f"folder '{path.parent}' does not exist")
+    tensors = {}
+    egis = comparison.methods.get("egis")
+    if egis is not None and hasattr(egis, "images_"):
+        tensors["egis_images"] = egis.images_
+    btv = comparison.methods.get("btv")
+    if btv is not None and hasattr(btv, "mean_"):
+        tensors["btv_mean"] = btv.mean_
+        tensors["btv_variance"] = btv.log_var_.exp()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a run is a normal folder
+    try:
+        text = json.dumps(run_document(comparison, ideal_accuracy), indent=1, allow_nan=True)
+        (tmp / RUN_JSON).write_text(text)
+        save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+                  str(tmp / RUN_TENSORS))
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "run")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write run '{path}': {exc}") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read a RUN directory: (the JSON document, the tensors by name)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    doc_path, tensor_path = path / RUN_JSON, path / RUN_TENSORS
+    if not doc_path.is_file():
+        raise ArtifactError(f"'{path}' is not a comparison run (no {RUN_JSON}); write one "
+                            "with `cimtest compare ... -o RUN`")
+    try:
+        doc = json.loads(doc_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"'{doc_path}' is corrupt: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ArtifactError(f"'{doc_path}' is not a cimtest comparison")
+    missing = [k for k in ("setup", "rows", "roc", "eval_accuracy") if k not in doc]
+    if missing:
+        raise ArtifactError(f"'{doc_path}' lacks {', '.join(missing)}")
+    try:
+        tensors = load_file(str(tensor_path)) if tensor_path.is_file() else {}
+    except (SafetensorError, OSError) as exc:
+        raise ArtifactError(f"'{tensor_path}' is corrupt: {exc}") from exc
+    return doc, tensors
+
+
+def _flag_rate_by_drop(comparison: Comparison, name: str, drop: np.ndarray) -> list:
+    """Percent of evaluation chips flagged by `name` in each accuracy-drop bin (None if empty)."""
+    flagged = comparison.flags[name]
+    out = []
+    for low, high in pairwise(DROP_BINS):
+        inside = (drop >= low) & (drop < high)
+        out.append(float(100.0 * flagged[inside].mean()) if inside.any() else None)
+    return out
