@@ -78,3 +78,16 @@ def test_roc_auc_matches_sklearn():
     labels = rng.random(300) < 0.3 + 0.2 * (scores > 0)
     assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
     assert math.isnan(roc_auc(scores, np.zeros(300, dtype=bool)))
+
+
+def test_roc_curve_area_equals_auc_with_ties():
+    from cimtest.metrics import roc_curve
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 6, 300).astype(float)  # many ties
+    positives = rng.random(300) < 0.3 + 0.1 * scores
+    fpr, tpr = roc_curve(scores, positives)
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert len(fpr) == len(np.unique(scores)) + 1
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(scores, positives), abs=1e-12)

@@ -167,8 +167,37 @@ def test_zoo_train_then_demo_on_the_cached_model(tmp_path, monkeypatch):
     assert meta["name"] == "mlp-8" and meta["value"] > 90
     listed = {r["name"]: r for r in json.loads(run("zoo", "list", "--json").stdout)}
     assert listed["mlp-8"]["trained"] and not listed["resnet20"]["trained"]
-    result = run("demo", "--model", "mlp-8", "--chips", 16, "--json")
+    out = tmp_path / "demo"
+    result = run("demo", "--model", "mlp-8", "--chips", 20, "--images", 32, "--steps", 5,
+                 "-o", out, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["model"]["float_accuracy"] == pytest.approx(meta["value"])
-    assert doc["campaign"]["chips"] == 16
+    assert doc["fault"].startswith("egis-typical:sigma=") and doc["calibration"]["drop"] == 2
+    methods = [r["method"] for r in doc["rows"]]
+    assert {"btv", "egis", "hybrid", "fgsm", "dataset-aware"} <= set(methods)
+    assert (out / "report.html").is_file() and (out / "run" / "comparison.json").is_file()
+    # the run renders again with `cimtest report`, and the same table comes from `compare`
+    again = run("report", out / "run", "-o", tmp_path / "again.html", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["sections"][0] == "setup"
+    compared = run("compare", "mlp-8", "--fault", doc["fault"], "--chips", 20, "--images", 32,
+                   "--steps", 5, "--json")
+    assert compared.exit_code == 0, compared.output
+    rows = json.loads(compared.stdout)
+    keys = {"method", "ta", "te", "yl", "auc", "test_bytes", "forward_passes", "needs", "fit_s"}
+    assert all(keys <= set(r) for r in rows)
+    same = {r["method"]: r["ta"] for r in doc["rows"]}
+    assert {r["method"]: r["ta"] for r in rows} == same  # same seeds: same verdicts
+
+
+def test_compare_and_report_errors(tmp_path):
+    bad = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--chips", 5)
+    assert bad.exit_code == 2 and "--chips" in bad.stderr
+    cutoff = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--cutoff", "B50")
+    assert cutoff.exit_code == 2 and "--cutoff" in cutoff.stderr
+    missing = run("report", tmp_path, "-o", tmp_path / "r.html")
+    assert missing.exit_code == 2 and "not a comparison run" in missing.stderr
+    suffix = run("report", tmp_path, "-o", tmp_path / "r.txt")
+    assert suffix.exit_code == 2 and ".html" in suffix.stderr
+    assert not list(tmp_path.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import typer
@@ -81,7 +82,8 @@ def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None) -> Data
     if real is not None:
         return resolve_data(loaded, real)
     if loaded.data_size is not None:
-        return digits(size=loaded.data_size, task=loaded.task).train
+        train = digits(size=loaded.data_size, task=loaded.task).train
+        return dataclasses.replace(train, name=f"{train.name} training split")
     return dataset
 
 

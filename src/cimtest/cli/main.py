@@ -14,6 +14,7 @@ from cimtest.cli import (
     demo_cmd,
     egis_cmd,
     info_cmd,
+    report_cmd,
     store_cmd,
     zoo_cmd,
 )
@@ -34,6 +35,7 @@ app.command("campaign")(campaign_cmd.campaign)
 app.command("calibrate")(campaign_cmd.calibrate)
 app.command("compare")(compare_cmd.compare_cmd)
 app.command("demo")(demo_cmd.demo)
+app.command("report")(report_cmd.report)
 app.command("export")(store_cmd.export)
 app.command("status")(store_cmd.status)
 

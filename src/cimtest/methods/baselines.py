@@ -190,9 +190,9 @@ class DatasetAwareTest(ScreeningTest):
 
     def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> DatasetAwareTest:
         """Choose the K images and fit the regressor on the chips' exact accuracies."""
-        check_is_fitted(self, ("candidates_",))
         if chips.accuracy is None:
             raise ConfigError("DatasetAwareTest needs the training chips' accuracies")
+        check_is_fitted(self, ("candidates_",))
         probs = outputs.softmax(dim=2)
         ideal_p = probs.gather(2, self.ideal_labels_.view(1, -1, 1).expand(len(probs), -1, 1))
         corr = np.nan_to_num(_correlation(ideal_p[..., 0].double().numpy(), chips.accuracy))

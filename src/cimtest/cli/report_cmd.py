@@ -1,0 +1,32 @@
+"""`cimtest report RUN -o report.html`: one self-contained HTML file from a comparison run."""
+
+from __future__ import annotations
+
+import typer
+
+from cimtest.cli.common import emit_json, handle_errors, stdout
+from cimtest.exceptions import ConfigError
+from cimtest.report.html import SECTIONS, write_report
+from cimtest.report.run import load_run
+
+__all__ = ["report"]
+
+
+@handle_errors
+def report(
+    run: str = typer.Argument(..., help="RUN directory written by `cimtest compare -o` or "
+                              "`cimtest demo`."),
+    output: str = typer.Option(..., "-o", "--output", help="HTML file to write."),
+    json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Tables, ROC curves, flag rate against accuracy drop, accuracy histograms, the EGIS
+    entropy and annealing curves and images, and the Bayesian vector, in one HTML file."""
+    if not output.lower().endswith((".html", ".htm")):
+        raise ConfigError(f"-o must name an .html file; got '{output}'")
+    doc, tensors = load_run(run)
+    path = write_report(doc, tensors, output)
+    if json:
+        emit_json({"report": str(path), "run": run, "sections": list(SECTIONS)})
+        return
+    stdout.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, "
+                 f"{len(SECTIONS)} sections)")

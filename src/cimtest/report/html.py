@@ -1,0 +1,152 @@
+"""One self-contained HTML file from a comparison RUN: tables and plots (PNG, base64-embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cimtest.exceptions import ArtifactError
+from cimtest.report import plots
+
+__all__ = ["SECTIONS", "render_report", "write_report"]
+
+SECTIONS = ("setup", "table", "roc", "coverage", "populations", "egis-entropy",
+            "compaction", "egis-images", "btv-vector")
+"""The ids of the report's sections, in order (a section without data says so)."""
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+section { margin-bottom: 2em; } img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
+"""
+
+_COLUMNS = (("method", "method"), ("ta", "TA %"), ("te", "TE %"), ("yl", "YL %"),
+            ("cte", "CTE %"), ("bte", "BTE %"), ("coverage", "coverage %"),
+            ("false_alarm", "false alarm %"), ("auc", "ROC AUC"), ("test_bytes", "test bytes"),
+            ("detector_bytes", "detector bytes"), ("forward_passes", "forwards / chip"),
+            ("needs", "needs"), ("fit_s", "fit s"))
+
+
+def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """The report as an HTML string."""
+    setup = doc["setup"]
+    title = f"cimtest comparison: {setup['model']} under {setup['fault']}"
+    head = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+            f"<h1>{_e(title)}</h1>\n")
+    parts = [head]
+    parts.append(_section("setup", "Setup", _setup_table(doc)))
+    parts.append(_section("table", "Methods side by side", _rows_table(doc["rows"]) +
+                          "<p class=\"note\">Percent of the evaluation chips. A chip truly "
+                          "passes iff its accuracy is above A_cutoff. TE: failing chips called "
+                          "pass (CTE more than 1 point below A_cutoff, BTE within 1 point); YL: "
+                          "passing chips called fail; coverage: failing chips flagged; false "
+                          "alarm: passing chips flagged.</p>"))
+    aucs = {r["method"]: r["auc"] for r in doc["rows"]}
+    parts.append(_section("roc", "ROC curves", _img(plots.roc_curves(doc["roc"], aucs))))
+    parts.append(_section("coverage", "Chips flagged against their accuracy drop", _img(
+        plots.flag_rate_curves(doc["flag_rate_by_drop"], doc["drop_bins"])) +
+        "<p class=\"note\">A test that reacts to any perturbation flags chips that lost "
+        "nothing as readily as chips that lost much; a useful one rises with the drop.</p>"))
+    parts.append(_section("populations", "Accuracy of the chips", _img(
+        plots.accuracy_histograms(doc["train_accuracy"], doc["eval_accuracy"],
+                                  doc["cutoff_accuracy"], doc["ideal_accuracy"]))))
+    egis = doc.get("egis")
+    parts.append(_section("egis-entropy", "EGIS generator entropies", _img(
+        plots.entropy_curves(egis["entropy_curve"])) if egis else _absent("EGIS")))
+    parts.append(_section("compaction", "EGIS compaction (simulated annealing)", _img(
+        plots.reward_curve(egis["reward_curve"])) if egis else _absent("EGIS")))
+    images = tensors.get("egis_images")
+    parts.append(_section("egis-images", "The K chosen EGIS images", _img(plots.image_grid(
+        images, [f"SID #{i}" for i in egis["chosen"]])) if images is not None and egis
+        else _absent("EGIS")))
+    mean, variance = tensors.get("btv_mean"), tensors.get("btv_variance")
+    if mean is not None and variance is not None:
+        vector = _img(plots.image_grid(torch.stack([mean, variance]), ["mean", "variance"],
+                                       cmap="viridis"))
+    else:
+        vector = _absent("the Bayesian test vector")
+    parts.append(_section("btv-vector", "The Bayesian test vector", vector))
+    parts.append("</body>\n</html>\n")
+    return "".join(parts)
+
+
+def write_report(doc: dict, tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Render and write the report to `path` atomically (temp file, then rename)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ArtifactError(f"folder '{path.parent}' does not exist")
+    text = render_report(doc, tensors)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write report '{path}': {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _setup_table(doc: dict) -> str:
+    setup, forwards = doc["setup"], doc["forwards"]
+    items = [("model", setup["model"]), ("fingerprint", setup["fingerprint"][:16] + "…"),
+             ("fault", setup["fault"]),
+             ("training chips (seed)", f"{setup['train_chips']} ({setup['seed']})"),
+             ("evaluation chips (seed)", f"{setup['eval_chips']} ({setup['eval_seed']})"),
+             ("cutoff", f"{setup['cutoff']} = {doc['cutoff_accuracy']:.2f} %"),
+             ("ideal chip accuracy", f"{doc['ideal_accuracy']:.2f} %"),
+             ("labelled data", f"{setup['data']} ({setup['data_images']} images)"),
+             ("real images of the baselines", setup["real"]),
+             ("inputs per training chip", forwards["train"]),
+             ("inputs per evaluation chip", forwards["eval"]),
+             ("campaign seconds (training, evaluation)",
+              f"{forwards['train_s']:.1f}, {forwards['eval_s']:.1f}")]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
+    return f"<table>{rows}</table>"
+
+
+def _rows_table(rows: list[dict]) -> str:
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in _COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in _COLUMNS:
+            value = row[key]
+            if key == "needs":
+                value = ", ".join(value[1:]) or "model only"
+            elif key == "auc":
+                value = f"{value:.3f}"
+            elif isinstance(value, float):
+                value = f"{value:.1f}"
+            elif isinstance(value, int):
+                value = f"{value:,}"
+            cells.append(f"<td>{_e(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _section(anchor: str, heading: str, content: str) -> str:
+    return f"<section id=\"{anchor}\">\n<h2>{_e(heading)}</h2>\n{content}\n</section>\n"
+
+
+def _img(png: bytes) -> str:
+    return f"<img alt=\"\" src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">"
+
+
+def _absent(what: str) -> str:
+    return f"<p class=\"note\">This run has no {_e(what)}.</p>"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))

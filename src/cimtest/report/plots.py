@@ -1,0 +1,127 @@
+"""The report's figures, drawn with matplotlib (Agg) and returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from itertools import pairwise
+
+import numpy as np
+import torch
+
+__all__ = [
+    "accuracy_histograms",
+    "entropy_curves",
+    "flag_rate_curves",
+    "image_grid",
+    "reward_curve",
+    "roc_curves",
+]
+
+
+def _figure(width: float = 6.0, height: float = 4.0, columns: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
+
+
+def _png(fig) -> bytes:
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def roc_curves(roc: dict[str, dict], aucs: dict[str, float]) -> bytes:
+    """Every method's ROC curve (positive = the chip truly fails) in one plot."""
+    fig, ((ax,),) = _figure(6.0, 5.0)
+    for name, curve in roc.items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {aucs[name]:.3f})", lw=1.5)
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set(xlabel="false-positive rate (passing chips flagged)",
+           ylabel="true-positive rate (failing chips flagged)", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def accuracy_histograms(train: list[float], evaluation: list[float], cutoff: float,
+                        ideal: float) -> bytes:
+    """Accuracy histograms of the training and evaluation chips, with A_cutoff and the ideal."""
+    fig, ((ax,),) = _figure()
+    values = np.concatenate([train, evaluation])
+    bins = np.linspace(values.min(), max(values.max(), ideal) + 1e-9, 40)
+    ax.hist(train, bins=bins, alpha=0.55, label=f"training chips ({len(train)})")
+    ax.hist(evaluation, bins=bins, alpha=0.55, label=f"evaluation chips ({len(evaluation)})")
+    ax.axvline(cutoff, color="black", ls="--", lw=1, label=f"A_cutoff {cutoff:.2f} %")
+    ax.axvline(ideal, color="green", ls=":", lw=1, label=f"ideal chip {ideal:.2f} %")
+    ax.set(xlabel="accuracy (%)", ylabel="chips")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def flag_rate_curves(rates: dict[str, list], edges: list) -> bytes:
+    """Per method, the percent of chips flagged against the chip's accuracy drop."""
+    fig, ((ax,),) = _figure()
+    labels = [_bin_label(lo, hi) for lo, hi in pairwise(edges)]
+    x = np.arange(len(labels))
+    for name, values in rates.items():
+        y = np.array([np.nan if v is None else v for v in values], dtype=float)
+        ax.plot(x, y, marker="o", label=name, lw=1.2)
+    ax.set_xticks(x, labels)
+    ax.set(xlabel="accuracy drop of the chip below the ideal chip (points)",
+           ylabel="chips flagged (%)", ylim=(-2, 102))
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def entropy_curves(curve: list[list[float]]) -> bytes:
+    """H_c and H_s of the EGIS generator's batches at each training step (paper 2 Fig. 3)."""
+    data = np.asarray(curve)
+    fig, ((ax,),) = _figure(6.0, 3.5)
+    ax.plot(data[:, 0], label="H_c (mean per-image entropy)")
+    ax.plot(data[:, 1], label="H_s (entropy of the mean prediction)")
+    ax.set(xlabel="generator step", ylabel="entropy (nats)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def reward_curve(curve: list[list[float]]) -> bytes:
+    """The annealing's new and best reward per iteration, temperature on the right."""
+    data = np.asarray(curve)
+    fig, ((ax,),) = _figure(6.0, 3.5)
+    ax.plot(data[:, 1], lw=0.8, label="reward of the proposed set")
+    ax.plot(data[:, 2], lw=1.5, label="best reward")
+    ax.set(xlabel="iteration", ylabel="mean validation accuracy (%)")
+    right = ax.twinx()
+    right.plot(data[:, 0], color="grey", ls=":", lw=1)
+    right.set_ylabel("temperature")
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> bytes:
+    """Images (N, C, H, W) side by side, each scaled to its own range."""
+    n = len(images)
+    fig, axes = _figure(1.8 * n, 2.1, columns=n)
+    for ax, image, title in zip(axes[0], images, titles, strict=True):
+        data = image.float().numpy()
+        data = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
+        low, high = float(data.min()), float(data.max())
+        data = (data - low) / (high - low) if high > low else np.zeros_like(data)
+        ax.imshow(data, cmap=cmap if data.ndim == 2 else None, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    return _png(fig)
+
+
+def _bin_label(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"< {high:g}"
+    if high is None:
+        return f">= {low:g}"
+    return f"{low:g}-{high:g}"

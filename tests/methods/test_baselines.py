@@ -1,0 +1,192 @@
+"""Baselines and the hybrid on a tiny classifier, against hand-checked decisions."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimtest.data import digits
+from cimtest.engine import InputBank, Population
+from cimtest.exceptions import ConfigError, NotFittedError
+from cimtest.methods.base import ChipOutcomes
+from cimtest.methods.baselines import (
+    DatasetAwareTest,
+    FGSMTestImages,
+    NoiseImagesTest,
+    PointTestVectors,
+    RandomSyntheticTest,
+    best_threshold,
+)
+from cimtest.methods.btv import BayesianTestVector
+from cimtest.methods.egis import EntropyImageTest
+from cimtest.methods.hybrid import HybridTest, threshold_for_escapes
+
+FAULT = "mult:eta=0.3"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny digits classifier with an input_shape attribute, and the digits splits."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model.input_shape = (1, 8, 8)
+    data = digits(8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
+        opt.step()
+    return model, data
+
+
+def ideal(model):
+    return Population(model, "none", 0, n=1)
+
+
+def test_best_threshold_by_hand():
+    scores = np.array([0.0, 0.0, 1.0, 2.0, 3.0])
+    failed = np.array([False, False, False, True, True])
+    assert best_threshold(scores, failed) == 1.5  # flags 2 and 3 only: all five right
+    # ties in accuracy go to the larger threshold (fewer flags)
+    assert best_threshold(np.array([1.0, 2.0]), np.array([False, False])) == 2.0
+    assert best_threshold(np.array([1.0, 2.0]), np.array([True, True])) == 0.0
+
+
+def test_threshold_for_escapes_by_hand():
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    failed = np.array([False, True, False, True, False, False, True, False, True, True])
+    t0 = threshold_for_escapes(scores, failed, 0.0)  # no escape: every fail flagged
+    assert t0 < 0.2 and (scores > t0)[failed].all()
+    t10 = threshold_for_escapes(scores, failed, 10.0)  # one of ten chips may escape
+    assert 0.2 <= t10 < 0.4 and ((scores <= t10) & failed).sum() == 1
+    t20 = threshold_for_escapes(scores, failed, 20.0)
+    assert 0.4 <= t20 < 0.7 and ((scores <= t20) & failed).sum() == 2
+
+
+def test_point_vectors_threshold_is_the_ideal_chips_sigma(tiny):
+    model, data = tiny
+    test = PointTestVectors(k=3, seed=4)
+    x = test.propose(model, data.train)
+    assert x.shape == (3, 1, 8, 8)
+    rows = [int(((data.train.x - r).abs().sum(dim=(1, 2, 3)) == 0).nonzero()[0]) for r in x]
+    assert len(set(rows)) == 3  # three distinct real images
+    with torch.no_grad():
+        out = ideal(model).mapped.ideal(x)
+    assert test.sigma_ideal_ == pytest.approx(float(out.double().std(unbiased=False)), rel=1e-5)
+    sigma = test.respond(ideal(model).outputs(x))
+    assert not test.decide(sigma).any()  # the ideal chip passes (strict comparison)
+    scaled = test.respond(2 * ideal(model).outputs(x))
+    assert test.decide(scaled).all() and test.score(scaled)[0] == pytest.approx(2 * sigma[0])
+    with pytest.raises(ConfigError, match="real images"):
+        PointTestVectors().propose(model, None)
+
+
+def test_fgsm_images_keep_the_ideal_label_near_the_boundary(tiny):
+    model, data = tiny
+    test = FGSMTestImages(k=4, seed=1)
+    x = test.propose(model, data.train)
+    chip = ideal(model)
+    labels = chip.outputs(x)[0].argmax(dim=1)
+    assert torch.equal(labels, test.labels_)
+    assert (test.eps_ > 0).all()
+    # the ideal chip has no mismatch; a hand-made chip that swaps two labels has two
+    assert test.respond(chip.outputs(x)).tolist() == [0.0]
+    swapped = chip.outputs(x).clone()
+    for j in (0, 2):
+        swapped[0, j] = torch.roll(swapped[0, j], 1)
+    assert test.respond(swapped).tolist() == [2.0]
+
+
+def test_fgsm_learns_the_mismatch_count_that_separates(tiny):
+    model, data = tiny
+    test = FGSMTestImages(k=3, seed=2)
+    x = test.propose(model, data.train)
+    base = ideal(model).outputs(x)[0]
+    outs = base.repeat(6, 1, 1)
+    for chip, wrong in enumerate([0, 0, 1, 2, 3, 3]):
+        for j in range(wrong):
+            outs[chip, j] = torch.roll(base[j], 1)
+    passed = np.array([True, True, True, False, False, False])
+    test.learn(outs, ChipOutcomes(passed, 90.0))
+    assert test.threshold_ == 1.5
+    assert test.decide(test.respond(outs)).tolist() == [False, False, False, True, True, True]
+
+
+def test_dataset_aware_picks_the_image_that_tracks_accuracy(tiny):
+    model, data = tiny
+    test = DatasetAwareTest(k=1, candidates=5, estimators=20, seed=0)
+    cands = test.propose(model, data.train)
+    assert cands.shape == (5, 1, 8, 8)
+    d = 40
+    rng = np.random.default_rng(0)
+    accuracy = np.linspace(80, 100, d)
+    outs = torch.zeros(d, 5, 10)
+    outs[:] = torch.from_numpy(rng.normal(size=(d, 5, 10))).float() * 0.01
+    labels = test.ideal_labels_
+    # image 3's ideal-class logit grows with accuracy: its probability tracks the accuracy
+    outs[torch.arange(d), 3, labels[3]] = torch.from_numpy((accuracy - 80) / 4).float()
+    chips = ChipOutcomes(accuracy > 90, 90.0, accuracy)
+    test.learn(outs, chips)
+    assert test.chosen_.tolist() == [3]
+    flagged = test.decide(test.respond(outs[:, [3]]))
+    assert (flagged == (accuracy <= 90)).mean() >= 0.9
+    with pytest.raises(ConfigError, match="accuracies"):
+        DatasetAwareTest(k=1, candidates=5).learn(outs, chips.labels_only())
+
+
+def test_noise_and_random_synthetic_inputs(tiny):
+    model, data = tiny
+    noise = NoiseImagesTest(k=3, input_range=(-1.0, 2.0), seed=5)
+    x = noise.propose(model)
+    assert x.shape == (3, 1, 8, 8) and x.min() >= -1 and x.max() <= 2
+    assert torch.equal(x, NoiseImagesTest(k=3, input_range=(-1.0, 2.0), seed=5).propose(model))
+    source = EntropyImageTest(images=16, steps=2, batch=8, input_range=data.input_range)
+    sid = source.propose(model)
+    synthetic = RandomSyntheticTest(source=source, k=4, seed=0)
+    y = synthetic.propose(model)
+    assert torch.equal(y, sid[torch.as_tensor(synthetic.chosen_)])
+    with pytest.raises(NotFittedError):
+        noise.decide(np.zeros((2, 30)))
+
+
+def test_detector_ablation_learns_a_separable_population(tiny):
+    model, _ = tiny
+    test = NoiseImagesTest(k=2, input_range=(0.0, 1.0), estimators=20, seed=0)
+    test.propose(model)
+    passed = np.arange(60) % 2 == 0
+    outs = torch.randn(60, 2, 10, generator=torch.Generator().manual_seed(0))
+    outs[~torch.from_numpy(passed), 0, 0] += 5.0  # fail chips stand out on one output
+    test.learn(outs, ChipOutcomes(passed, 90.0))
+    assert (test.decide(test.respond(outs)) == ~passed).all()
+
+
+def test_hybrid_features_are_signatures_and_sigma(tiny):
+    model, data = tiny
+    egis = EntropyImageTest(k=2, images=16, steps=2, batch=8, input_range=data.input_range)
+    egis.propose(model)
+    egis.images_ = egis.inputs_ = egis.sid_[:2]
+    vector = BayesianTestVector(steps=5).fit(model)
+    hybrid = HybridTest(egis=egis, btv=vector, target_te=0.0, folds=2, estimators=10)
+    x = hybrid.propose()
+    assert torch.equal(x, torch.cat([egis.sid_[:2], vector.sample_]))
+    population = Population(model, FAULT, 0, 40)
+    outs = population.outputs(x)
+    features = hybrid.respond(outs)
+    assert features.shape == (40, 2 * 10 + 1)
+    np.testing.assert_allclose(features[:, -1], vector.respond(outs[:, 2:]))
+    acc = population.accuracy(data.test.x, data.test.y).numpy()
+    hybrid.learn(outs, ChipOutcomes(acc > np.median(acc), float(np.median(acc))))
+    failed = ~(acc > np.median(acc))
+    assert not ((hybrid.oof_score_ <= hybrid.threshold_) & failed).any()  # TE target 0 %
+    assert hybrid.test_bytes() == 2 * 64 * 4 + 2 * 64 * 4
+
+
+def test_input_bank_stores_each_row_once():
+    bank = InputBank()
+    a = torch.arange(12.0).reshape(3, 4)
+    assert bank.add(a).tolist() == [0, 1, 2]
+    assert bank.add(torch.stack([a[1], a[1] + 100, a[0]])).tolist() == [1, 3, 0]
+    assert len(bank) == 4 and torch.equal(bank.inputs[3], a[1] + 100)
+    assert bank.index(a[[2, 0]]).tolist() == [2, 0]
+    with pytest.raises(KeyError, match="row 0"):
+        bank.index(a[:1] - 1)

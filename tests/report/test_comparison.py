@@ -1,0 +1,159 @@
+"""compare(): every method on the same chips, each chip forwarded once; the RUN and the report."""
+
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimtest.data import digits
+from cimtest.engine import Population
+from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.loading import load_model
+from cimtest.report import compare, default_methods
+from cimtest.report.html import SECTIONS, write_report
+from cimtest.report.run import load_run, save_run
+
+FAULT = "mult:eta=0.25"
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class TagChecker(HTMLParser):
+    """Fails on a closing tag that does not match the open one; collects section ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.sections, self.errors = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.sections.append(dict(attrs)["id"])
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny digits classifier loaded as a `LoadedModel` (module:factory + weights)."""
+    import sys
+
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("cmpmodel")
+    (root / "cmptiny.py").write_text(
+        "from torch import nn\n"
+        "def tiny():\n"
+        "    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n"
+        "    m.input_shape = (1, 8, 8)\n"
+        "    return m\n")
+    sys.path.insert(0, str(root))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    data = digits(8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
+        opt.step()
+    save_file(model.state_dict(), root / "w.safetensors")
+    yield load_model("cmptiny:tiny", weights=root / "w.safetensors"), data
+    sys.path.remove(str(root))
+
+
+def small_methods():
+    return default_methods(k=2, seed=0, egis={"images": 32, "steps": 5, "batch": 16,
+                                              "rho": 0.7, "reward_estimators": 5,
+                                              "detector_estimators": 10},
+                           btv={"steps": 20})
+
+
+@pytest.fixture(scope="module")
+def counted(tiny_model):
+    """A comparison with every Population.forward call recorded as (seed, chips, inputs)."""
+    loaded, data = tiny_model
+    calls = []
+    original = Population.forward
+
+    def forward(self, chips, x):
+        calls.append((self.seed, self.n, list(chips), x.shape[0]))
+        return original(self, chips, x)
+
+    Population.forward = forward
+    try:
+        result = compare(loaded, FAULT, data.test.subset(200), real=data.train,
+                         methods=small_methods(), train_chips=40, eval_chips=24)
+    finally:
+        Population.forward = original
+    return result, calls
+
+
+def test_each_chip_is_forwarded_once_per_population(counted):
+    result, calls = counted
+    train = [c for c in calls if c[0] == 0 and c[1] == 40]
+    evaluation = [c for c in calls if c[0] == 1]
+    assert sorted(i for c in train for i in c[2]) == list(range(40))
+    assert sorted(i for c in evaluation for i in c[2]) == list(range(24))
+    assert {c[3] for c in train} == {result.forwards["train"]}
+    assert {c[3] for c in evaluation} == {result.forwards["eval"]}
+    # every other forward is an ideal chip (thresholds, labels), never a population of chips
+    assert all(c[1] == 1 for c in calls if c not in train and c not in evaluation)
+    # the evaluation bank holds the data and each test's inputs, shared rows once
+    per_method = {r["method"]: r["forward_passes"] for r in result.rows}
+    assert result.forwards["eval"] <= 200 + sum(per_method.values())
+    assert per_method["hybrid"] == per_method["egis"] + per_method["btv"] == 3
+
+
+def test_rows_hold_every_method_and_metric(counted):
+    result, _ = counted
+    names = [r["method"] for r in result.rows]
+    assert names == list(small_methods())
+    for row in result.rows:
+        assert row["ta"] + row["te"] + row["yl"] == pytest.approx(100.0)
+        assert row["te"] == pytest.approx(row["cte"] + row["bte"])
+        assert 0 <= row["auc"] <= 1 and row["fit_s"] >= 0 and row["needs"][0] == "model"
+    needs = {r["method"]: r["needs"] for r in result.rows}
+    assert needs["btv"] == ["model"]
+    assert "chip accuracies" in needs["dataset-aware"]
+    # TA recomputed from the stored verdicts and accuracies
+    failed = ~(result.eval_accuracy > result.cutoff_accuracy)
+    for row in result.rows:
+        flagged = result.flags[row["method"]]
+        assert row["ta"] == pytest.approx(100 * np.mean(flagged == failed))
+
+
+def test_compare_refuses_equal_seeds_and_non_classifiers(tiny_model):
+    loaded, data = tiny_model
+    with pytest.raises(ConfigError, match="different seeds"):
+        compare(loaded, FAULT, data.test, seed=3, eval_seed=3)
+
+
+def test_run_round_trip_and_report_sections(counted, tmp_path):
+    result, _ = counted
+    run = save_run(result, tmp_path / "run", 95.0)
+    doc, tensors = load_run(run)
+    assert [r["method"] for r in doc["rows"]] == [r["method"] for r in result.rows]
+    assert set(tensors) == {"egis_images", "btv_mean", "btv_variance"}
+    assert len(doc["flag_rate_by_drop"]["btv"]) == len(doc["drop_bins"]) - 1
+    page = write_report(doc, tensors, tmp_path / "report.html")
+    checker = TagChecker()
+    checker.feed(page.read_text())
+    assert checker.errors == [] and checker.stack == []
+    assert checker.sections == list(SECTIONS)
+    assert page.read_text().count("data:image/png;base64,") == 7
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="not a comparison run"):
+        load_run(tmp_path)
+    (tmp_path / "comparison.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_run(tmp_path)
+    (tmp_path / "comparison.json").write_text('{"format": "other"}')
+    with pytest.raises(ArtifactError, match="not a cimtest comparison"):
+        load_run(tmp_path)
