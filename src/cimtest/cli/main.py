@@ -15,6 +15,7 @@ from cimtest.cli import (
     egis_cmd,
     info_cmd,
     report_cmd,
+    reproduce_cmd,
     store_cmd,
     zoo_cmd,
 )
@@ -36,6 +37,7 @@ app.command("calibrate")(campaign_cmd.calibrate)
 app.command("compare")(compare_cmd.compare_cmd)
 app.command("demo")(demo_cmd.demo)
 app.command("report")(report_cmd.report)
+app.command("reproduce")(reproduce_cmd.reproduce)
 app.command("export")(store_cmd.export)
 app.command("status")(store_cmd.status)
 
