@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from cimtest.faults import (
@@ -86,3 +87,23 @@ def grid_weights(layout: WeightLayout, chips: int, seed: int = 0) -> torch.Tenso
         codes = torch.randint(-128, 128, (slot.numel,), generator=g).float()
         rows.append(codes * slot.scale)
     return torch.cat(rows).expand(chips, -1).contiguous()
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """A tiny digits MLP (64-32-10) trained 60 Adam steps, with an ``input_shape`` attribute,
+    and ``digits(8)``. Deterministic; shared by the method and report tests (read-only)."""
+    from torch import nn
+
+    from cimtest.data import digits
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model.input_shape = (1, 8, 8)
+    data = digits(8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
+        opt.step()
+    return model, data

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 
 from cimtest import __version__
+from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "load_artifact", "save_artifact"]
@@ -97,16 +96,11 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
         raise ArtifactError(f"artefact metadata is not JSON-serialisable: {exc}") from exc
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in artifact.tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
     except OSError as exc:
         raise ArtifactError(f"cannot write artefact '{path}': {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     _logger.info("saved %s test artefact to %s", artifact.method, path)
     return path
 

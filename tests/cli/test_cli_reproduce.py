@@ -28,15 +28,15 @@ def test_an_experiment_runs_real_commands_and_rewrites_its_block(tmp_path, monke
     monkeypatch.setenv("CIMTEST_HOME", str(tmp_path / "home"))
     experiment = Experiment(
         "doc.md",
-        (("zoo", lambda r, w: ["zoo", "list"]),
-         ("info", lambda r, w: ["info", r["zoo"][0]["name"].replace("resnet20", "mlp-8")])),
-        lambda r: {"a": f"{len(r['zoo'])} models; mlp-8 has {len(r['info']['layers'])} layers"},
+        (("zoo", lambda r, w: ["zoo", "list"]),  # the second step's argv uses the first's JSON
+         ("again", lambda r, w: ["zoo", "list"] if r["zoo"][0]["name"] else ["bogus"])),
+        lambda r: {"a": f"{len(r['zoo'])} models, {sum(e['trained'] for e in r['again'])} trained"},
     )
     results = run_experiment(experiment, tmp_path)
     doc = tmp_path / "doc.md"
     doc.write_text(DOC)
     write_blocks(doc, experiment.render(results))
-    assert "36 models; mlp-8 has 3 layers" in doc.read_text()
+    assert "36 models, 0 trained" in doc.read_text()
     assert doc.read_text().endswith("<!-- /reproduce:a -->\nafter\n")
 
 

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from cimtest.data import digits
 from cimtest.engine import InputBank, Population
 from cimtest.exceptions import ConfigError, NotFittedError
 from cimtest.methods.base import ChipOutcomes
@@ -25,18 +23,9 @@ FAULT = "mult:eta=0.3"
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_classifier):
     """A tiny digits classifier with an input_shape attribute, and the digits splits."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    model.input_shape = (1, 8, 8)
-    data = digits(8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
-        opt.step()
-    return model, data
+    return tiny_classifier
 
 
 def ideal(model):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from cimtest.data import digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError, NotFittedError
 from cimtest.methods.detector import Detector
@@ -95,17 +94,9 @@ def test_detector_text_round_trip(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_classifier):
     """A tiny digits classifier (input_shape attribute) and its 64 labelled chips."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    model.input_shape = (1, 8, 8)
-    data = digits(8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
-        opt.step()
+    model, data = tiny_classifier
     acc = Population(model, FAULT, 0, 64).accuracy(data.test.x, data.test.y)
     return model, data, LabelledChips(FAULT, 0, acc > acc.median(), cutoff="A50")
 

@@ -4,10 +4,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from cimtest.data import digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import load_model
@@ -38,7 +35,7 @@ class TagChecker(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+def tiny_model(tmp_path_factory, tiny_classifier):
     """A tiny digits classifier loaded as a `LoadedModel` (module:factory + weights)."""
     import sys
 
@@ -52,14 +49,7 @@ def tiny_model(tmp_path_factory):
         "    m.input_shape = (1, 8, 8)\n"
         "    return m\n")
     sys.path.insert(0, str(root))
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    data = digits(8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
-        opt.step()
+    model, data = tiny_classifier
     save_file(model.state_dict(), root / "w.safetensors")
     yield load_model("cmptiny:tiny", weights=root / "w.safetensors"), data
     sys.path.remove(str(root))

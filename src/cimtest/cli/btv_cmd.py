@@ -13,10 +13,10 @@ import typer
 from rich import box
 from rich.table import Table
 
+from cimtest._atomic import atomic_file
 from cimtest.artifacts import load_artifact, save_artifact
 from cimtest.cli import options
 from cimtest.cli.common import (
-    atomic_output,
     check_output,
     emit_json,
     handle_errors,
@@ -229,7 +229,7 @@ def evaluate(
             rows.append({"fault": spec.split(":", 1)[0], "level": spec, **row,
                          "ideal_accuracy": ideal_accuracy, "sigma_ideal": btv.sigma_ideal_})
     if output:
-        with atomic_output(output) as tmp:
+        with atomic_file(output) as tmp:
             pd.DataFrame(rows).to_csv(tmp, index=False)
     if json:
         emit_json(rows)

@@ -11,10 +11,10 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
     STATE,
-    atomic_output,
     check_output,
     emit_json,
     handle_errors,
@@ -73,7 +73,7 @@ TABLE_SUFFIXES = (".parquet", ".csv")
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write per-chip rows to .parquet or .csv, atomically."""
-    with atomic_output(path) as tmp:
+    with atomic_file(path) as tmp:
         if path.endswith(".csv"):
             frame.to_csv(tmp, index=False)
         else:

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ from cimtest.exceptions import CimtestError, ConfigError
 
 __all__ = [
     "STATE",
-    "atomic_output",
     "check_output",
     "emit_json",
     "handle_errors",
@@ -107,20 +105,6 @@ def check_output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise ConfigError(f"output folder '{path.parent}' is not writable")
     return path
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ same tables. Budget: about 15 (btv), 25 (egis) and 45 (comparison) minutes on 2 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import typer
 
+from cimtest._atomic import atomic_file
 from cimtest.cli.common import emit_json, handle_errors, stderr, stdout
 from cimtest.exceptions import ArtifactError, CimtestError, ConfigError
 
@@ -72,11 +72,8 @@ def write_blocks(path: Path, blocks: dict[str, str]) -> None:
     text = path.read_text()
     for name, body in blocks.items():
         text = replace_block(text, name, body)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def _level(results: Results, step: str, index: int = 0) -> float:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import typer
 
+from cimtest._atomic import atomic_file
 from cimtest.cli import options
-from cimtest.cli.common import atomic_output, check_output, emit_json, handle_errors, stderr, stdout
+from cimtest.cli.common import check_output, emit_json, handle_errors, stderr, stdout
 from cimtest.engine import SQLiteStore, StoreStatus
 from cimtest.exceptions import ConfigError
 
@@ -36,7 +37,7 @@ def export(
     with SQLiteStore(store, read_only=True) as reader:
         status = reader.status()
         frame = reader.frame()
-    with atomic_output(output) as tmp:
+    with atomic_file(output) as tmp:
         if fmt == "csv":
             frame.to_csv(tmp, index=False)
         else:

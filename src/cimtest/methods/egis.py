@@ -29,9 +29,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cimtest._atomic import atomic_directory
 from cimtest._validation import check_interval
 from cimtest.artifacts import Artifact, load_artifact, save_artifact
 from cimtest.engine import Population
@@ -488,22 +486,12 @@ class EntropyImageTest(ScreeningTest):
         testdir = Path(testdir)
         if not testdir.parent.is_dir():
             raise ArtifactError(f"folder '{testdir.parent}' does not exist")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{testdir.name}.", dir=testdir.parent))
         try:
-            detector = self.detector_.save(tmp / DETECTOR_FILE)
-            save_artifact(tmp / ARTIFACT_FILE, self._artifact(_sha256(detector), info or {}))
-            old = None
-            if testdir.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{testdir.name}.old.", dir=testdir.parent))
-                os.replace(testdir, old / "test")
-            os.replace(tmp, testdir)
-            if old is not None:
-                shutil.rmtree(old)
+            with atomic_directory(testdir) as tmp:
+                detector = self.detector_.save(tmp / DETECTOR_FILE)
+                save_artifact(tmp / ARTIFACT_FILE, self._artifact(_sha256(detector), info or {}))
         except OSError as exc:
             raise ArtifactError(f"cannot write test '{testdir}': {exc}") from exc
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         _logger.info("saved EGIS test (K=%d) to %s", self.k, testdir)
         return testdir
 

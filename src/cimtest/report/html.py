@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
 from cimtest.report import plots
 
@@ -84,17 +83,11 @@ def write_report(doc: dict, tensors: dict[str, torch.Tensor], path: str | Path) 
     if not path.parent.is_dir():
         raise ArtifactError(f"folder '{path.parent}' does not exist")
     text = render_report(doc, tensors)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ArtifactError(f"cannot write report '{path}': {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -9,9 +9,6 @@ and the Bayesian vector's mean and variance (no pickle anywhere).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import numpy as np
 import torch
 
 from cimtest import __version__
+from cimtest._atomic import atomic_directory
 from cimtest.exceptions import ArtifactError
 from cimtest.report.comparison import Comparison
 
@@ -78,25 +76,14 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
     if btv is not None and hasattr(btv, "mean_"):
         tensors["btv_mean"] = btv.mean_
         tensors["btv_variance"] = btv.log_var_.exp()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a run is a normal folder
     try:
-        text = json.dumps(run_document(comparison, ideal_accuracy), indent=1, allow_nan=True)
-        (tmp / RUN_JSON).write_text(text)
-        save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
-                  str(tmp / RUN_TENSORS))
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "run")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
+        with atomic_directory(path) as tmp:
+            text = json.dumps(run_document(comparison, ideal_accuracy), indent=1)
+            (tmp / RUN_JSON).write_text(text)
+            save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+                      str(tmp / RUN_TENSORS))
     except OSError as exc:
         raise ArtifactError(f"cannot write run '{path}': {exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 
