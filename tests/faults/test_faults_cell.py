@@ -190,3 +190,16 @@ def test_distinct_positions_are_uniform(k):
     for _ in range(3000):
         hits[_distinct(10, k, g)] += 1
     uniform(hits)
+
+
+@pytest.mark.parametrize("fault", [BitFlip(0.2), LevelFlip(0.1, bits=2), StuckAt(0.1, high=0.3)])
+def test_write_batching_does_not_change_the_chips(fault, monkeypatch):
+    """Chips' edits are written in batches bounded in cells (memory); any batch size gives
+    the same weights, since each chip's draws and edits are its own."""
+    import cimtest.faults.cell as cell
+
+    layout, chips = toy_layout(layers=BIG), 12
+    weights = grid_weights(layout, chips)
+    whole = fault.apply(weights.clone(), layout, generators(chips))
+    monkeypatch.setattr(cell, "_BATCH_CELLS", 100)  # about one write per chip
+    assert torch.equal(fault.apply(weights.clone(), layout, generators(chips)), whole)

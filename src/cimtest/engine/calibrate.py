@@ -82,10 +82,7 @@ def calibrate(
     total = len(drops) * iterations
     for k, target in enumerate(sorted(drops)):
         a, b = math.log(lo), math.log(hi)
-        if drops_at(hi).mean() < target:
-            _logger.warning("drop %.2f not reached at the top level %g", target, hi)
-            a = b
-        for i in range(iterations if a < b else 0):
+        for i in range(iterations):
             mid = 0.5 * (a + b)
             if drops_at(math.exp(mid)).mean() < target:
                 a = mid
@@ -93,6 +90,10 @@ def calibrate(
                 b = mid
             if progress is not None:
                 progress(k * iterations + i + 1, total)
+        # the top of the bracket (p = 0.5 flips half of every bit) is only evaluated when
+        # the bisection never met the target: it is the costliest level to simulate
+        if b == math.log(hi) and drops_at(hi).mean() < target:
+            _logger.warning("drop %.2f not reached at the top level %g", target, hi)
         level = math.exp(b)
         d = drops_at(level)
         half = 1.96 * d.std().item() / math.sqrt(len(d)) if len(d) > 1 else float("nan")
