@@ -129,3 +129,35 @@ def test_segmentation_scores_are_mean_iou_percent():
     perfect = torch.nn.functional.one_hot(y, 2).permute(0, 3, 1, 2).float().unsqueeze(0)
     assert chip_scores(perfect, y, "segmentation").tolist() == [100.0]
     assert parse_spec("none").faults == ()
+
+
+@pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "lenet5-8", "unet-8"])
+@pytest.mark.parametrize("n_inputs", [1, 4])
+def test_zoo_chips_identical_whatever_the_chunk_size(name, n_inputs):
+    """Bit-identical outputs for chunks of 8 or 16 chips and a chip alone, on the paths of
+    small inputs (patch matmuls under vmap) of real architectures."""
+    from cimtest.zoo import get_entry
+
+    entry = get_entry(name)
+    x = torch.randn(n_inputs, *entry.input_shape, generator=torch.Generator().manual_seed(0))
+    big = Population(entry.build(), "mult:eta=0.1", seed=5, n=16, memory="4GB")
+    small = Population(entry.build(), "mult:eta=0.1", seed=5, n=16, memory=1)
+    everyone = big.outputs(x)
+    assert torch.equal(everyone, small.outputs(x))
+    assert torch.equal(everyone[11:12], big.outputs(x, chips=[11]))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation", "bias", "n", "side"), [
+    (3, 1, 1, 1, True, 1, 8), (3, 2, 1, 1, False, 2, 8), (1, 1, 0, 1, True, 4, 4),
+    (5, 1, 2, 1, True, 1, 6), (3, 1, 2, 2, True, 1, 5), (3, 1, 1, 1, True, 4, 8),
+])
+def test_patch_matmul_conv_equals_the_convolution(kernel, stride, padding, dilation, bias, n,
+                                                  side):
+    from cimtest.engine.batched import _PatchMatmulConv2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 5, kernel, stride, padding, dilation, bias=bias)
+    x = torch.randn(n, 3, side, side)
+    expected = conv(x)
+    conv.__class__ = _PatchMatmulConv2d
+    assert torch.allclose(conv(x), expected, atol=1e-5)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.nn import functional as F
 
 from cimtest.hardware import MappedModel
 
@@ -27,6 +30,49 @@ too small to fill the cores, but fall to a third of the dense speed at 540 input
 so results stay chunk-invariant."""
 
 
+SMALL_OUTPUT = 64
+"""A convolution whose output has at most this many positions over all inputs of a chip
+(N x H_out x W_out) runs as one matmul over unfolded patches; larger ones stay convolutions."""
+
+
+class _PatchMatmulConv2d(nn.Conv2d):
+    """A Conv2d (groups 1, zero padding) that computes small outputs as W @ unfold(x).
+
+    Under vmap with per-chip weights, a convolution becomes a grouped convolution, which
+    oneDNN runs slowly on small maps; a matmul becomes one batched matmul. Measured side by
+    side (one thread): 2.4x faster on ResNet-20 8x8 and 6.3x on VGG-16 8x8 at one input per
+    chip, 1.5x at four, 1.36x on ResNet-20 32x32 at one; no gain from 32 inputs, where
+    outputs exceed `SMALL_OUTPUT` and the convolution is kept.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return super().forward(x)
+        n, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (self.kernel_size, self.stride, self.padding,
+                                                  self.dilation)
+        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if n * ho * wo > SMALL_OUTPUT:
+            return super().forward(x)
+        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+        cols = cols.transpose(0, 1).reshape(cols.shape[1], n * ho * wo)
+        out = self.weight.reshape(self.out_channels, -1) @ cols
+        if self.bias is not None:
+            out = out + self.bias.reshape(-1, 1)
+        return out.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
+
+
+def _with_patch_matmuls(module: nn.Module) -> nn.Module:
+    """A copy of `module` whose plain convolutions are `_PatchMatmulConv2d` (same parameters)."""
+    module = copy.deepcopy(module)
+    for layer in module.modules():
+        if type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros" \
+                and not isinstance(layer.padding, str):
+            layer.__class__ = _PatchMatmulConv2d
+    return module
+
+
 class BatchedForward:
     """Evaluate many chips at once: ``(B, P)`` flat chip weights × inputs → ``(B, N, *out)``.
 
@@ -38,7 +84,7 @@ class BatchedForward:
 
     def __init__(self, mapped: MappedModel) -> None:
         self.mapped = mapped
-        self.module = mapped.ideal
+        self.module = _with_patch_matmuls(mapped.ideal)
 
     def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, weights, (x,))
