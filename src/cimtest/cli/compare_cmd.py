@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cimtest.cli import options
@@ -70,7 +71,8 @@ def comparison_table(rows: list[dict], title: str = "") -> Table:
 
 def print_comparison(result: Comparison, title: str) -> None:
     """Print the table at least 150 columns wide (it does not fit 80), then the legend."""
-    stdout.print(comparison_table(result.rows, title), width=max(stdout.width, 150))
+    wide = Console(highlight=False, width=max(stdout.width, 150))  # stdout caps any width
+    wide.print(comparison_table(result.rows, title))
     stdout.print("percent of evaluation chips: TA accuracy, TE escapes (CTE critical, BTE "
                  "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
                  "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "
