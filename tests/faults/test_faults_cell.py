@@ -196,7 +196,7 @@ def test_distinct_positions_are_uniform(k):
 def test_write_batching_does_not_change_the_chips(fault, monkeypatch):
     """Chips' edits are written in batches bounded in cells (memory); any batch size gives
     the same weights, since each chip's draws and edits are its own."""
-    import cimtest.faults.cell as cell
+    from cimtest.faults import cell
 
     layout, chips = toy_layout(layers=BIG), 12
     weights = grid_weights(layout, chips)

@@ -128,6 +128,7 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     doc, tensors = load_run(run)
     assert [r["method"] for r in doc["rows"]] == [r["method"] for r in result.rows]
     assert set(tensors) == {"egis_images", "btv_mean", "btv_variance"}
+    assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(doc["flag_rate_by_drop"]["btv"]) == len(doc["drop_bins"]) - 1
     page = write_report(doc, tensors, tmp_path / "report.html")
     checker = TagChecker()

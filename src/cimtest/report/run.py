@@ -1,4 +1,5 @@
-"""A comparison RUN directory: ``comparison.json`` and ``tensors.safetensors``, written atomically.
+"""A comparison RUN directory: ``comparison.json``, ``tensors.safetensors`` and ``roc.png``
+(every method's ROC curve in one plot), written atomically.
 
 `cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
 holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
@@ -18,12 +19,14 @@ import torch
 from cimtest import __version__
 from cimtest._atomic import atomic_directory
 from cimtest.exceptions import ArtifactError
+from cimtest.report import plots
 from cimtest.report.comparison import Comparison
 
-__all__ = ["DROP_BINS", "RUN_JSON", "RUN_TENSORS", "load_run", "run_document", "save_run"]
+__all__ = ["DROP_BINS", "RUN_JSON", "RUN_ROC", "RUN_TENSORS", "load_run", "run_document", "save_run"]
 
 RUN_JSON = "comparison.json"
 RUN_TENSORS = "tensors.safetensors"
+RUN_ROC = "roc.png"
 FORMAT = "cimtest-comparison"
 
 DROP_BINS = (float("-inf"), 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))
@@ -78,8 +81,10 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
         tensors["btv_variance"] = btv.log_var_.exp()
     try:
         with atomic_directory(path) as tmp:
-            text = json.dumps(run_document(comparison, ideal_accuracy), indent=1)
-            (tmp / RUN_JSON).write_text(text)
+            doc = run_document(comparison, ideal_accuracy)
+            (tmp / RUN_JSON).write_text(json.dumps(doc, indent=1))
+            aucs = {row["method"]: row["auc"] for row in doc["rows"]}
+            (tmp / RUN_ROC).write_bytes(plots.roc_curves(doc["roc"], aucs))
             save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
                       str(tmp / RUN_TENSORS))
     except OSError as exc:
