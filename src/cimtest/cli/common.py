@@ -125,7 +125,9 @@ def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[in
         def update(done: int, total: int, stage: str | None = None) -> None:
             elapsed = bar.tasks[0].elapsed or 1e-9
             label = description if stage is None else f"{description}: {stage}"
+            rate = done / elapsed
+            shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
             bar.update(task, completed=done, total=total, description=label,
-                       rate=f"{done / elapsed:,.0f} {unit}/s")
+                       rate=f"{shown} {unit}/s")
 
         yield update
