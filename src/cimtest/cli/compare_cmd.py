@@ -16,6 +16,7 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.data import Dataset, digits
 from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
+from cimtest.faults import parse_spec
 from cimtest.loading import LoadedModel
 from cimtest.report import Comparison, compare, default_methods
 from cimtest.report.run import save_run
@@ -124,6 +125,7 @@ def compare_cmd(
     if chips < 10 or eval_chips < 1:
         raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
                           f"{chips} and {eval_chips}")
+    parse_spec(fault)  # a bad spec fails here, before any work
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
     start = time.perf_counter()
