@@ -194,6 +194,8 @@ def test_zoo_train_then_demo_on_the_cached_model(tmp_path, monkeypatch):
 def test_compare_and_report_errors(tmp_path):
     bad = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--chips", 5)
     assert bad.exit_code == 2 and "--chips" in bad.stderr
+    k = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--k", 0)
+    assert k.exit_code == 2 and "--k" in k.stderr
     cutoff = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--cutoff", "B50")
     assert cutoff.exit_code == 2 and "--cutoff" in cutoff.stderr
     missing = run("report", tmp_path, "-o", tmp_path / "r.html")

@@ -125,6 +125,8 @@ def compare_cmd(
     if chips < 10 or eval_chips < 1:
         raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
                           f"{chips} and {eval_chips}")
+    if not 1 <= k < images:
+        raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
     parse_spec(fault)  # a bad spec fails here, before any work
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
