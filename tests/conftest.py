@@ -1,8 +1,10 @@
-"""Shared test fixtures: a toy weight layout and one small instance of every fault kind."""
+"""Shared test fixtures: a toy weight layout, one small instance of every fault kind, a tiny
+trained digits classifier and a module:factory version of it for the CLI tests."""
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -107,3 +109,47 @@ def tiny_classifier():
         nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
         opt.step()
     return model, data
+
+
+MLP_FACTORY = '''
+import torch
+from torch import nn
+
+def tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model.input_shape = (1, 8, 8)
+    return model
+'''
+"""Source of a module whose ``tiny()`` builds the MLP of `tiny_classifier`."""
+
+
+@contextmanager
+def factory_module(root, module: str, source: str = MLP_FACTORY):
+    """Write `source` as `module` in `root` (put on sys.path), train its ``tiny()`` model
+    60 Adam steps on the digits and save it as ``root/tiny.safetensors``; yield the model.
+
+    What the CLI tests load as ``module:tiny`` with ``--weights root/tiny.safetensors``.
+    """
+    import importlib
+    import sys
+
+    from safetensors.torch import save_file
+    from torch import nn
+
+    from cimtest.data import digits
+
+    (root / f"{module}.py").write_text(source)
+    sys.path.insert(0, str(root))
+    try:
+        model = importlib.import_module(module).tiny()
+        data = digits(size=8).train
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(60):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(data.x), data.y).backward()
+            opt.step()
+        save_file(model.state_dict(), root / "tiny.safetensors")
+        yield model
+    finally:
+        sys.path.remove(str(root))

@@ -5,8 +5,7 @@ import textwrap
 
 import pandas as pd
 import pytest
-import torch
-from safetensors.torch import save_file
+from conftest import factory_module
 from typer.testing import CliRunner
 
 from cimtest.cli.main import app
@@ -29,24 +28,9 @@ FACTORY = textwrap.dedent(
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny classifier trained a little on digits, saved as module:factory + safetensors."""
-    import importlib
-    import sys
-
-    from cimtest.data import digits
-
     root = tmp_path_factory.mktemp("model")
-    (root / "clitiny.py").write_text(FACTORY)
-    sys.path.insert(0, str(root))
-    model = importlib.import_module("clitiny").tiny()
-    data = digits(size=8).train
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
-        opt.step()
-    save_file(model.state_dict(), root / "tiny.safetensors")
-    yield ["clitiny:tiny", "--weights", str(root / "tiny.safetensors")]
-    sys.path.remove(str(root))
+    with factory_module(root, "clitiny", FACTORY):
+        yield ["clitiny:tiny", "--weights", str(root / "tiny.safetensors")]
 
 
 runner = CliRunner()

@@ -1,27 +1,14 @@
 """`cimtest egis fit | evaluate | apply` end to end on a tiny model: files, JSON, exit codes."""
 
 import json
-import textwrap
 
 import pytest
 import torch
+from conftest import factory_module
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from cimtest.cli.egis_cmd import app
-
-FACTORY = textwrap.dedent(
-    """
-    import torch
-    from torch import nn
-
-    def tiny():
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        model.input_shape = (1, 8, 8)
-        return model
-    """
-)
 
 FAULT = "egis-typical:sigma=0.3"
 runner = CliRunner()
@@ -34,27 +21,12 @@ def run(*args):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny digits classifier as module:factory + weights, and a damaged copy (a chip)."""
-    import importlib
-    import sys
-
-    from cimtest.data import digits
-
     root = tmp_path_factory.mktemp("egismodel")
-    (root / "egistiny.py").write_text(FACTORY)
-    sys.path.insert(0, str(root))
-    model = importlib.import_module("egistiny").tiny()
-    data = digits(size=8).train
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
-        opt.step()
-    save_file(model.state_dict(), root / "tiny.safetensors")
-    damaged = {k: v * (1 + 0.8 * torch.randn_like(v)) for k, v in model.state_dict().items()}
-    save_file(damaged, root / "chip.safetensors")
-    yield {"spec": "egistiny:tiny", "weights": root / "tiny.safetensors",
-           "chip": root / "chip.safetensors", "root": root}
-    sys.path.remove(str(root))
+    with factory_module(root, "egistiny") as model:
+        damaged = {k: v * (1 + 0.8 * torch.randn_like(v)) for k, v in model.state_dict().items()}
+        save_file(damaged, root / "chip.safetensors")
+        yield {"spec": "egistiny:tiny", "weights": root / "tiny.safetensors",
+               "chip": root / "chip.safetensors", "root": root}
 
 
 @pytest.fixture(scope="module")

@@ -176,7 +176,7 @@ def test_presets(name):
     assert parse_spec(f"{name}:sigma=0.3") == stack.with_level(0.3)
     fault = stack.faults[0]
     assert (fault.sigma, fault.lam) == (0.15, 0.001)
-    assert 1 - fault.sys - fault.cor == 0.5
+    assert fault.sys + fault.cor == 0.5  # the random share is the other half
 
 
 def test_preset_values_and_sources():

@@ -4,7 +4,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import factory_module
 
+from cimtest.data import digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import load_model
@@ -35,24 +37,11 @@ class TagChecker(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tiny_classifier):
+def tiny_model(tmp_path_factory):
     """A tiny digits classifier loaded as a `LoadedModel` (module:factory + weights)."""
-    import sys
-
-    from safetensors.torch import save_file
-
     root = tmp_path_factory.mktemp("cmpmodel")
-    (root / "cmptiny.py").write_text(
-        "from torch import nn\n"
-        "def tiny():\n"
-        "    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n"
-        "    m.input_shape = (1, 8, 8)\n"
-        "    return m\n")
-    sys.path.insert(0, str(root))
-    model, data = tiny_classifier
-    save_file(model.state_dict(), root / "w.safetensors")
-    yield load_model("cmptiny:tiny", weights=root / "w.safetensors"), data
-    sys.path.remove(str(root))
+    with factory_module(root, "cmptiny"):
+        yield load_model("cmptiny:tiny", weights=root / "tiny.safetensors"), digits(8)
 
 
 def small_methods():
