@@ -48,7 +48,7 @@ def run_experiment(experiment: Experiment, workdir: Path) -> Results:
     results: Results = {}
     for name, argv in experiment.steps:
         args = [str(a) for a in argv(results, workdir)]
-        stderr.print(f"[reproduce] cimtest {' '.join(args)}")
+        stderr.print(f"reproduce: cimtest {' '.join(args)}", markup=False)
         done = subprocess.run([sys.executable, "-m", "cimtest", "-q", *args, "--json"],
                               cwd=workdir, capture_output=True, text=True, check=False)
         if done.returncode != 0:
