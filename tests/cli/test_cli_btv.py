@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 from conftest import factory_module
 from safetensors.torch import save_file
@@ -93,6 +94,42 @@ def test_evaluate_json_and_csv(tiny, fitted):
     text = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
                "--fault", "mult:eta=0.3", "--chips", 8, "--fresh", 20, "--test-images", 20)
     assert text.exit_code == 0 and "AUC" in text.stdout
+
+
+def test_evaluate_layers_point_and_paper_tables(tiny, fitted):
+    path, _ = fitted
+    csv = tiny["root"] / "cells.csv"
+    args = ("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+            "--fault", "mult:eta=0.2", "--fault", "mult:eta=0.4", "--fault", "bitflip:p=0.01",
+            "--chips", 12, "--offsets", "0,0.1", "--layers", "0.5", "--fresh", 20,
+            "--fresh-per-chip", 0, "--test-images", 40, "--point", 2)
+    result = run(*args, "--json", "-o", csv)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 6 * 2  # (3 specs on all layers + the same on half) x two offsets
+    assert [r["level_index"] for r in rows[::2]] == [1, 2, 1, 1, 2, 1]
+    assert [r["layers"] for r in rows[::2]] == [None] * 3 + [0.5] * 3
+    assert rows[6]["level"] == "mult:eta=0.2@layers=0.5" and rows[6]["base_level"] == \
+        "mult:eta=0.2"
+    assert all(0 <= r["coverage_point"] <= 1 and "auc_point" in r for r in rows)
+    # rows x columns with the index columns: kinds x (fault, 1, 2); levels x (fault, level,
+    # all, 50%) and levels x (fault, level, 0, 0.1)
+    for name, shape in (("coverage", (2, 3)), ("verifiable", (2, 3)), ("layers", (3, 4)),
+                        ("offsets", (3, 4))):
+        assert pd.read_csv(csv.with_name(f"cells-{name}.csv")).shape == shape, name
+    coverage = pd.read_csv(csv.with_name("cells-coverage.csv"), index_col=0)
+    first = rows[0]  # mult level 1, all layers, offset 0
+    assert coverage.loc["mult", "1"] == pytest.approx(100 * first["coverage"])
+    text = run(*args)
+    assert text.exit_code == 0, text.output
+    assert "Table V" in text.stdout and "mult 2 = mult:eta=0.4" in text.stdout
+
+
+def test_evaluate_layers_refuses_scoped_spec(tiny, fitted):
+    path, _ = fitted
+    result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+                 "--fault", "mult:eta=0.2@layers=0.3", "--layers", "0.5", "--chips", 4)
+    assert result.exit_code == 2 and "already has a layer scope" in result.output
 
 
 def test_evaluate_refuses_other_model(tiny, fitted):

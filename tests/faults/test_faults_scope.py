@@ -7,7 +7,7 @@ import torch
 from conftest import generators, grid_weights, toy_layout
 
 from cimtest.exceptions import ConfigError
-from cimtest.faults import BitFlip, MultiplicativeVariation, RRAMVariation, Scope
+from cimtest.faults import BitFlip, MultiplicativeVariation, RRAMVariation, Scope, parse_spec
 
 
 def changed_layers(before: torch.Tensor, after: torch.Tensor, layout) -> torch.Tensor:
@@ -85,3 +85,14 @@ def test_scope_text():
     assert Scope(fraction=0.3).spec() == "@layers=0.3"
     assert Scope(fraction=1).spec() == "@layers=1.0"
     assert Scope(layers=["conv1", "fc"]).spec() == "@layers=conv1,fc"
+
+
+def test_on_layer_fraction_scopes_every_fault_and_refuses_scoped_ones():
+    stack = parse_spec("mult:eta=0.1+bitflip:p=1e-3")
+    half = stack.on_layer_fraction(0.5)
+    assert half.spec() == "mult:eta=0.1@layers=0.5+bitflip:p=0.001@layers=0.5"
+    assert half.kind == "mult+bitflip" and parse_spec("none").kind == "none"
+    with pytest.raises(ConfigError, match="already has a layer scope"):
+        parse_spec("mult:eta=0.1@layers=conv1").on_layer_fraction(0.5)
+    with pytest.raises(ConfigError, match="fraction"):
+        stack.on_layer_fraction(1.5)

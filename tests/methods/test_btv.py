@@ -12,7 +12,7 @@ from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError, NotFittedError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.methods import BayesianTestVector, default_samples, kl_divergence
-from cimtest.methods.btv import ChipResults, chip_results, summarise
+from cimtest.methods.btv import ChipResults, chip_results, spread, summarise
 
 
 def tiny_linear() -> nn.Module:
@@ -195,6 +195,20 @@ def test_summarise_by_hand():
     assert bare["coverage"] == 0.5 and bare["auc"] is None and bare["coverage_dropped"] is None
 
 
+def test_summarise_point_columns_by_hand():
+    results = ChipResults(sigma_y=np.array([0.2, 0.6, 0.7, 0.3]),
+                          accuracy=np.array([90.0, 99.5, 95.0, 98.0]),
+                          sigma_point=np.array([5.0, 7.0, 4.0, 6.5]))
+    (row,) = summarise(results, {"t": 0.5}, ideal_accuracy=99.0, point_threshold=6.0)
+    # point flags (> 6): chips 1, 3; damaged: chips 0, 2, 3; undamaged: chip 1
+    assert row["coverage_point"] == 0.5 and row["false_alarm_nodrop_point"] == 1.0
+    # damaged scores 5, 4, 6.5 against the undamaged 7: no damaged chip ranks above it
+    assert row["auc_point"] == 0.0
+    with pytest.raises(ConfigError, match="real images"):
+        summarise(ChipResults(results.sigma_y, results.accuracy), {"t": 0.5},
+                  ideal_accuracy=99.0, point_threshold=6.0)
+
+
 def test_chip_results_match_population():
     model = tiny_mlp()
     test = BayesianTestVector(steps=10).fit(model)
@@ -211,6 +225,11 @@ def test_chip_results_match_population():
     assert np.allclose(with_fresh.accuracy, res.accuracy)
     assert np.allclose(with_fresh.sigma_fresh[:, 1],
                        test.respond(pop.outputs(fresh[1])), rtol=1e-5)
+    point = x[:2]
+    with_point = chip_results(test, pop, x, y, fresh=fresh, point=point)
+    assert np.allclose(with_point.accuracy, res.accuracy)
+    assert np.allclose(with_point.sigma_point, spread(pop.outputs(point).double()).numpy(),
+                       rtol=1e-5)
     rows = summarise(with_fresh, {"offset=0": test.threshold_}, ideal_accuracy=50.0,
                      far_threshold=0.1)
     assert [r["rule"] for r in rows] == ["offset=0", "false_alarm"] and rows[1]["chips"] == 24

@@ -6,6 +6,7 @@ Register in main.py with ``app.add_typer(btv_cmd.app, name="btv")``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -29,7 +30,12 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.faults import read_fault
+from cimtest.data import Dataset, digits
+from cimtest.faults import FaultStack
+from cimtest.loading import LoadedModel
+from cimtest.methods.baselines import PointTestVectors
 from cimtest.methods.btv import BayesianTestVector, chip_results, default_samples, summarise
+from cimtest.report.btv_tables import TITLES, paper_tables
 
 __all__ = ["app"]
 
@@ -156,15 +162,6 @@ def apply(
         raise typer.Exit(1)
 
 
-COLUMNS = (
-    ("coverage", "cov"),
-    ("coverage_dropped", "cov drop"),
-    ("verifiable_coverage", "verif"),
-    ("false_alarm_ideal", "FA ideal"),
-    ("false_alarm_nodrop", "FA nodrop"),
-)
-
-
 @app.command("evaluate")
 @handle_errors
 def evaluate(
@@ -174,6 +171,13 @@ def evaluate(
     chips: int = typer.Option(200, help="Chips per fault spec."),
     seed: int = options.SEED,
     offsets: str = typer.Option("0", help="Threshold offsets to score: sigma_y(ideal) + offset."),
+    layers: str = typer.Option(
+        None, "--layers", help="Also inject each fault into a random fraction of the layers "
+        "of each chip, e.g. 0.1,0.3,0.5 (paper Table V)."),
+    point: int = typer.Option(
+        1, "--point", help="Real images (digits train split, or the labelled data after "
+        "--test-images) scored by the same sigma_y rule: the point-estimate baseline; 0 "
+        "skips it."),
     drop: float = typer.Option(1.0, help="A chip is damaged if its accuracy dropped by >= this."),
     fresh: int = typer.Option(1000, help="Fresh samples of the vector on the ideal chip."),
     fresh_per_chip: int = typer.Option(
@@ -198,6 +202,13 @@ def evaluate(
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     if output:
         check_output(output, (".csv",))
+    fractions = [] if layers is None else parse_floats(layers, "--layers")
+    offset_values = parse_floats(offsets, "--offsets")
+    if not offset_values:
+        raise ConfigError("--offsets needs at least one offset")
+    cells = [(spec, level, None) for spec, level in _levels(fault)]
+    cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in
+              _levels(fault)]
     loaded = resolve_model(model, weights, input_shape, task)
     btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
     dataset = None
@@ -213,38 +224,88 @@ def evaluate(
     if btv.read_noise is not None:
         ideal_chip = base.with_faults(btv.read_noise, n=1)
     fresh_sigma = btv.fresh_responses(ideal_chip, fresh, seed=seed) if fresh > 0 else None
-    thresholds = {f"offset={o:g}": btv.sigma_ideal_ + o for o in parse_floats(offsets, "--offsets")}
+    thresholds = {f"offset={o:g}": btv.sigma_ideal_ + o for o in offset_values}
+    images = None if dataset is None or point < 1 else _point_images(loaded, data, test_images)
+    baseline = None if images is None else PointTestVectors(k=point, seed=seed)
+    if baseline is not None:
+        baseline.propose(loaded, images)
     fresh_tests = None
     if btv.threshold_far_ is not None and fresh_per_chip > 0:
         fresh_tests = btv.draw(fresh_per_chip, torch.Generator().manual_seed(seed + 1))
+    far = None if fresh_tests is None else btv.threshold_far_
     rows = []
-    for spec in fault:
-        population = base.with_faults(read_fault(spec), n=chips)
-        with progress_bar(spec) as update:
+    for (spec, index), stack, fraction in cells:
+        population = base.with_faults(stack, n=chips)
+        with progress_bar(stack.spec()) as update:
             results = chip_results(btv, population, *((dataset.x, dataset.y) if dataset else ()),
-                                   task=loaded.task, fresh=fresh_tests, progress=update)
-        far = None if fresh_tests is None else btv.threshold_far_
+                                   task=loaded.task, fresh=fresh_tests, progress=update,
+                                   point=None if baseline is None else baseline.inputs_)
         for row in summarise(results, thresholds, ideal_accuracy=ideal_accuracy,
-                             fresh_sigma=fresh_sigma, far_threshold=far, drop=drop):
-            rows.append({"fault": spec.split(":", 1)[0], "level": spec, **row,
+                             fresh_sigma=fresh_sigma, far_threshold=far, drop=drop,
+                             point_threshold=None if baseline is None else baseline.sigma_ideal_):
+            rows.append({"fault": stack.kind, "level": stack.spec(), "level_index": index,
+                         "base_level": spec, "layers": fraction, **row,
                          "ideal_accuracy": ideal_accuracy, "sigma_ideal": btv.sigma_ideal_})
+    tables = paper_tables(rows, f"offset={offset_values[0]:g}")
     if output:
-        with atomic_file(output) as tmp:
-            pd.DataFrame(rows).to_csv(tmp, index=False)
+        _write_csv(output, rows, tables)
     if json:
         emit_json(rows)
         return
-    for spec in fault:
-        table = Table("rule", *(title for _, title in COLUMNS), "AUC", box=box.SIMPLE_HEAD,
-                      title=f"{spec} (rates in %)", title_justify="left")
-        for row in (r for r in rows if r["level"] == spec):
-            table.add_row(row["rule"], *(_percent(row[key]) for key, _ in COLUMNS),
-                          "-" if row["auc"] is None else f"{row['auc']:.3f}")
-        stdout.print(table)
+    for name, table in tables.items():
+        stdout.print(_rich_table(TITLES[name], table.drop(columns="spec", errors="ignore")))
+    legend = dict.fromkeys((r["fault"], r["level_index"], r["base_level"]) for r in rows)
+    stdout.print("levels: " + "; ".join(f"{kind} {i} = {spec}" for kind, i, spec in legend))
     accuracy = "" if ideal_accuracy is None else f", ideal accuracy {ideal_accuracy:.2f} %"
-    stdout.print(f"{chips} chips per fault, sigma_y of the ideal chip {btv.sigma_ideal_:.4g}"
-                 f"{accuracy}; damaged = accuracy drop >= {drop:g} points")
+    stdout.print(f"{chips} chips per cell, sigma_y of the ideal chip {btv.sigma_ideal_:.4g}"
+                 f"{accuracy}; dropped = accuracy drop >= {drop:g} points; coverage tables at "
+                 f"offset {offset_values[0]:g}")
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
+def _levels(specs: list[str]) -> list[tuple[tuple[str, int], FaultStack]]:
+    """Each spec parsed, with its level number (1, 2, ...) among the specs of its kind."""
+    seen: dict[str, int] = {}
+    levels = []
+    for spec in specs:
+        stack = read_fault(spec)
+        seen[stack.kind] = seen.get(stack.kind, 0) + 1
+        levels.append(((stack.spec(), seen[stack.kind]), stack))
+    return levels
+
+
+def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None) -> Dataset | None:
+    """Real images that are not among the accuracy images: the digits train split for a zoo
+    model, else the labelled data after the first `test_images` (None if there are none)."""
+    if data is None and loaded.data_size is not None:
+        return digits(size=loaded.data_size, task=loaded.task).train
+    full = resolve_data(loaded, data)
+    if test_images is None or test_images >= len(full):
+        return None
+    return full.subset(torch.arange(test_images, len(full)))
+
+
+def _write_csv(output: str, rows: list[dict], tables: dict[str, pd.DataFrame]) -> None:
+    """The rows to OUTPUT and each paper table to OUTPUT's stem + ``-NAME.csv``."""
+    path = Path(output)
+    with atomic_file(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    for name, table in tables.items():
+        with atomic_file(path.with_name(f"{path.stem}-{name}.csv")) as tmp:
+            table.to_csv(tmp)
+
+
+def _rich_table(title: str, table: pd.DataFrame) -> Table:
+    names = [str(n) for n in table.index.names]
+    out = Table(*names, *map(str, table.columns), box=box.SIMPLE_HEAD, title=title,
+                title_justify="left")
+    for key, values in table.iterrows():
+        key = key if isinstance(key, tuple) else (key,)
+        out.add_row(*map(str, key), *(_cell(v) for v in values))
+    return out
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return "-" if value is None or pd.isna(value) else f"{value:.3g}" if abs(value) < 1 else \
+        f"{value:.1f}"

@@ -261,6 +261,21 @@ class FaultStack:
             )
         return FaultStack((self.faults[0].with_level(value),))
 
+    def on_layer_fraction(self, fraction: float) -> FaultStack:
+        """The stack with every fault restricted to a random `fraction` of the layers of each
+        chip (paper 1's layer-wise injection); `ConfigError` if a fault already has a scope."""
+        scoped = [f.spec() for f in self.faults if f.scope != Scope()]
+        if scoped:
+            raise ConfigError(f"cannot restrict '{scoped[0]}' to a fraction of the layers: it "
+                              "already has a layer scope")
+        scope = Scope(fraction=float(fraction))
+        return FaultStack(tuple(dataclasses.replace(f, scope=scope) for f in self.faults))
+
+    @property
+    def kind(self) -> str:
+        """The fault kinds in written order joined by ``+`` (``"none"`` for the ideal chip)."""
+        return "+".join(f.kind for f in self.faults) if self.faults else "none"
+
     def check_layout(self, layout: WeightLayout) -> None:
         """Raise `ConfigError` if a fault's scope names a layer that `layout` does not have."""
         for fault in self.faults:

@@ -457,11 +457,15 @@ class ChipResults:
         None when no labelled data was given (generators, discriminators).
     sigma_fresh : numpy.ndarray or None
         float64 (n_chips, K): σ_y for K fresh tests (the same K for every chip), or None.
+    sigma_point : numpy.ndarray or None
+        float64 (n_chips,): σ_y pooled over real images (the point-estimate baseline), or
+        None.
     """
 
     sigma_y: np.ndarray
     accuracy: np.ndarray | None
     sigma_fresh: np.ndarray | None = None
+    sigma_point: np.ndarray | None = None
 
 
 def chip_results(
@@ -472,6 +476,7 @@ def chip_results(
     *,
     task: str = "classification",
     fresh: torch.Tensor | None = None,
+    point: torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ChipResults:
     """σ_y of every chip of `population` for the stored test, and its accuracy on (x, y).
@@ -492,26 +497,33 @@ def chip_results(
     fresh : torch.Tensor, optional
         float32 (K, n_samples, *input_shape): K fresh tests (`BayesianTestVector.draw`)
         every chip also answers, for the false-alarm rule.
+    point : torch.Tensor, optional
+        float32 (P, *input_shape): real images whose pooled σ_y is the point-estimate
+        baseline (`cimtest.methods.baselines.PointTestVectors`), measured on the same chips.
     progress : callable, optional
         ``progress(done, total)`` after each chunk.
     """
     check_is_fitted(test, ("sample_",))
     n = test.sample_.shape[0]
     k = 0 if fresh is None else fresh.shape[0]
+    p = 0 if point is None else point.shape[0]
     parts = [test.sample_] + ([] if fresh is None else [fresh.reshape(-1, *fresh.shape[2:])])
-    inputs = torch.cat(parts + ([] if x is None else [x]))
-    sigmas, scores, fresh_sigmas = [], [], []
-    for _, out in population.iter_chunks(inputs, progress=progress):
+    parts += ([] if point is None else [point]) + ([] if x is None else [x])
+    sigmas, scores, fresh_sigmas, point_sigmas = [], [], [], []
+    for _, out in population.iter_chunks(torch.cat(parts), progress=progress):
         sigmas.append(test.respond(out[:, :n]))
         if k:
             tests = out[:, n : n + k * n].reshape(out.shape[0] * k, n, *out.shape[2:])
             fresh_sigmas.append(test.respond(tests).reshape(out.shape[0], k))
+        if p:
+            point_sigmas.append(spread(out[:, n + k * n : n + k * n + p].double()).numpy())
         if x is not None:
-            scores.append(chip_scores(out[:, n + k * n :], y, task).numpy())
+            scores.append(chip_scores(out[:, n + k * n + p :], y, task).numpy())
     return ChipResults(
         np.concatenate(sigmas),
         np.concatenate(scores) if scores else None,
         np.concatenate(fresh_sigmas) if fresh_sigmas else None,
+        np.concatenate(point_sigmas) if point_sigmas else None,
     )
 
 
@@ -522,6 +534,7 @@ def summarise(
     ideal_accuracy: float | None = None,
     fresh_sigma: np.ndarray | None = None,
     far_threshold: float | None = None,
+    point_threshold: float | None = None,
     drop: float = 1.0,
 ) -> list[dict[str, object]]:
     """One row of test metrics per threshold, rates as fractions with 95 % Wilson bands.
@@ -543,6 +556,10 @@ def summarise(
         float64 (draws,) σ_y of the ideal chip for fresh samples of the vector.
     far_threshold : float, optional
         `threshold_far_` of the test; needs ``results.sigma_fresh``.
+    point_threshold : float, optional
+        σ_y of the ideal chip on the real images of ``results.sigma_point``; adds the
+        point-estimate baseline's ``coverage_point``, ``false_alarm_nodrop_point`` and
+        ``auc_point`` to every row (the same chips, the same verdict rule).
     drop : float
         A chip counts as damaged when its accuracy dropped by at least this many points.
 
@@ -580,8 +597,22 @@ def summarise(
         row["dropped"] = None if damaged is None else rate(damaged).value
         row["accuracy_mean"] = None if acc is None else float(acc.mean())
         row["sigma_mean"] = float(sigma.mean())
+        if point_threshold is not None and rule != "false_alarm":
+            _point_columns(row, results.sigma_point, point_threshold, damaged)
         rows.append(row)
     return rows
+
+
+def _point_columns(
+    row: dict[str, object], sigma: np.ndarray | None, t: float, damaged: np.ndarray | None
+) -> None:
+    """The point-estimate baseline's coverage, harmless-chip false alarms and AUC."""
+    if sigma is None:
+        raise ConfigError("the point-estimate columns need chip results with real images")
+    _put(row, "coverage_point", coverage(sigma, t, strict=True))
+    _put(row, "false_alarm_nodrop_point",
+         None if damaged is None else false_alarm_rate(sigma[~damaged] > t))
+    row["auc_point"] = None if damaged is None else _finite(roc_auc(sigma, damaged))
 
 
 def _put(row: dict[str, object], name: str, value) -> None:
