@@ -27,11 +27,10 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.data import Dataset, digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
-from cimtest.faults import read_fault
-from cimtest.data import Dataset, digits
-from cimtest.faults import FaultStack
+from cimtest.faults import FaultStack, read_fault
 from cimtest.loading import LoadedModel
 from cimtest.methods.baselines import PointTestVectors
 from cimtest.methods.btv import BayesianTestVector, chip_results, default_samples, summarise
