@@ -29,22 +29,45 @@ def tiny(tmp_path_factory):
                "chip": root / "chip.safetensors", "root": root}
 
 
+FIT = ("--fault", FAULT, "--chips", 48, "--images", 32, "--steps", 10, "--batch", 16,
+       "--splits", 1, "--rho", 0.7, "--test-images", 100, "--json")
+
+
 @pytest.fixture(scope="module")
 def fitted(tiny):
     path = tiny["root"] / "test"
-    result = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", path,
-                 "--fault", FAULT, "--chips", 48, "--images", 32, "--k", 2, "--cutoff", "A50",
-                 "--steps", 10, "--batch", 16, "--splits", 1, "--rho", 0.7,
-                 "--test-images", 100, "--json")
+    result = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", path, "--k", "2,3",
+                 "--cutoff", "A40,A60", "--store", tiny["root"] / "store", *FIT)
     assert result.exit_code == 0, result.output
     return path, json.loads(result.stdout)
 
 
-def test_fit_writes_testdir_and_reports(fitted):
+def test_fit_writes_test_set_and_reports(fitted):
     path, report = fitted
-    assert (path / "test.safetensors").is_file() and (path / "detector.txt").is_file()
-    assert report["cutoff"] == "A50" and report["k"] == 2 and len(report["chosen"]) == 2
-    assert 0 < report["passed"] < 48
+    members = report["members"]
+    assert [(m["cutoff"], m["k"]) for m in members] == [("A40", 2), ("A40", 3), ("A60", 2),
+                                                        ("A60", 3)]
+    for m in members:
+        folder = path / m["dir"]
+        assert (folder / "test.safetensors").is_file() and (folder / "detector.txt").is_file()
+        assert (folder / "reward.png").is_file() and (folder / "images.png").is_file()
+        assert len(m["chosen"]) == m["k"] and 0 < m["passed"] < 48
+    assert members[0]["passed"] > members[2]["passed"]  # A60 passes fewer chips than A40
+    assert (path / "sid.safetensors").is_file() and (path / "entropy.png").is_file()
+    assert (path / "grid.json").is_file()
+
+
+def test_fit_reuses_its_store(tiny, fitted):
+    """A second fit on the same store reads the campaigns back: the same tests."""
+    path, report = fitted
+    again = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", tiny["root"] / "again",
+                "--k", "3", "--cutoff", "A60", "--store", tiny["root"] / "store", *FIT)
+    assert again.exit_code == 0, again.output
+    (member,) = json.loads(again.stdout)["members"]
+    assert member["chosen"] == report["members"][3]["chosen"]
+    other = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", tiny["root"] / "o",
+                "--store", tiny["root"] / "store", *FIT[:-3], "--test-images", 90)
+    assert other.exit_code == 2 and "store" in other.output.lower()
 
 
 def test_fit_rejects_bad_cutoff(tiny):
@@ -61,21 +84,38 @@ def test_fit_refuses_one_sided_labels(tiny):
 
 def test_evaluate_json_rows(tiny, fitted):
     path, _ = fitted
+    csv, png = tiny["root"] / "rows.csv", tiny["root"] / "fig5.png"
     result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
-                 "--chips", 16, "--seed", 5, "--test-images", 100, "--json")
+                 "--chips", 16, "--seed", 5, "--test-images", 100, "--json", "-o", csv,
+                 "--plot", png)
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)
-    assert {"cutoff", "k", "ta", "te", "yl", "cte", "bte"} <= set(row)
-    assert row["cutoff"] == "A50" and row["k"] == 2 and row["chips"] == 16
-    assert row["ta"] + row["te"] + row["yl"] == pytest.approx(100.0)
+    rows = json.loads(result.stdout)
+    assert [(r["cutoff"], r["k"]) for r in rows] == [("A40", 2), ("A40", 3), ("A60", 2),
+                                                     ("A60", 3)]
+    for row in rows:
+        assert {"cutoff", "k", "ta", "te", "yl", "cte", "bte"} <= set(row)
+        assert row["chips"] == 16 and row["ta"] + row["te"] + row["yl"] == pytest.approx(100.0)
+    assert csv.read_text().count("\n") == 5 and png.read_bytes()[:4] == b"\x89PNG"
+    some = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+               "--chips", 16, "--seed", 5, "--test-images", 100, "--json", "--k", 3,
+               "--cutoff", "a60")
+    (row,) = json.loads(some.stdout)
+    assert (row["cutoff"], row["k"], row["ta"]) == ("A60", 3, rows[3]["ta"])
+    none = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+               "--k", 16)
+    assert none.exit_code == 2 and "A40-k2" in none.output
     same = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
                "--chips", 16, "--seed", 0)
     assert same.exit_code == 2 and "independent" in same.output
 
 
 def test_apply_exit_codes(tiny, fitted):
-    path, _ = fitted
-    ok = run("apply", path, "--model", tiny["spec"], "--weights", tiny["weights"], "--json")
+    set_path, _ = fitted
+    several = run("apply", set_path, "--model", tiny["spec"], "--weights", tiny["weights"])
+    assert several.exit_code == 2 and "--k" in several.output
+    path = set_path / "A40-k2"
+    ok = run("apply", set_path, "--k", 2, "--cutoff", "A40", "--model", tiny["spec"],
+             "--weights", tiny["weights"], "--json")
     assert ok.exit_code in (0, 1), ok.output
     assert json.loads(ok.stdout)["verdict"] == ("pass" if ok.exit_code == 0 else "fail")
     refused = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"])

@@ -18,6 +18,7 @@ from cimtest.methods.egis import (
     egis_loss,
     entropies,
 )
+from cimtest.methods.egis_grid import fit_grid, save_grid, member_dirs
 
 FAULT = "egis-typical:sigma=0.3"
 
@@ -153,3 +154,29 @@ def test_save_load_round_trip(tmp_path, tiny, fitted):
 def test_use_before_fit_raises():
     with pytest.raises(NotFittedError):
         EntropyImageTest().decide(np.zeros((1, 4)))
+
+
+def test_grid_member_equals_a_single_fit(tmp_path, tiny, fitted):
+    """fit_grid shares the generator and the campaign; each member is the test that a fit
+    alone with the same parameters gives (the slow reference), and a saved set reloads."""
+    model, data, chips = tiny
+    params = {key: value for key, value in fitted.get_params().items() if key != "k"}
+    strict = LabelledChips(FAULT, 0, chips.labels & (torch.arange(64) % 3 > 0), cutoff="A70")
+    grid = fit_grid(model, [chips, strict], [2, 3], **params)
+    assert list(grid) == [("A50", 2), ("A50", 3), ("A70", 2), ("A70", 3)]
+    member = grid[("A50", 2)]
+    np.testing.assert_array_equal(member.chosen_, fitted.chosen_)
+    assert member.best_reward_ == fitted.best_reward_
+    assert all(t.sid_ is member.sid_ for t in grid.values())
+    assert grid[("A70", 3)].training_["passed"] == int(strict.labels.sum())
+    save_grid(tmp_path / "set", grid, {"A50": {"cutoff_accuracy": 97.0}})
+    dirs = member_dirs(tmp_path / "set", ks=[3])
+    assert [d.name for d in dirs] == ["A50-k3", "A70-k3"]
+    loaded, info = EntropyImageTest.load(dirs[0])
+    np.testing.assert_array_equal(loaded.chosen_, grid[("A50", 3)].chosen_)
+    assert info["cutoff"] == "A50" and info["cutoff_accuracy"] == 97.0
+    other = LabelledChips(FAULT, 1, chips.labels, cutoff="A60")
+    with pytest.raises(ConfigError, match="same chips"):
+        fit_grid(model, [chips, other], [2], **params)
+    with pytest.raises(ArtifactError, match="neither"):
+        member_dirs(tmp_path)

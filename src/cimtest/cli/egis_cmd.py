@@ -11,18 +11,30 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import typer
 
 from cimtest.cli import options
-from cimtest.cli.common import emit_json, handle_errors, parse_array_size, progress_bar, stdout
+from cimtest._atomic import atomic_file
+from cimtest.cli.common import (
+    check_output,
+    emit_json,
+    handle_errors,
+    parse_array_size,
+    progress_bar,
+    stdout,
+)
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.engine import Population, chip_scores
+from cimtest.engine import BaseStore, Campaign, Population, SQLiteStore, chip_scores
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.methods.egis import EntropyImageTest, LabelledChips
+from cimtest.methods.egis_grid import fit_grid, member_name, save_grid, member_dirs
 from cimtest.metrics import cutoff_at, test_metrics
+from cimtest.report import plots
 
 __all__ = ["app"]
 
@@ -32,8 +44,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-TESTDIR = typer.Argument(..., help="Test directory written by `cimtest egis fit`.")
-TESTDIRS = typer.Argument(..., help="Test directories (same model), e.g. one per K and cutoff.")
+TESTDIR = typer.Argument(..., help="Test set (or one member's folder) written by `cimtest egis "
+                         "fit`.")
+TESTDIRS = typer.Argument(..., help="Test sets or member folders (same model); a test set "
+                          "stands for all its members.")
 FORCE = typer.Option(False, "--force", help="Use the test although the model's fingerprint "
                      "differs from the one it was fitted for.")
 
@@ -50,17 +64,21 @@ def parse_cutoff(text: str) -> float:
 @handle_errors
 def fit(
     model: str = options.MODEL,
-    output: str = typer.Option(..., "-o", "--output", help="Test directory to write."),
+    output: str = typer.Option(..., "-o", "--output", help="Test set folder to write."),
     fault: str = typer.Option("egis-typical", "--fault", help="Fault spec of the chips, e.g. "
                               "egis-typical:sigma=0.15."),
     chips: int = typer.Option(1000, help="D, labelled training chips."),
     images: int = typer.Option(2048, help="N, images in the synthetic image dataset."),
-    k: int = typer.Option(4, "--k", help="K, images kept by the compaction."),
-    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips."),
+    k: str = typer.Option("4", "--k", help="K, images kept by the compaction; a list such as "
+                          "2,4,8,16 fits one test per K."),
+    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips; a "
+                               "list such as A50,A60,A70 fits one test per cutoff."),
     steps: int = typer.Option(200, help="Generator Adam steps (paper: 5000)."),
     batch: int = typer.Option(64, help="Latents per generator step."),
     splits: int = typer.Option(3, help="I, train/validation splits per reward."),
     rho: float = typer.Option(0.98, help="Cooling rate of the annealing (T: 2.0 -> 0.03)."),
+    store: str = typer.Option(None, "--store", help="Folder keeping the labelling and "
+                              "signature campaigns (resumable; reused by a later fit)."),
     seed: int = options.SEED,
     data: str = options.DATA,
     test_images: int = options.TEST_IMAGES,
@@ -71,27 +89,35 @@ def fit(
     memory: str = options.MEMORY,
     json: bool = options.JSON,
 ) -> None:
-    """Label D simulated chips pass/fail, then fit the EGIS test on the labels alone."""
-    percentile = parse_cutoff(cutoff)
+    """Label D simulated chips pass/fail, then fit EGIS tests on the labels alone."""
+    percentiles = {c.strip().upper(): parse_cutoff(c) for c in cutoff.split(",") if c.strip()}
+    ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
+    if max(ks) >= images:
+        raise ConfigError(f"--k must be below --images ({images}); got {max(ks)}")
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
     geometry = parse_array_size(array_size)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
+    stores = _stores(store)
     start = time.perf_counter()
     with progress_bar("labelling chips") as update:
-        accuracy = population.accuracy(dataset.x, dataset.y, progress=update)
-    a_cutoff = cutoff_at(accuracy, percentile)
-    if not (accuracy > a_cutoff).any() or (accuracy > a_cutoff).all():
-        raise ConfigError(f"all {chips} chips fall on one side of {cutoff} = {a_cutoff:.2f} % "
-                          "(ties: use more test images, more chips or a wider population)")
-    labelled = LabelledChips(fault, seed, accuracy > a_cutoff, cutoff=cutoff.upper(),
-                             array_size=geometry, bits_per_cell=bits_per_cell)
+        campaign = Campaign(population, dataset.x, dataset.y, store=stores["labels"])
+        accuracy = campaign.run(progress=update)["accuracy"].to_numpy()
+    labelled, info = [], {}
+    for name, percentile in percentiles.items():
+        a_cutoff = cutoff_at(accuracy, percentile)
+        if not (accuracy > a_cutoff).any() or (accuracy > a_cutoff).all():
+            raise ConfigError(f"all {chips} chips fall on one side of {name} = {a_cutoff:.2f} "
+                              "% (ties: use more test images, more chips or a wider "
+                              "population)")
+        labelled.append(LabelledChips(fault, seed, accuracy > a_cutoff, cutoff=name,
+                                      array_size=geometry, bits_per_cell=bits_per_cell))
+        info[name] = {"cutoff_accuracy": a_cutoff, "data": dataset.name,
+                      "data_images": len(dataset)}
     del accuracy  # from here on only the labels exist
-    test = EntropyImageTest(k=k, images=images, steps=steps, batch=batch, splits=splits,
-                            rho=rho, memory=memory, seed=seed)
     timings: dict[str, float] = {"labels_s": time.perf_counter() - start}
     with progress_bar("egis fit", unit="steps") as update:
         stage_start = {"t": time.perf_counter(), "stage": "generator"}
@@ -103,28 +129,55 @@ def fit(
                 stage_start.update(t=now, stage=stage)
             update(done, total)
 
-        test.fit(loaded, labelled, progress=report)
+        tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], progress=report,
+                         images=images, steps=steps, batch=batch, splits=splits, rho=rho,
+                         memory=memory, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
-    test.save(output, info={"cutoff": cutoff.upper(), "cutoff_accuracy": a_cutoff,
-                            "data": dataset.name, "data_images": len(dataset)})
-    curve = test.entropy_curve_
+    save_grid(output, tests, info)
+    first = next(iter(tests.values()))
+    curve = first.entropy_curve_
+    members = [{"cutoff": c, "k": kk, "dir": member_name(c, kk),
+                "cutoff_accuracy": info[c]["cutoff_accuracy"],
+                "passed": int(t.training_["passed"]), "chosen": t.chosen_.tolist(),
+                "best_reward": t.best_reward_} for (c, kk), t in tests.items()]
     report_doc = {
         "model": loaded.name, "fingerprint": loaded.fingerprint, "output": str(output),
-        "cutoff": cutoff.upper(), "cutoff_accuracy": a_cutoff, "k": k, "images": images,
-        "chips": chips, "passed": int(labelled.labels.sum()), "chosen": test.chosen_.tolist(),
-        "best_reward": test.best_reward_, "h_c": [curve[0, 0], curve[-1, 0]],
-        "h_s": [curve[0, 1], curve[-1, 1]], "sid_entropy": list(test.sid_entropy_), **timings,
+        "images": images, "chips": chips, "members": members,
+        "h_c": [curve[0, 0], curve[-1, 0]], "h_s": [curve[0, 1], curve[-1, 1]],
+        "sid_entropy": list(first.sid_entropy_), **timings,
     }
     if json:
         emit_json(report_doc)
         return
-    stdout.print(f"labelled {chips} chips under {fault}: {report_doc['passed']} pass "
-                 f"(accuracy > {cutoff.upper()} = {a_cutoff:.2f} %)")
+    stdout.print(f"labelled {chips} chips under {fault}")
     stdout.print(f"generator: H_c {curve[0, 0]:.3f} -> {curve[-1, 0]:.3f}, H_s {curve[0, 1]:.3f}"
                  f" -> {curve[-1, 1]:.3f} ({steps} steps)")
-    stdout.print(f"compaction: K = {k} of N = {images}, images {test.chosen_.tolist()}, best "
-                 f"validation accuracy {test.best_reward_:.2f} %")
+    for m in members:
+        stdout.print(f"{m['cutoff']} (A = {m['cutoff_accuracy']:.2f} %, {m['passed']} pass), "
+                     f"K = {m['k']}: images {m['chosen']}, best validation accuracy "
+                     f"{m['best_reward']:.2f} %")
     stdout.print(f"saved {output}")
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"2,4,8"`` → [2, 4, 8]: the K values, each at least 1."""
+    try:
+        ks = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--k must be a comma-separated list of integers; got {text!r}") \
+            from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k needs integers of at least 1; got {text!r}")
+    return ks
+
+
+def _stores(folder: str | None) -> dict[str, BaseStore | None]:
+    """The labelling and signature campaigns' stores in `folder` (None: in memory)."""
+    if folder is None:
+        return {"labels": None, "signatures": None}
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return {name: SQLiteStore(path / f"{name}.db") for name in ("labels", "signatures")}
 
 
 @app.command("evaluate")
@@ -136,6 +189,13 @@ def evaluate(
                               "the training spec)."),
     chips: int = typer.Option(1000, help="Chips of the independent population."),
     seed: int = typer.Option(1, help="Population seed; use one different from the fit's."),
+    k: str = typer.Option(None, "--k", help="Only the members of a test set with these K, "
+                          "e.g. 2,4,8,16."),
+    cutoff: str = typer.Option(None, "--cutoff", help="Only the members with these cutoffs, "
+                               "e.g. A50,A70."),
+    output: str = typer.Option(None, "-o", "--output", help="Also write the rows as .csv."),
+    plot: str = typer.Option(None, "--plot", help="Also draw TA, TE, YL, CTE and BTE per K "
+                             "and cutoff (paper Fig. 5) as .png."),
     data: str = options.DATA,
     test_images: int = options.TEST_IMAGES,
     weights: str = options.WEIGHTS,
@@ -147,6 +207,12 @@ def evaluate(
     """TA, TE, YL, CTE, BTE (percent) of each test on an independent population of chips."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
+    for path, suffix in ((output, ".csv"), (plot, ".png")):
+        if path:
+            check_output(path, (suffix,))
+    ks = None if k is None else parse_ks(k)
+    cutoffs = None if cutoff is None else [c.strip() for c in cutoff.split(",") if c.strip()]
+    tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
     loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
@@ -179,6 +245,12 @@ def evaluate(
                "fault": spec, "accuracy_mean": float(acc.mean()),
                "truly_pass": float(100.0 * (acc > float(info["cutoff_accuracy"])).mean())}
         rows.append(row)
+    if output:
+        with atomic_file(output) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+    if plot:
+        with atomic_file(plot) as tmp:
+            Path(tmp).write_bytes(plots.test_metrics_by_k(rows))
     if json:
         emit_json(rows)
         return
@@ -197,11 +269,18 @@ def apply(
     weights: str = options.CHIP_WEIGHTS,
     reference: str = options.REFERENCE,
     reference_weights: str = options.REFERENCE_WEIGHTS,
+    k: int = typer.Option(None, "--k", help="The member of a test set with this K."),
+    cutoff: str = typer.Option(None, "--cutoff", help="The member with this cutoff."),
     input_shape: str = options.INPUT_SHAPE,
     force: bool = FORCE,
     json: bool = options.JSON,
 ) -> None:
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
+    members = member_dirs(test, None if k is None else [k], None if cutoff is None else [cutoff])
+    if len(members) > 1:
+        raise ConfigError(f"test set '{test}' has {len(members)} members; choose one with --k "
+                          "and --cutoff: " + ", ".join(m.name for m in members))
+    test = str(members[0])
     chip = resolve_model(model, weights, input_shape, "classification")
     expected = chip.fingerprint
     if reference is not None:

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from cimtest._atomic import atomic_directory
 from cimtest._validation import check_interval
 from cimtest.artifacts import Artifact, load_artifact, save_artifact
-from cimtest.engine import Population
+from cimtest.engine import BaseStore, Campaign, Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import ideal_chip, resolve_model
@@ -57,6 +57,7 @@ __all__ = [
     "EGISGenerator",
     "EntropyImageTest",
     "LabelledChips",
+    "chip_signatures",
     "default_range",
     "egis_loss",
     "entropies",
@@ -347,6 +348,7 @@ class EntropyImageTest(ScreeningTest):
         model: LoadedModel | nn.Module,
         chips: LabelledChips,
         *,
+        store: BaseStore | None = None,
         progress: Callable[[str, int, int, str], None] | None = None,
     ) -> EntropyImageTest:
         """Learn the compact images and the detector from `model` and the chips' labels.
@@ -358,6 +360,8 @@ class EntropyImageTest(ScreeningTest):
             ``input_shape`` attribute.
         chips : LabelledChips
             The D known chips: their recipe and pass/fail labels only.
+        store : BaseStore, optional
+            Where the signature campaign keeps the chips' outputs (`chip_signatures`).
         progress : callable, optional
             ``progress(stage, done, total, note)`` for the stages ``"generator"``,
             ``"signatures"`` and ``"compaction"``.
@@ -372,9 +376,9 @@ class EntropyImageTest(ScreeningTest):
         outcomes = ChipOutcomes(chips.labels.numpy(), float("nan"))  # labels only
         sid = self.propose(model, progress=progress)
         module, _, _, _ = resolve_model(model)
-        report = progress or (lambda *a: None)
-        signatures = _signatures(chips.population(module, self.memory), sid, report)
-        self.learn(torch.from_numpy(signatures), outcomes, progress=progress)
+        signatures = chip_signatures(chips.population(module, self.memory), sid, store=store,
+                                     progress=progress)
+        self.learn(signatures, outcomes, progress=progress)
         self.training_ = chips.as_dict()
         return self
 
@@ -413,6 +417,17 @@ class EntropyImageTest(ScreeningTest):
         self.fingerprint_ = fingerprint
         self.training_ = {}
         return sid
+
+    def sharing_proposal(self, k: int) -> EntropyImageTest:
+        """A copy with K = `k` that shares this test's generator results (SID, entropy curve),
+        ready to `learn`: the tests of several K from one generator and one campaign."""
+        check_is_fitted(self, ("sid_",))
+        test = type(self)(**{**self.get_params(), "k": k})
+        for name in ("sid_", "entropy_curve_", "sid_entropy_", "input_shape_", "fingerprint_",
+                     "training_"):
+            setattr(test, name, getattr(self, name))
+        test._check_params()
+        return test
 
     def learn(
         self,
@@ -579,17 +594,29 @@ def _train_generator(
     return curve
 
 
-def _signatures(
-    population: Population, sid: torch.Tensor, report: Callable[[str, int, int, str], None]
-) -> np.ndarray:
-    """Every chip's raw outputs on every SID image, once: float32 (D, N, M)."""
-    parts = []
-    report("signatures", 0, population.n, "")
-    for _, block in population.iter_chunks(sid, progress=lambda d, t: report(
-            "signatures", d, t, "")):
-        parts.append(block.reshape(block.shape[0], block.shape[1], -1).numpy())
-    out = np.concatenate(parts)
-    _logger.info("egis signatures: %s float32 (%.1f MB)", out.shape, out.nbytes / 1e6)
+def chip_signatures(
+    population: Population,
+    sid: torch.Tensor,
+    *,
+    store: BaseStore | None = None,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> torch.Tensor:
+    """Every chip's raw outputs on every SID image, once: float32 (D, N, M).
+
+    Runs as a `Campaign` that keeps the outputs, labelled with the ideal chip's classes on
+    the SID (so the store's ``accuracy`` column is each chip's agreement with the ideal
+    chip, in percent). With an on-disk `store` the outputs are cached in its side files: a
+    killed fit resumes, and a second fit on the same chips and SID reads them back.
+    """
+    ideal = population.with_faults("none", n=1)
+    labels = ideal.outputs(sid)[0].reshape(sid.shape[0], -1).argmax(1)
+    report = progress or (lambda *a: None)
+    campaign = Campaign(population, sid, labels, store=store, keep_outputs=True)
+    campaign.run(progress=lambda done, total: report("signatures", done, total, ""))
+    out = campaign.store.outputs()
+    out = out.reshape(out.shape[0], out.shape[1], -1)
+    _logger.info("egis signatures: %s float32 (%.1f MB)", tuple(out.shape),
+                 out.numel() * 4 / 1e6)
     return out
 
 

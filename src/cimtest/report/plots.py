@@ -15,16 +15,17 @@ __all__ = [
     "image_grid",
     "reward_curve",
     "roc_curves",
+    "test_metrics_by_k",
 ]
 
 
-def _figure(width: float = 6.0, height: float = 4.0, columns: int = 1):
+def _figure(width: float = 6.0, height: float = 4.0, columns: int = 1, rows: int = 1):
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib import pyplot as plt
 
-    return plt.subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
+    return plt.subplots(rows, columns, figsize=(width, height), dpi=100, squeeze=False)
 
 
 def _png(fig) -> bytes:
@@ -105,10 +106,13 @@ def reward_curve(curve: list[list[float]]) -> bytes:
 
 
 def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> bytes:
-    """Images (N, C, H, W) side by side, each scaled to its own range."""
+    """Images (N, C, H, W) in rows of at most 8, each scaled to its own range."""
     n = len(images)
-    fig, axes = _figure(1.8 * n, 2.1, columns=n)
-    for ax, image, title in zip(axes[0], images, titles, strict=True):
+    columns, rows = min(n, 8), -(-n // 8)
+    fig, axes = _figure(1.8 * columns, 2.1 * rows, columns=columns, rows=rows)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
         data = image.float().numpy()
         data = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
         low, high = float(data.min()), float(data.max())
@@ -116,6 +120,29 @@ def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> b
         ax.imshow(data, cmap=cmap if data.ndim == 2 else None, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
+    return _png(fig)
+
+
+TEST_METRICS = ("ta", "te", "yl", "cte", "bte")
+"""Paper 2's test metrics, in its Fig. 5 order."""
+
+
+def test_metrics_by_k(rows: list[dict]) -> bytes:
+    """Paper 2 Fig. 5: TA, TE, YL, CTE and BTE (percent) against K, one panel per cutoff."""
+    cutoffs = list(dict.fromkeys(str(r["cutoff"]) for r in rows))
+    fig, axes = _figure(4.2 * len(cutoffs), 3.6, columns=len(cutoffs))
+    for ax, cutoff in zip(axes[0], cutoffs, strict=True):
+        mine = sorted((r for r in rows if str(r["cutoff"]) == cutoff), key=lambda r: r["k"])
+        ks = [r["k"] for r in mine]
+        width = 0.8 / len(TEST_METRICS)
+        for i, metric in enumerate(TEST_METRICS):
+            ax.bar(np.arange(len(ks)) + (i - 2) * width, [r[metric] for r in mine], width,
+                   label=metric.upper())
+        ax.set_xticks(np.arange(len(ks)), [f"K={k}" for k in ks])
+        ax.set_ylabel("percent of chips")
+        ax.set_title(cutoff)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=8, ncol=5, loc="center", bbox_to_anchor=(0.5, 0.55))
     return _png(fig)
 
 

@@ -1,0 +1,197 @@
+"""Several EGIS tests from one fit: one generator, one SID and one signature campaign shared
+by a compaction and a detector per (cutoff, K), as the paper's Fig. 5 compares them.
+
+The generator sees only the model and the signatures only the chips, so neither depends on
+the cutoff or on K: fitting A50/A60/A70 x K = 2, 4, 8, 16 costs one generator and one
+campaign plus twelve annealing runs on the cached signatures. A test set is saved as
+TESTDIR with ``grid.json``, ``sid.safetensors`` (the SID and the generator's entropy
+curve), the figure ``entropy.png`` (paper Fig. 3) and one EGIS test folder per member
+(``A50-k4/`` with its ``reward.png`` and ``images.png``, paper Fig. 4a/4b).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from cimtest._atomic import atomic_directory
+from cimtest.engine import BaseStore
+from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.loading import LoadedModel
+from cimtest.methods._model import resolve_model
+from cimtest.methods.base import ChipOutcomes
+from cimtest.methods.egis import ARTIFACT_FILE, EntropyImageTest, LabelledChips, chip_signatures
+
+__all__ = ["GRID_FILE", "SID_FILE", "fit_grid", "member_name", "save_grid", "member_dirs"]
+
+_logger = logging.getLogger(__name__)
+
+GRID_FILE = "grid.json"
+"""The test set's index: its members (cutoff, K, folder) and what they share."""
+
+SID_FILE = "sid.safetensors"
+"""The synthetic image dataset and the generator's entropy curve."""
+
+
+def member_name(cutoff: str | None, k: int) -> str:
+    """Folder of one member test, e.g. ``"A50-k4"``."""
+    return f"{cutoff or 'labels'}-k{k}"
+
+
+def fit_grid(
+    model: LoadedModel | nn.Module,
+    chips: Sequence[LabelledChips],
+    ks: Sequence[int],
+    *,
+    store: BaseStore | None = None,
+    progress: Callable[[str, int, int, str], None] | None = None,
+    **params: object,
+) -> dict[tuple[str | None, int], EntropyImageTest]:
+    """One EGIS test per (labelling, K), sharing the generator and the signature campaign.
+
+    Parameters
+    ----------
+    model : LoadedModel or torch.nn.Module
+        The float model (a module needs an ``input_shape`` attribute).
+    chips : sequence of LabelledChips
+        The same D chips labelled by each cutoff (same fault, seed, count and geometry;
+        distinct ``cutoff`` names).
+    ks : sequence of int
+        The K values, each fitted for every labelling.
+    store : BaseStore, optional
+        Keeps the signature campaign's outputs (see `chip_signatures`).
+    progress : callable, optional
+        ``progress(stage, done, total, note)`` as in `EntropyImageTest.fit`.
+    **params
+        Parameters of `EntropyImageTest` other than ``k`` (images, steps, seed, ...).
+
+    Returns
+    -------
+    dict of (cutoff, K) to EntropyImageTest
+        In the order of `chips`, then `ks`.
+    """
+    chips = list(chips)
+    ks = sorted({int(k) for k in ks})
+    if not chips or not ks:
+        raise ConfigError("fit_grid needs at least one labelling of the chips and one K")
+    if any(not isinstance(c, LabelledChips) for c in chips):
+        raise ConfigError("fit_grid takes the chips as LabelledChips (pass/fail labels only)")
+    recipes = {json.dumps({k: v for k, v in c.as_dict().items()
+                           if k not in ("cutoff", "passed")}, sort_keys=True) for c in chips}
+    if len(recipes) > 1:
+        raise ConfigError("fit_grid needs the same chips under every labelling; got "
+                          f"{len(recipes)} different populations")
+    if len({c.cutoff for c in chips}) < len(chips):
+        raise ConfigError("fit_grid needs a distinct cutoff name per labelling")
+    base = EntropyImageTest(k=ks[0], **params)
+    sid = base.propose(model, progress=progress)
+    module, _, _, _ = resolve_model(model)
+    signatures = chip_signatures(chips[0].population(module, base.memory), sid, store=store,
+                                 progress=progress)
+    tests = {}
+    for labelled in chips:
+        outcomes = ChipOutcomes(labelled.labels.numpy(), float("nan"))  # labels only
+        for k in ks:
+            test = base.sharing_proposal(k).learn(signatures, outcomes, progress=progress)
+            test.training_ = labelled.as_dict()
+            tests[(labelled.cutoff, k)] = test
+            _logger.info("egis %s K=%d: images %s, best validation accuracy %.2f %%",
+                         labelled.cutoff, k, test.chosen_.tolist(), test.best_reward_)
+    return tests
+
+
+def save_grid(
+    testdir: str | Path,
+    tests: dict[tuple[str | None, int], EntropyImageTest],
+    info: dict[str | None, dict[str, object]] | None = None,
+    *,
+    figures: bool = True,
+) -> Path:
+    """Write the test set TESTDIR atomically (a crash never leaves half of it); return it.
+
+    Parameters
+    ----------
+    testdir : str or Path
+        Folder to write (replaced if it exists).
+    tests : dict of (cutoff, K) to EntropyImageTest
+        What `fit_grid` returns (members sharing one SID).
+    info : dict of cutoff to dict, optional
+        Metadata saved with each member of that cutoff (e.g. ``cutoff_accuracy``).
+    figures : bool
+        Also draw paper 2's Fig. 3 (entropy curve) and, per member, Fig. 4a and 4b.
+    """
+    if not tests:
+        raise ConfigError("save_grid needs at least one test")
+    testdir = Path(testdir)
+    if not testdir.parent.is_dir():
+        raise ArtifactError(f"folder '{testdir.parent}' does not exist")
+    first = next(iter(tests.values()))
+    members = []
+    try:
+        with atomic_directory(testdir) as tmp:
+            save_file({"sid": first.sid_.contiguous(),
+                       "entropy_curve": torch.from_numpy(np.ascontiguousarray(
+                           first.entropy_curve_))}, str(tmp / SID_FILE))
+            for (cutoff, k), test in tests.items():
+                name = member_name(cutoff, k)
+                test.save(tmp / name, info=(info or {}).get(cutoff, {}) | {"cutoff": cutoff})
+                members.append({"cutoff": cutoff, "k": k, "dir": name,
+                                "chosen": test.chosen_.tolist(),
+                                "best_reward": test.best_reward_})
+                if figures:
+                    _member_figures(tmp / name, test)
+            if figures:
+                from cimtest.report import plots
+
+                (tmp / "entropy.png").write_bytes(plots.entropy_curves(
+                    first.entropy_curve_.tolist()))
+            (tmp / GRID_FILE).write_text(json.dumps({
+                "members": members, "images": first.images, "steps": first.steps,
+                "sid_entropy": list(first.sid_entropy_), "training": first.training_,
+                "fingerprint": first.fingerprint_}, indent=2))
+    except OSError as exc:
+        raise ArtifactError(f"cannot write test set '{testdir}': {exc}") from exc
+    return testdir
+
+
+def member_dirs(
+    path: str | Path, ks: Sequence[int] | None = None, cutoffs: Sequence[str] | None = None
+) -> list[Path]:
+    """The EGIS test folders PATH stands for: its members (a test set, filtered by `ks` and
+    `cutoffs`), or PATH itself (one test). `ArtifactError` if it is neither or none match."""
+    path = Path(path)
+    index = path / GRID_FILE
+    if not index.is_file():
+        if not (path / ARTIFACT_FILE).is_file():
+            raise ArtifactError(f"'{path}' is neither an EGIS test nor a test set (no "
+                                f"{ARTIFACT_FILE} or {GRID_FILE})")
+        return [path]
+    try:
+        members = json.loads(index.read_text())["members"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"'{index}' is not a readable test-set index: {exc}") from None
+    wanted_cutoffs = None if cutoffs is None else {c.upper() for c in cutoffs}
+    chosen = [path / m["dir"] for m in members
+              if (ks is None or m["k"] in ks)
+              and (wanted_cutoffs is None or str(m["cutoff"]).upper() in wanted_cutoffs)]
+    if not chosen:
+        raise ArtifactError(f"test set '{path}' has no member with K in {list(ks or [])} and "
+                            f"cutoff in {sorted(wanted_cutoffs or [])}; it has "
+                            + ", ".join(m["dir"] for m in members))
+    return chosen
+
+
+def _member_figures(folder: Path, test: EntropyImageTest) -> None:
+    """Paper 2 Fig. 4a (the annealing's reward curve) and 4b (the chosen images)."""
+    from cimtest.report import plots
+
+    (folder / "reward.png").write_bytes(plots.reward_curve(test.reward_curve_.tolist()))
+    titles = [f"SID {i}" for i in test.chosen_.tolist()]
+    (folder / "images.png").write_bytes(plots.image_grid(test.images_, titles))
