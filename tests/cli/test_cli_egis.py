@@ -59,7 +59,7 @@ def test_fit_writes_test_set_and_reports(fitted):
 
 def test_fit_reuses_its_store(tiny, fitted):
     """A second fit on the same store reads the campaigns back: the same tests."""
-    path, report = fitted
+    _path, report = fitted
     again = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", tiny["root"] / "again",
                 "--k", "3", "--cutoff", "A60", "--store", tiny["root"] / "store", *FIT)
     assert again.exit_code == 0, again.output

@@ -18,7 +18,7 @@ from cimtest.methods.egis import (
     egis_loss,
     entropies,
 )
-from cimtest.methods.egis_grid import fit_grid, save_grid, member_dirs
+from cimtest.methods.egis_grid import fit_grid, member_dirs, save_grid
 
 FAULT = "egis-typical:sigma=0.3"
 
@@ -159,7 +159,7 @@ def test_use_before_fit_raises():
 def test_grid_member_equals_a_single_fit(tmp_path, tiny, fitted):
     """fit_grid shares the generator and the campaign; each member is the test that a fit
     alone with the same parameters gives (the slow reference), and a saved set reloads."""
-    model, data, chips = tiny
+    model, _data, chips = tiny
     params = {key: value for key, value in fitted.get_params().items() if key != "k"}
     strict = LabelledChips(FAULT, 0, chips.labels & (torch.arange(64) % 3 > 0), cutoff="A70")
     grid = fit_grid(model, [chips, strict], [2, 3], **params)

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 import typer
 
-from cimtest.cli import options
 from cimtest._atomic import atomic_file
+from cimtest.cli import options
 from cimtest.cli.common import (
     check_output,
     emit_json,
@@ -32,7 +32,7 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.engine import BaseStore, Campaign, Population, SQLiteStore, chip_scores
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.methods.egis import EntropyImageTest, LabelledChips
-from cimtest.methods.egis_grid import fit_grid, member_name, save_grid, member_dirs
+from cimtest.methods.egis_grid import fit_grid, member_dirs, member_name, save_grid
 from cimtest.metrics import cutoff_at, test_metrics
 from cimtest.report import plots
 

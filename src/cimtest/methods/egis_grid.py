@@ -29,7 +29,7 @@ from cimtest.methods._model import resolve_model
 from cimtest.methods.base import ChipOutcomes
 from cimtest.methods.egis import ARTIFACT_FILE, EntropyImageTest, LabelledChips, chip_signatures
 
-__all__ = ["GRID_FILE", "SID_FILE", "fit_grid", "member_name", "save_grid", "member_dirs"]
+__all__ = ["GRID_FILE", "SID_FILE", "fit_grid", "member_dirs", "member_name", "save_grid"]
 
 _logger = logging.getLogger(__name__)
 
