@@ -65,6 +65,15 @@ def test_fit_reuses_its_store(tiny, fitted):
     assert again.exit_code == 0, again.output
     (member,) = json.loads(again.stdout)["members"]
     assert member["chosen"] == report["members"][3]["chosen"]
+    sid = tiny["root"] / "test" / "sid.safetensors"
+    reused = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", tiny["root"] / "s",
+                 "--k", "3", "--cutoff", "A60", "--sid", sid, *FIT[:4], "--images", 999,
+                 *FIT[6:])
+    assert reused.exit_code == 0, reused.output  # --images comes from the SID
+    assert json.loads(reused.stdout)["members"][0]["chosen"] == member["chosen"]
+    alien = run("fit", tiny["spec"], "--weights", tiny["chip"], "-o", tiny["root"] / "a",
+                "--sid", sid, *FIT)
+    assert alien.exit_code == 2 and "fingerprint" in alien.output
     other = run("fit", tiny["spec"], "--weights", tiny["weights"], "-o", tiny["root"] / "o",
                 "--store", tiny["root"] / "store", *FIT[:-3], "--test-images", 90)
     assert other.exit_code == 2 and "store" in other.output.lower()

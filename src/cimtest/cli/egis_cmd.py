@@ -32,7 +32,13 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.engine import BaseStore, Campaign, Population, SQLiteStore, chip_scores
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.methods.egis import EntropyImageTest, LabelledChips
-from cimtest.methods.egis_grid import fit_grid, member_dirs, member_name, save_grid
+from cimtest.methods.egis_grid import (
+    fit_grid,
+    load_proposal,
+    member_dirs,
+    member_name,
+    save_grid,
+)
 from cimtest.metrics import cutoff_at, test_metrics
 from cimtest.report import plots
 
@@ -79,6 +85,9 @@ def fit(
     rho: float = typer.Option(0.98, help="Cooling rate of the annealing (T: 2.0 -> 0.03)."),
     store: str = typer.Option(None, "--store", help="Folder keeping the labelling and "
                               "signature campaigns (resumable; reused by a later fit)."),
+    sid: str = typer.Option(None, "--sid", help="Reuse the synthetic images of an earlier "
+                            "fit (its TESTDIR/sid.safetensors) instead of training a "
+                            "generator; --images and --steps then come from it."),
     seed: int = options.SEED,
     data: str = options.DATA,
     test_images: int = options.TEST_IMAGES,
@@ -94,9 +103,12 @@ def fit(
     ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
-    if max(ks) >= images:
-        raise ConfigError(f"--k must be below --images ({images}); got {max(ks)}")
     loaded = resolve_model(model, weights, input_shape, "classification")
+    proposal = None if sid is None else load_proposal(sid, loaded.fingerprint)
+    if proposal is not None:
+        images, steps = proposal.images, proposal.steps
+    if max(ks) >= images:
+        raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
     dataset = resolve_data(loaded, data, test_images)
     geometry = parse_array_size(array_size)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
@@ -129,7 +141,8 @@ def fit(
                 stage_start.update(t=now, stage=stage)
             update(done, total)
 
-        tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], progress=report,
+        tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], proposal=proposal,
+                         progress=report,
                          images=images, steps=steps, batch=batch, splits=splits, rho=rho,
                          memory=memory, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]

@@ -53,6 +53,7 @@ from cimtest.zoo.dcgan import LATENT_DIM, ToInputRange
 __all__ = [
     "ARTIFACT_FILE",
     "DETECTOR_FILE",
+    "GENERATOR_PARAMS",
     "METHOD",
     "EGISGenerator",
     "EntropyImageTest",
@@ -75,6 +76,12 @@ DETECTOR_FILE = "detector.txt"
 """The detector (LightGBM text format) inside a TESTDIR."""
 
 _WIDTHS = (256, 128, 64, 32)
+
+_PROPOSAL = ("sid_", "entropy_curve_", "sid_entropy_", "input_shape_", "fingerprint_")
+"""What `EntropyImageTest.propose` learns: the SID and how the generator got there."""
+
+GENERATOR_PARAMS = ("images", "steps", "lr", "batch", "input_range")
+"""The parameters the SID depends on (with the seed)."""
 """Output channels of Table I's layers 1-4."""
 
 
@@ -421,13 +428,19 @@ class EntropyImageTest(ScreeningTest):
     def sharing_proposal(self, k: int) -> EntropyImageTest:
         """A copy with K = `k` that shares this test's generator results (SID, entropy curve),
         ready to `learn`: the tests of several K from one generator and one campaign."""
-        check_is_fitted(self, ("sid_",))
-        test = type(self)(**{**self.get_params(), "k": k})
-        for name in ("sid_", "entropy_curve_", "sid_entropy_", "input_shape_", "fingerprint_",
-                     "training_"):
-            setattr(test, name, getattr(self, name))
-        test._check_params()
-        return test
+        return type(self)(**{**self.get_params(), "k": k}).adopt_proposal(self)
+
+    def adopt_proposal(self, other: EntropyImageTest) -> EntropyImageTest:
+        """Take `other`'s SID and entropy curve, and the generator parameters that made them,
+        instead of training a generator (`propose`); return self, ready to `learn`."""
+        check_is_fitted(other, _PROPOSAL)
+        for name in GENERATOR_PARAMS:
+            setattr(self, name, getattr(other, name))
+        for name in _PROPOSAL:
+            setattr(self, name, getattr(other, name))
+        self.training_ = {}
+        self._check_params()
+        return self
 
     def learn(
         self,

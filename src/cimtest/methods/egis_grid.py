@@ -18,18 +18,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from cimtest._atomic import atomic_directory
+from cimtest.artifacts import Artifact, load_artifact, save_artifact
 from cimtest.engine import BaseStore
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import resolve_model
-from cimtest.methods.base import ChipOutcomes
-from cimtest.methods.egis import ARTIFACT_FILE, EntropyImageTest, LabelledChips, chip_signatures
+from cimtest.methods.base import ChipOutcomes, check_is_fitted
+from cimtest.methods.egis import (
+    ARTIFACT_FILE,
+    GENERATOR_PARAMS,
+    EntropyImageTest,
+    LabelledChips,
+    chip_signatures,
+)
 
-__all__ = ["GRID_FILE", "SID_FILE", "fit_grid", "member_dirs", "member_name", "save_grid"]
+__all__ = [
+    "GRID_FILE",
+    "SID_FILE",
+    "fit_grid",
+    "load_proposal",
+    "member_dirs",
+    "member_name",
+    "save_grid",
+    "save_proposal",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +53,9 @@ GRID_FILE = "grid.json"
 
 SID_FILE = "sid.safetensors"
 """The synthetic image dataset and the generator's entropy curve."""
+
+SID_METHOD = "egis-sid"
+"""The ``method`` of a SID artefact."""
 
 
 def member_name(cutoff: str | None, k: int) -> str:
@@ -51,6 +69,7 @@ def fit_grid(
     ks: Sequence[int],
     *,
     store: BaseStore | None = None,
+    proposal: EntropyImageTest | None = None,
     progress: Callable[[str, int, int, str], None] | None = None,
     **params: object,
 ) -> dict[tuple[str | None, int], EntropyImageTest]:
@@ -67,6 +86,9 @@ def fit_grid(
         The K values, each fitted for every labelling.
     store : BaseStore, optional
         Keeps the signature campaign's outputs (see `chip_signatures`).
+    proposal : EntropyImageTest, optional
+        A SID made earlier for this model (`load_proposal`): used instead of training the
+        generator, e.g. to fit tests for another population on the same images.
     progress : callable, optional
         ``progress(stage, done, total, note)`` as in `EntropyImageTest.fit`.
     **params
@@ -91,8 +113,15 @@ def fit_grid(
     if len({c.cutoff for c in chips}) < len(chips):
         raise ConfigError("fit_grid needs a distinct cutoff name per labelling")
     base = EntropyImageTest(k=ks[0], **params)
-    sid = base.propose(model, progress=progress)
-    module, _, _, _ = resolve_model(model)
+    module, _, fingerprint, _ = resolve_model(model)
+    if proposal is None:
+        base.propose(model, progress=progress)
+    elif proposal.fingerprint_ != fingerprint:
+        raise ArtifactError("the SID was made for another model (fingerprint "
+                            f"{proposal.fingerprint_[:12]}..., this model {fingerprint[:12]}...)")
+    else:
+        base.adopt_proposal(proposal)
+    sid = base.sid_
     signatures = chip_signatures(chips[0].population(module, base.memory), sid, store=store,
                                  progress=progress)
     tests = {}
@@ -136,9 +165,7 @@ def save_grid(
     members = []
     try:
         with atomic_directory(testdir) as tmp:
-            save_file({"sid": first.sid_.contiguous(),
-                       "entropy_curve": torch.from_numpy(np.ascontiguousarray(
-                           first.entropy_curve_))}, str(tmp / SID_FILE))
+            save_proposal(tmp / SID_FILE, first)
             for (cutoff, k), test in tests.items():
                 name = member_name(cutoff, k)
                 test.save(tmp / name, info=(info or {}).get(cutoff, {}) | {"cutoff": cutoff})
@@ -159,6 +186,43 @@ def save_grid(
     except OSError as exc:
         raise ArtifactError(f"cannot write test set '{testdir}': {exc}") from exc
     return testdir
+
+
+def save_proposal(path: str | Path, test: EntropyImageTest) -> Path:
+    """Write the SID, the generator's entropy curve and the parameters that made them as a
+    safetensors artefact (atomic), for `load_proposal`."""
+    check_is_fitted(test, ("sid_",))
+    params = {name: getattr(test, name) for name in (*GENERATOR_PARAMS, "seed")}
+    if params["input_range"] is not None:
+        params["input_range"] = list(params["input_range"])
+    return save_artifact(path, Artifact(
+        method=SID_METHOD,
+        tensors={"sid": test.sid_.contiguous(),
+                 "entropy_curve": torch.from_numpy(np.ascontiguousarray(test.entropy_curve_))},
+        params=params, thresholds={}, input_shape=test.input_shape_,
+        fingerprint=test.fingerprint_, info={"sid_entropy": list(test.sid_entropy_)}))
+
+
+def load_proposal(
+    path: str | Path, expected_fingerprint: str | None = None, *, force: bool = False
+) -> EntropyImageTest:
+    """An `EntropyImageTest` holding the SID saved at `path` (a test set's
+    ``sid.safetensors``), ready for `fit_grid(proposal=...)`; `ArtifactError` if the file is
+    not a SID or was made for another model (unless `force`)."""
+    artifact = load_artifact(path, expected_fingerprint, force=force)
+    if artifact.method != SID_METHOD:
+        raise ArtifactError(f"'{path}' holds a {artifact.method} artefact, not an EGIS SID")
+    params = dict(artifact.params)
+    if params.get("input_range") is not None:
+        params["input_range"] = tuple(params["input_range"])
+    test = EntropyImageTest(**params)
+    test.sid_ = artifact.tensors["sid"]
+    test.entropy_curve_ = artifact.tensors["entropy_curve"].numpy()
+    test.sid_entropy_ = tuple(float(v) for v in artifact.info["sid_entropy"])
+    test.input_shape_ = tuple(artifact.input_shape)
+    test.fingerprint_ = artifact.fingerprint
+    test.training_ = {}
+    return test
 
 
 def member_dirs(
