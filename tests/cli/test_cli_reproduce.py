@@ -3,14 +3,9 @@
 import pytest
 from typer.testing import CliRunner
 
+from cimtest.cli.experiments import EXPERIMENTS, Experiment
 from cimtest.cli.main import app
-from cimtest.cli.reproduce_cmd import (
-    EXPERIMENTS,
-    Experiment,
-    replace_block,
-    run_experiment,
-    write_blocks,
-)
+from cimtest.cli.reproduce_cmd import replace_block, run_experiment, write_blocks
 from cimtest.exceptions import ArtifactError
 
 DOC = "# t\n\nprose\n<!-- reproduce:a -->\nold table\n<!-- /reproduce:a -->\nafter\n"
@@ -44,14 +39,35 @@ def test_every_documented_block_exists():
     from pathlib import Path
 
     docs = Path(__file__).parents[2] / "docs"
-    for name, experiment in EXPERIMENTS.items():
+    for experiment in EXPERIMENTS.values():
         text = (docs / experiment.doc).read_text()
-        for block in {"btv": ["btv-table"], "egis": ["egis-table"],
-                      "comparison": ["r20-typical", "r20-bitflip", "vgg-typical",
-                                     "vgg-bitflip", "levels"]}[name]:
+        assert experiment.blocks
+        for block in experiment.blocks:
             assert f"<!-- reproduce:{block} -->" in text and f"<!-- /reproduce:{block} -->" in text
 
 
 def test_unknown_target_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["reproduce", "everything", "--docs", str(tmp_path)])
-    assert result.exit_code == 2 and "btv, egis, comparison or all" in result.stderr
+    assert result.exit_code == 2 and "btv, btv-zoo, egis, egis-zoo, comparison or all" in \
+        result.stderr
+
+
+def test_a_kept_workdir_resumes_without_rerunning(tmp_path, monkeypatch):
+    """Steps saved with the same command are read back; a changed command runs again."""
+    monkeypatch.setenv("CIMTEST_HOME", str(tmp_path / "home"))
+    calls = []
+
+    def step(r, w):
+        calls.append(1)
+        return ["zoo", "list"]
+
+    experiment = Experiment("doc.md", (("zoo", step),), lambda r: {})
+    first = run_experiment(experiment, tmp_path / "work")
+    assert (tmp_path / "work" / "steps" / "zoo.json").is_file()
+    record = tmp_path / "work" / "steps" / "zoo.json"
+    record.write_text(record.read_text().replace('"trained": false', '"trained": "cached"'))
+    again = run_experiment(experiment, tmp_path / "work")
+    assert again["zoo"][0]["trained"] == "cached" and first["zoo"][0]["trained"] is False
+    other = Experiment("doc.md", (("zoo", lambda r, w: ["zoo", "list", "--json"]),),
+                       lambda r: {})
+    assert run_experiment(other, tmp_path / "work")["zoo"][0]["trained"] is False
