@@ -103,7 +103,7 @@ def reproduce(
                 results = run_experiment(experiment, Path(scratch))
                 _copy_figures(experiment, Path(scratch), folder)
         else:
-            work = Path(workdir) / name
+            work = Path(workdir).resolve() / name
             results = run_experiment(experiment, work)
             _copy_figures(experiment, work, folder)
         path = folder / experiment.doc
