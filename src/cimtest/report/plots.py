@@ -136,13 +136,16 @@ def test_metrics_by_k(rows: list[dict]) -> bytes:
         ks = [r["k"] for r in mine]
         width = 0.8 / len(TEST_METRICS)
         for i, metric in enumerate(TEST_METRICS):
-            ax.bar(np.arange(len(ks)) + (i - 2) * width, [r[metric] for r in mine], width,
-                   label=metric.upper())
+            bars = ax.bar(np.arange(len(ks)) + (i - 2) * width, [r[metric] for r in mine],
+                          width, label=metric.upper())
+            if metric == "ta":
+                ax.bar_label(bars, fmt="%.1f", fontsize=7)
         ax.set_xticks(np.arange(len(ks)), [f"K={k}" for k in ks])
         ax.set_ylabel("percent of chips")
+        ax.set_ylim(0, 118)
         ax.set_title(cutoff)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8, ncol=5, loc="center", bbox_to_anchor=(0.5, 0.55))
+        ax.legend(fontsize=7, ncol=5, loc="upper center")
     return _png(fig)
 
 
