@@ -139,7 +139,7 @@ def fit(
                 now = time.perf_counter()
                 timings[f"{stage_start['stage']}_s"] = now - stage_start["t"]
                 stage_start.update(t=now, stage=stage)
-            update(done, total)
+            update(done, total, f"{stage} {note}".strip())  # e.g. "compaction T 0.5 best 88"
 
         tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], proposal=proposal,
                          progress=report,
