@@ -27,7 +27,8 @@ def test_an_experiment_runs_real_commands_and_rewrites_its_block(tmp_path, monke
          ("again", lambda r, w: ["zoo", "list"] if r["zoo"][0]["name"] else ["bogus"])),
         lambda r: {"a": f"{len(r['zoo'])} models, {sum(e['trained'] for e in r['again'])} trained"},
     )
-    results = run_experiment(experiment, tmp_path)
+    results, commands = run_experiment(experiment, tmp_path)
+    assert commands == ["cimtest zoo list --json", "cimtest zoo list --json"]
     doc = tmp_path / "doc.md"
     doc.write_text(DOC)
     write_blocks(doc, experiment.render(results))
@@ -39,10 +40,10 @@ def test_every_documented_block_exists():
     from pathlib import Path
 
     docs = Path(__file__).parents[2] / "docs"
-    for experiment in EXPERIMENTS.values():
+    for name, experiment in EXPERIMENTS.items():
         text = (docs / experiment.doc).read_text()
         assert experiment.blocks
-        for block in experiment.blocks:
+        for block in (*experiment.blocks, f"{name}-commands"):
             assert f"<!-- reproduce:{block} -->" in text and f"<!-- /reproduce:{block} -->" in text
 
 
@@ -62,12 +63,12 @@ def test_a_kept_workdir_resumes_without_rerunning(tmp_path, monkeypatch):
         return ["zoo", "list"]
 
     experiment = Experiment("doc.md", (("zoo", step),), lambda r: {})
-    first = run_experiment(experiment, tmp_path / "work")
+    first, _ = run_experiment(experiment, tmp_path / "work")
     assert (tmp_path / "work" / "steps" / "zoo.json").is_file()
     record = tmp_path / "work" / "steps" / "zoo.json"
     record.write_text(record.read_text().replace('"trained": false', '"trained": "cached"'))
-    again = run_experiment(experiment, tmp_path / "work")
+    again, _ = run_experiment(experiment, tmp_path / "work")
     assert again["zoo"][0]["trained"] == "cached" and first["zoo"][0]["trained"] is False
     other = Experiment("doc.md", (("zoo", lambda r, w: ["zoo", "list", "--json"]),),
                        lambda r: {})
-    assert run_experiment(other, tmp_path / "work")["zoo"][0]["trained"] is False
+    assert run_experiment(other, tmp_path / "work")[0]["zoo"][0]["trained"] is False

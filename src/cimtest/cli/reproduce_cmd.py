@@ -5,7 +5,8 @@ Each experiment (`cimtest.cli.experiments`) is the list of `cimtest ... --json` 
 document shows, run in order as subprocesses in a work folder (later commands take levels
 from earlier ones); their JSON turns into markdown tables that replace the text between the
 document's ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` markers, and its
-figures are copied into ``docs/img``. The prose around the markers is not touched.
+figures are copied into ``docs/img``; the block ``NAME-commands`` lists the commands run,
+in the work folder (paths relative to it). The prose around the markers is not touched.
 Everything is seeded, so the same machine and torch build give the same tables.
 
 With ``--workdir DIR`` the work folder is kept: each step's JSON is saved as
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -31,16 +33,20 @@ from cimtest.exceptions import ArtifactError, CimtestError, ConfigError
 
 __all__ = ["Experiment", "replace_block", "reproduce", "run_experiment", "write_blocks"]
 
-def run_experiment(experiment: Experiment, workdir: Path) -> Results:
-    """Run the steps of `experiment` in `workdir`; return every step's JSON by name.
+def run_experiment(experiment: Experiment, workdir: Path) -> tuple[Results, list[str]]:
+    """Run the steps of `experiment` in `workdir`; return every step's JSON by name and the
+    commands, as a shell would show them.
 
     A step whose ``workdir/steps/NAME.json`` holds the same command is read back, not run.
     """
     results: Results = {}
+    commands = []
     saved = workdir / "steps"
     saved.mkdir(parents=True, exist_ok=True)
     for name, argv in experiment.steps:
         args = [str(a) for a in argv(results, workdir)]
+        commands.append("cimtest " + " ".join(shlex.quote(a.replace(f"{workdir}/", ""))
+                                              for a in args) + " --json")
         record = saved / f"{name}.json"
         if record.is_file():
             previous = json.loads(record.read_text())
@@ -56,7 +62,7 @@ def run_experiment(experiment: Experiment, workdir: Path) -> Results:
         results[name] = json.loads(done.stdout)
         with atomic_file(record) as tmp:
             tmp.write_text(json.dumps({"argv": args, "result": results[name]}))
-    return results
+    return results, commands
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -100,14 +106,15 @@ def reproduce(
         experiment = EXPERIMENTS[name]
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix=f"cimtest-reproduce-{name}-") as scratch:
-                results = run_experiment(experiment, Path(scratch))
+                results, commands = run_experiment(experiment, Path(scratch))
                 _copy_figures(experiment, Path(scratch), folder)
         else:
             work = Path(workdir).resolve() / name
-            results = run_experiment(experiment, work)
+            results, commands = run_experiment(experiment, work)
             _copy_figures(experiment, work, folder)
         path = folder / experiment.doc
         blocks = experiment.render(results)
+        blocks[f"{name}-commands"] = "```sh\n" + "\n".join(commands) + "\n```"
         write_blocks(path, blocks)
         written[name] = {"doc": str(path), "blocks": sorted(blocks), "results": results}
     if json:
