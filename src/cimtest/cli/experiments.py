@@ -143,12 +143,34 @@ def _render_btv(results: Results) -> dict[str, str]:
         "btv-verifiable": _markdown(tables["verifiable"]),
         "btv-offsets": _markdown(tables["offsets"]),
         "btv-harm": _markdown(tables["harm"].drop(columns="spec")),
-        "btv-layers": _markdown(paper_tables(results["layers"], "offset=0")["layers"]),
+        "btv-layers": _markdown(_named_levels(
+            paper_tables(results["layers"], "offset=0")["layers"], results["layers"]))
+        + "\n\nMean accuracy (%) and AUC of σ_y for a 1-point drop on the same chips:\n\n"
+        + _layer_harm(results["layers"]),
         "btv-fa": _false_alarm_rule(results["evaluate"]),
         "btv-sweep": _sweep_table(results),
         "btv-fit": _fit_line(results["fit"]),
     }
     return blocks
+
+
+def _named_levels(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """`table` indexed by (fault, level number) with each level number replaced by its spec."""
+    specs = {(r["fault"], r["level_index"]): r["base_level"] for r in rows}
+    table = table.copy()
+    table.index = pd.MultiIndex.from_tuples([(f, specs[(f, i)]) for f, i in table.index],
+                                            names=table.index.names)
+    return table
+
+
+def _layer_harm(rows: list[dict]) -> str:
+    """Mean accuracy and AUC per fault kind and layer fraction (offset-0 rows)."""
+    cells: dict[str, dict[str, str]] = {}
+    for row in (r for r in rows if r["rule"] == "offset=0"):
+        fraction = "all" if row["layers"] is None else f"{100 * row['layers']:g}%"
+        auc = "-" if row["auc"] is None else f"{row['auc']:.2f}"
+        cells.setdefault(row["fault"], {})[fraction] = f"{row['accuracy_mean']:.2f} ({auc})"
+    return _markdown(pd.DataFrame.from_dict(cells, orient="index").rename_axis("fault"))
 
 
 def _levels_table(results: Results, names: Sequence[str], prefix: str) -> str:
@@ -250,7 +272,8 @@ def _render_zoo(results: Results) -> dict[str, str]:
             harm.append(two.drop(columns="spec").assign(model=model).set_index(
                 "model", append=True).reorder_levels(["model", "fault"]))
         if model in _ZOO_LAYERS:
-            layers.append(paper_tables(results[f"layers-{model}"], "offset=0")["layers"]
+            rows = results[f"layers-{model}"]
+            layers.append(_named_levels(paper_tables(rows, "offset=0")["layers"], rows)
                           .assign(model=model).set_index("model", append=True)
                           .reorder_levels(["model", "fault", "level"]))
     fits = {m: results[f"fit-{m}"] for m in _zoo_models()}
