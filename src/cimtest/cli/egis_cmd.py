@@ -132,7 +132,8 @@ def fit(
     del accuracy  # from here on only the labels exist
     timings: dict[str, float] = {"labels_s": time.perf_counter() - start}
     with progress_bar("egis fit", unit="steps") as update:
-        stage_start = {"t": time.perf_counter(), "stage": "generator"}
+        stage_start = {"t": time.perf_counter(),
+                       "stage": "generator" if proposal is None else "reused_sid"}
 
         def report(stage: str, done: int, total: int, note: str) -> None:
             if stage != stage_start["stage"]:

@@ -360,7 +360,8 @@ def _egis_fits(results: Results, fits: Sequence[tuple[str, str, float]]) -> str:
             f"| {folder} | {_level(results, f'cal-{prefix}', drop):.4g} | {passed} | "
             f"{fit['h_c'][0]:.2f} → {fit['h_c'][1]:.2f} | "
             f"{fit['h_s'][0]:.2f} → {fit['h_s'][1]:.2f} | {fit['labels_s']:.0f} | "
-            f"{fit.get('generator_s', 0):.0f} | {fit['signatures_s']:.0f} | "
+            + ("reused | " if "generator_s" not in fit or fit["generator_s"] < 5 else
+               f"{fit['generator_s']:.0f} | ") + f"{fit['signatures_s']:.0f} | "
             f"{fit['compaction_s']:.0f} |")
     return "\n".join(lines)
 
