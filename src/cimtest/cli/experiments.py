@@ -201,6 +201,7 @@ def _sweep_table(results: Results) -> str:
         for row in (r for r in results[f"sweep-{name}"] if r["rule"] == "offset=0"):
             lines.append(f"| {name} | {fit['final_loss']:.3g} | {fit['sigma_ideal']:.3g} | "
                          f"{row['level']} | {_pct(row, 'coverage')} | "
+                         f"{_pct(row, 'false_alarm_ideal')} | "
                          f"{_pct(row, 'false_alarm_nodrop')} | {row['auc']:.3f} | "
                          f"{row['auc_point']:.3f} |")
     return "\n".join(lines)
