@@ -3,7 +3,7 @@
 Each `Experiment` lists the `cimtest` commands its document shows (later commands take
 calibrated levels from earlier ones) and renders their JSON into the markdown blocks of the
 document. Budgets on the 2-core reference machine, one torch thread per experiment:
-``btv`` ~45 min, ``btv-zoo`` ~90 min, ``egis`` ~70 min, ``egis-zoo`` ~65 min, ``comparison``
+``btv`` ~45 min, ``btv-zoo`` ~80 min, ``egis`` ~70 min, ``egis-zoo`` ~65 min, ``comparison``
 ~45 min (two threads).
 """
 
@@ -217,52 +217,48 @@ def _fit_line(fit: dict) -> str:
 
 # --- btv-zoo: paper 1 on the 32x32 zoo, scaled (docs/results-btv.md) --------------------------
 
-_ZOO_CALIBRATED = (("resnet20", _BTV_KINDS), ("fcn", _BTV_KINDS), ("unet", _BTV_KINDS),
-                   ("repvgg-a0", _BTV_KINDS), ("resnet56", _BTV_KINDS),
-                   ("mobilenet-v2", _BTV_KINDS[::2]))
-"""Models calibrated on their own data, with the fault kinds measured (MobileNet-v2, the
-costliest at 9 ms per forward on one core, only multiplicative variation and bit-flips)."""
-_ZOO_LAYERS = ("resnet20", "repvgg-a0")
+_ZOO_CALIBRATED = (
+    ("resnet20", _BTV_KINDS, 16, 100), ("fcn", _BTV_KINDS, 16, 100),
+    ("unet", _BTV_KINDS, 16, 100), ("repvgg-a0", _BTV_KINDS[::2], 16, 100),
+    ("resnet56", _BTV_KINDS[::2], 8, 50), ("mobilenet-v2", _BTV_KINDS[::2], 8, 50),
+)
+"""(model, fault kinds, chips per calibration estimate, chips per cell): the costlier models
+(one forward on one core: RepVGG-A0 4 ms, ResNet-56 9 ms, MobileNet-v2 22 ms through the
+engine at 100 inputs per chip) under multiplicative variation and bit-flips only, ResNet-56
+and MobileNet-v2 with fewer chips."""
 _ZOO_UNLABELLED = ("dcgan-g", "dcgan-d")
 """No accuracy: evaluated at resnet20's levels."""
 
 
 def _zoo_steps() -> tuple[Step, ...]:
     steps: list[Step] = []
-    evaluate = ["--chips", 100, "--offsets", "0,0.05,0.1,0.2,0.3", "--fresh-per-chip", 4]
-    for model, kinds in _ZOO_CALIBRATED:
-        steps += [(f"cal-{model}-{name}", lambda r, w, m=model, k=kind: [
-            "calibrate", m, "--fault", k, "--drop", "1,2,5", "--chips", 16, "--iterations", 8,
+    evaluate = ["--offsets", "0,0.05,0.1,0.2,0.3", "--fresh-per-chip", 4]
+    for model, kinds, cal_chips, chips in _ZOO_CALIBRATED:
+        steps += [(f"cal-{model}-{name}", lambda r, w, m=model, k=kind, c=cal_chips: [
+            "calibrate", m, "--fault", k, "--drop", "1,2,5", "--chips", c, "--iterations", 8,
             "--test-images", 100]) for name, kind, _, _ in kinds]
-        steps += [
-            (f"fit-{model}", lambda r, w, m=model: [
-                "btv", "fit", m, "-o", w / f"{m}.safetensors", "--false-alarm", 0.01]),
-            (f"eval-{model}", lambda r, w, m=model, k=kinds: [
-                "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
-                *_fault_args(r, f"cal-{m}-", k), *evaluate, "--test-images", 100]),
-        ]
-        if model in _ZOO_LAYERS:
-            steps.append((f"layers-{model}", lambda r, w, m=model, k=kinds: [
-                "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
-                *_fault_args(r, f"cal-{m}-", k, (2,)), "--chips", 100, "--test-images", 100,
-                "--layers", "0.1,0.3,0.5", "--fresh-per-chip", 0]))
-    for model in _ZOO_UNLABELLED:
-        steps += [
-            (f"fit-{model}", lambda r, w, m=model: [
-                "btv", "fit", m, "-o", w / f"{m}.safetensors", "--false-alarm", 0.01]),
-            (f"eval-{model}", lambda r, w, m=model: [
-                "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
-                *_fault_args(r, "cal-resnet20-", _BTV_KINDS), *evaluate]),
-        ]
+        steps += [_zoo_fit(model), (f"eval-{model}", lambda r, w, m=model, k=kinds, n=chips: [
+            "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
+            *_fault_args(r, f"cal-{m}-", k), "--chips", n, *evaluate, "--test-images", 100])]
+        if model == "resnet20":  # the unlabelled models take resnet20's levels
+            for other in _ZOO_UNLABELLED:
+                steps += [_zoo_fit(other), (f"eval-{other}", lambda r, w, m=other: [
+                    "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
+                    *_fault_args(r, "cal-resnet20-", _BTV_KINDS), "--chips", 100, *evaluate])]
     return tuple(steps)
 
 
+def _zoo_fit(model: str) -> Step:
+    return (f"fit-{model}", lambda r, w: [
+        "btv", "fit", model, "-o", w / f"{model}.safetensors", "--false-alarm", 0.01])
+
+
 def _zoo_models() -> list[str]:
-    return [m for m, _ in _ZOO_CALIBRATED] + list(_ZOO_UNLABELLED)
+    return [m for m, *_ in _ZOO_CALIBRATED] + list(_ZOO_UNLABELLED)
 
 
 def _render_zoo(results: Results) -> dict[str, str]:
-    coverage, verifiable, harm, layers = {}, {}, [], []
+    coverage, verifiable, harm = {}, {}, []
     for model in _zoo_models():
         tables = paper_tables(results[f"eval-{model}"], "offset=0")
         coverage[model] = _flatten(tables["coverage"])
@@ -272,11 +268,6 @@ def _render_zoo(results: Results) -> dict[str, str]:
             two = tables["harm"].xs(2, level="level")
             harm.append(two.drop(columns="spec").assign(model=model).set_index(
                 "model", append=True).reorder_levels(["model", "fault"]))
-        if model in _ZOO_LAYERS:
-            rows = results[f"layers-{model}"]
-            layers.append(_named_levels(paper_tables(rows, "offset=0")["layers"], rows)
-                          .assign(model=model).set_index("model", append=True)
-                          .reorder_levels(["model", "fault", "level"]))
     fits = {m: results[f"fit-{m}"] for m in _zoo_models()}
     fit_rows = pd.DataFrame({m: {"N": f["n_samples"], "σ_y ideal": f["sigma_ideal"],
                                  "fit s": f["seconds"], "test bytes": f["storage_bytes"]}
@@ -286,7 +277,6 @@ def _render_zoo(results: Results) -> dict[str, str]:
         "zoo-coverage": _markdown(pd.DataFrame(coverage).T.rename_axis("model")),
         "zoo-verifiable": _markdown(pd.DataFrame(verifiable).T.rename_axis("model")),
         "zoo-harm": _markdown(pd.concat(harm)),
-        "zoo-layers": _markdown(pd.concat(layers)),
         "zoo-fit": _markdown(fit_rows, digits=0),
     }
 
@@ -299,7 +289,7 @@ def _flatten(table: pd.DataFrame) -> dict[str, float]:
 
 def _zoo_levels(results: Results) -> str:
     rows = {}
-    for model, kinds in _ZOO_CALIBRATED:
+    for model, kinds, *_ in _ZOO_CALIBRATED:
         rows[model] = {name: ", ".join(f"{r['level']:.3g}" for r in results[f"cal-{model}-{name}"])
                        for name, *_ in kinds}
     return _markdown(pd.DataFrame.from_dict(rows, orient="index").rename_axis("model"))
@@ -464,8 +454,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "btv-layers", "btv-fa", "btv-sweep", "btv-fit")),
     "btv-zoo": Experiment(
         "results-btv.md", _zoo_steps(), _render_zoo,
-        blocks=("zoo-levels", "zoo-coverage", "zoo-verifiable", "zoo-harm", "zoo-layers",
-                "zoo-fit")),
+        blocks=("zoo-levels", "zoo-coverage", "zoo-verifiable", "zoo-harm", "zoo-fit")),
     "egis": Experiment(
         "results-egis.md",
         _egis_steps("resnet20-8", "r20", _EGIS_SETTINGS,
