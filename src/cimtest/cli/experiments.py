@@ -258,10 +258,15 @@ def _zoo_models() -> list[str]:
 
 
 def _render_zoo(results: Results) -> dict[str, str]:
-    coverage, verifiable, harm = {}, {}, []
+    coverage, verifiable, harm, far = {}, {}, [], {}
     for model in _zoo_models():
-        tables = paper_tables(results[f"eval-{model}"], "offset=0")
+        rows = results[f"eval-{model}"]
+        tables = paper_tables(rows, "offset=0")
         coverage[model] = _flatten(tables["coverage"])
+        far[model] = {f"FA ideal, {rule}": 100 * next(
+            r["false_alarm_ideal"] for r in rows if r["rule"] == rule)
+            for rule in ("offset=0", "false_alarm")}
+        far[model].update(_flatten(paper_tables(rows, "false_alarm")["coverage"]))
         if "verifiable" in tables:
             verifiable[model] = _flatten(tables["verifiable"])
         if "harm" in tables:
@@ -276,6 +281,7 @@ def _render_zoo(results: Results) -> dict[str, str]:
         "zoo-levels": _zoo_levels(results),
         "zoo-coverage": _markdown(pd.DataFrame(coverage).T.rename_axis("model")),
         "zoo-verifiable": _markdown(pd.DataFrame(verifiable).T.rename_axis("model")),
+        "zoo-fa": _markdown(pd.DataFrame(far).T.rename_axis("model")),
         "zoo-harm": _markdown(pd.concat(harm)),
         "zoo-fit": _markdown(fit_rows, digits=0),
     }
@@ -454,7 +460,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "btv-layers", "btv-fa", "btv-sweep", "btv-fit")),
     "btv-zoo": Experiment(
         "results-btv.md", _zoo_steps(), _render_zoo,
-        blocks=("zoo-levels", "zoo-coverage", "zoo-verifiable", "zoo-harm", "zoo-fit")),
+        blocks=("zoo-levels", "zoo-coverage", "zoo-verifiable", "zoo-fa", "zoo-harm",
+                "zoo-fit")),
     "egis": Experiment(
         "results-egis.md",
         _egis_steps("resnet20-8", "r20", _EGIS_SETTINGS,
