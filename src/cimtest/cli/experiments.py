@@ -263,9 +263,8 @@ def _render_zoo(results: Results) -> dict[str, str]:
         rows = results[f"eval-{model}"]
         tables = paper_tables(rows, "offset=0")
         coverage[model] = _flatten(tables["coverage"])
-        far[model] = {f"FA ideal, {rule}": 100 * next(
-            r["false_alarm_ideal"] for r in rows if r["rule"] == rule)
-            for rule in ("offset=0", "false_alarm")}
+        far[model] = {f"FA ideal, {rule}": _fa_ideal(rows, rule)
+                      for rule in ("offset=0", "false_alarm")}
         far[model].update(_flatten(paper_tables(rows, "false_alarm")["coverage"]))
         if "verifiable" in tables:
             verifiable[model] = _flatten(tables["verifiable"])
@@ -285,6 +284,11 @@ def _render_zoo(results: Results) -> dict[str, str]:
         "zoo-harm": _markdown(pd.concat(harm)),
         "zoo-fit": _markdown(fit_rows, digits=0),
     }
+
+
+def _fa_ideal(rows: list[dict], rule: str) -> str:
+    """False alarms (percent) of `rule` on fresh samples of the vector on the ideal chip."""
+    return f"{100 * next(r['false_alarm_ideal'] for r in rows if r['rule'] == rule):.1f}"
 
 
 def _flatten(table: pd.DataFrame) -> dict[str, float]:
