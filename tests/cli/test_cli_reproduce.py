@@ -49,8 +49,7 @@ def test_every_documented_block_exists():
 
 def test_unknown_target_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["reproduce", "everything", "--docs", str(tmp_path)])
-    assert result.exit_code == 2 and "btv, btv-zoo, egis, egis-zoo, comparison or all" in \
-        result.stderr
+    assert result.exit_code == 2 and ", ".join(EXPERIMENTS) + " or all" in result.stderr
 
 
 def test_a_kept_workdir_resumes_without_rerunning(tmp_path, monkeypatch):
