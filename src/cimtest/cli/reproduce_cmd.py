@@ -33,6 +33,7 @@ from cimtest.exceptions import ArtifactError, CimtestError, ConfigError
 
 __all__ = ["Experiment", "replace_block", "reproduce", "run_experiment", "write_blocks"]
 
+
 def run_experiment(experiment: Experiment, workdir: Path) -> tuple[Results, list[str]]:
     """Run the steps of `experiment` in `workdir`; return every step's JSON by name and the
     commands, as a shell would show them.
