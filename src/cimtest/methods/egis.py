@@ -540,6 +540,14 @@ class EntropyImageTest(ScreeningTest):
         )
 
     @classmethod
+    def from_params(cls, params: dict[str, object]) -> EntropyImageTest:
+        """An unfitted test from parameters read back from JSON (lists become tuples)."""
+        params = dict(params)
+        if params.get("input_range") is not None:
+            params["input_range"] = tuple(params["input_range"])
+        return cls(**params)
+
+    @classmethod
     def load(
         cls, testdir: str | Path, expected_fingerprint: str | None = None, *, force: bool = False
     ) -> tuple[EntropyImageTest, dict[str, object]]:
@@ -562,10 +570,7 @@ class EntropyImageTest(ScreeningTest):
             raise ArtifactError(f"detector '{detector_path}' does not exist")
         if _sha256(detector_path) != artifact.info.get("detector_sha256"):
             raise ArtifactError(f"'{detector_path}' is not the detector saved with this test")
-        params = dict(artifact.params)
-        if params.get("input_range") is not None:
-            params["input_range"] = tuple(params["input_range"])
-        test = cls(**params)
+        test = cls.from_params(artifact.params)
         test.images_ = artifact.tensors["images"]
         test.inputs_ = test.images_
         test.threshold_ = 0.5

@@ -212,10 +212,7 @@ def load_proposal(
     artifact = load_artifact(path, expected_fingerprint, force=force)
     if artifact.method != SID_METHOD:
         raise ArtifactError(f"'{path}' holds a {artifact.method} artefact, not an EGIS SID")
-    params = dict(artifact.params)
-    if params.get("input_range") is not None:
-        params["input_range"] = tuple(params["input_range"])
-    test = EntropyImageTest(**params)
+    test = EntropyImageTest.from_params(artifact.params)
     test.sid_ = artifact.tensors["sid"]
     test.entropy_curve_ = artifact.tensors["entropy_curve"].numpy()
     test.sid_entropy_ = tuple(float(v) for v in artifact.info["sid_entropy"])
