@@ -9,6 +9,7 @@ from torch import nn
 
 from cimtest.engine import BatchedForward, Population, chip_generators, chip_seed
 from cimtest.engine.reference import reference_forward
+from cimtest.engine.rows import fill_rows
 from cimtest.exceptions import ConfigError
 from cimtest.faults import FaultStack, Scope, parse_spec
 
@@ -87,6 +88,28 @@ def test_results_identical_whatever_the_chunk_size(model, spec):
     assert torch.equal(everyone[13:14], big.outputs(X, chips=[13]))  # a chip alone
     y = torch.arange(6) % 10
     assert torch.equal(big.accuracy(X, y), small.accuracy(X, y))
+
+
+@pytest.mark.parametrize("spec", ["mult:eta=0.1+bitflip:p=1e-3", "stuck:p=0.01@layers=0.5",
+                                  "rram:sigma=0.2,lambda=0.5+add:eta=0.05@per-read"])
+def test_weights_identical_whatever_the_thread_count(model, spec):
+    """Blocks of chips are drawn on torch's threads; each chip's row must not depend on it."""
+    population = Population(model, spec, seed=2, n=23)
+    threads = torch.get_num_threads()
+    try:
+        rows = {}
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            static = population.weights(range(23))
+            per_read = fill_rows(torch.empty_like(static), static, population._per_read,
+                                 population.layout, chip_generators(2, range(23), 1))
+            rows[count] = (static, per_read)
+    finally:
+        torch.set_num_threads(threads)
+    for count in (2, 3):
+        assert torch.equal(rows[count][0], rows[1][0])
+        assert torch.equal(rows[count][1], rows[1][1])
+    assert torch.equal(rows[1][0], rows[1][1]) == (not population._per_read.faults)
 
 
 def test_any_chip_reproducible_alone(model):

@@ -16,7 +16,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import torch
@@ -55,11 +55,15 @@ class ChunkTask:
     y: torch.Tensor
     task: str
     keep_outputs: bool = False
+    _scratch: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
+    """The chunk weight buffer, reused from chunk to chunk (empty until the first call)."""
 
     def __call__(self, start: int, stop: int) -> ChunkResult:
         """Evaluate chips ``start .. stop - 1`` on every input."""
         started = time.time()
-        outputs = self.population.forward(range(start, stop), self.x)
+        if not self._scratch or self._scratch[0].shape[0] < stop - start:
+            self._scratch[:] = [torch.empty(stop - start, self.population.mapped.reference.numel())]
+        outputs = self.population.forward(range(start, stop), self.x, scratch=self._scratch[0])
         accuracy = chip_scores(outputs, self.y, self.task).numpy()
         return ChunkResult(start, stop, accuracy, started, time.time(),
                            outputs if self.keep_outputs else None)

@@ -11,6 +11,7 @@ from torch import nn
 
 from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.memory import chunk_size, parse_memory
+from cimtest.engine.rows import fill_rows
 from cimtest.engine.seeding import chip_generators
 from cimtest.faults import FaultStack, LayerSlot, WeightLayout, parse_spec
 from cimtest.hardware import MappedModel, map_model
@@ -113,12 +114,16 @@ class Population:
         """The population's non-idealities."""
         return self.spec.faults
 
-    def weights(self, chips: Sequence[int]) -> torch.Tensor:
-        """Static (device-to-device) weights of `chips`, float32 of shape (len(chips), P)."""
-        flat = self.mapped.reference.unsqueeze(0).repeat(len(chips), 1)
-        if self._static.faults:
-            self._static.apply(flat, self.layout, chip_generators(self.seed, chips))
-        return flat
+    def weights(self, chips: Sequence[int], *, scratch: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Static (device-to-device) weights of `chips`, float32 of shape (len(chips), P).
+
+        With `scratch` (float32 (B, P), B >= len(chips)) the rows are written into its first
+        rows and a view is returned: a campaign reuses one buffer for all its chunks.
+        """
+        out = _rows(scratch, len(chips), self.mapped.reference.numel())
+        return fill_rows(out, self.mapped.reference, self._static, self.layout,
+                         chip_generators(self.seed, chips))
 
     def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
         """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
@@ -131,19 +136,21 @@ class Population:
         chips = chunk_size(self.memory, weight_bytes + act, self.n)
         return max(MICRO_BATCH, chips - chips % MICRO_BATCH)
 
-    def forward(self, chips: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+    def forward(self, chips: Sequence[int], x: torch.Tensor, *,
+                scratch: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs of `chips` on inputs `x` (N, *input_shape): float32 (len(chips), N, *out).
 
         Per-read non-idealities are redrawn for every input: input ``j`` of chip ``i`` sees
-        draws seeded by ``(seed, i, j + 1)``.
+        draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
-        flat = self.weights(chips)
+        flat = self.weights(chips, scratch=scratch)
         if not self._per_read.faults:
             return self._forward(flat, x)
         outputs = []
+        noisy = torch.empty_like(flat)
         for j in range(x.shape[0]):
-            noisy = flat.clone()
-            self._per_read.apply(noisy, self.layout, chip_generators(self.seed, chips, j + 1))
+            fill_rows(noisy, flat, self._per_read, self.layout,
+                      chip_generators(self.seed, chips, j + 1))
             outputs.append(self._forward(noisy, x[j : j + 1]))
         return torch.cat(outputs, dim=1)
 
@@ -157,9 +164,10 @@ class Population:
         """Yield ``(chip indices, outputs)`` chunk by chunk, never holding the whole campaign."""
         chips = list(range(self.n)) if chips is None else [int(c) for c in chips]
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
+        scratch = torch.empty(min(step, len(chips)), self.mapped.reference.numel())
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
-            yield block, self.forward(block, x)
+            yield block, self.forward(block, x, scratch=scratch)
             if progress is not None:
                 progress(min(start + step, len(chips)), len(chips))
 
@@ -181,6 +189,17 @@ class Population:
         for _, out in self.iter_chunks(x, chips, progress=progress):
             scores.append(chip_scores(out, y, task))
         return torch.cat(scores)
+
+
+def _rows(scratch: torch.Tensor | None, n: int, numel: int) -> torch.Tensor:
+    """The first `n` rows of `scratch`, or a new (n, numel) float32 buffer without one."""
+    if scratch is None:
+        return torch.empty(n, numel)
+    if scratch.dtype != torch.float32 or scratch.dim() != 2 or scratch.shape[0] < n \
+            or scratch.shape[1] != numel:
+        raise ValueError(f"scratch must be float32 of shape (>= {n}, {numel}); got "
+                         f"{scratch.dtype} {tuple(scratch.shape)}")
+    return scratch[:n]
 
 
 def chip_scores(outputs: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
