@@ -5,7 +5,7 @@ the (R, C) grid is embedded in a torus of ``M1 x M2 >= (2R - 1) x (2C - 1)`` cel
 sizes, fast for FFTs), where the covariance of the wrapped distances is circulant, so its
 eigenvalues are the FFT of one row and a field costs one FFT of the torus, O(RC log RC),
 never a dense (RC)² covariance. One complex FFT of complex white noise gives two independent
-real fields (its real and imaginary parts).
+real fields (its real and imaginary parts). Chips are drawn on torch's threads.
 
 If the embedding has eigenvalues below ``-1e-8 * max`` (it is not positive semi-definite,
 which for ``exp(-lam d)`` in 2-D happens when ``lam`` is small, e.g. the 0.001 of EGIS), the
@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import torch
 
+from cimtest._threads import parallel_map
+
 __all__ = ["sample_field"]
 
 _logger = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ _TOLERANCE = 1e-8
 """Eigenvalues above ``-_TOLERANCE * max`` count as round-off and are set to 0."""
 _DOUBLINGS = 2
 """How many times the torus is doubled before the spectrum is clipped."""
-_CHUNK = 1 << 22
-"""Complex noise elements drawn per batch of chips (bounds the memory of one FFT)."""
 
 
 def sample_field(
@@ -85,16 +85,15 @@ def sample_field(
     m1, m2 = root.shape
     pairs = (n_fields + 1) // 2
     out = torch.empty(len(generators), 2 * pairs, rows, cols)
-    chunk = max(1, _CHUNK // (pairs * m1 * m2))
-    for lo in range(0, len(generators), chunk):
-        batch = generators[lo : lo + chunk]
-        noise = torch.empty(len(batch), pairs, m1, m2, 2)
-        for i, generator in enumerate(batch):
-            torch.randn((pairs, m1, m2, 2), generator=generator, out=noise[i])
+
+    def draw(chip: int) -> None:
+        noise = torch.randn((pairs, m1, m2, 2), generator=generators[chip])
         noise.mul_(root.unsqueeze(-1))
         spectrum = torch.fft.fft2(torch.view_as_complex(noise))[..., :rows, :cols]
-        parts = torch.view_as_real(spectrum).permute(0, 1, 4, 2, 3)
-        out[lo : lo + len(batch)] = parts.reshape(len(batch), 2 * pairs, rows, cols)
+        out[chip] = torch.view_as_real(spectrum).permute(0, 3, 1, 2).reshape(2 * pairs, rows,
+                                                                              cols)
+
+    parallel_map(draw, range(len(generators)))
     return out[:, :n_fields].reshape(len(generators), *shape)
 
 
