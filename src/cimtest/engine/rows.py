@@ -15,11 +15,16 @@ import torch
 from cimtest._threads import parallel_map
 from cimtest.faults import FaultStack, WeightLayout
 
-__all__ = ["ROWS_PER_TASK", "fill_rows"]
+__all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows"]
 
 ROWS_PER_TASK = 4
 """Chips per block handed to a thread: a few rows stay in cache from the copy of the base
 weights to the last fault (measured on ResNet-20 8x8: 4 rows beat 1 and 16 by ~15 %)."""
+SPARSE_ROWS_PER_TASK = 64
+"""Chips per block when every fault is sparse (`FaultStack.sparse`): such a fault touches
+few weights, so the block need not stay in cache, and its per-call cost (one vectorised
+write per block) is shared by more chips (ResNet-20 8x8, 4,096 chips, bit-flips at
+p = 1e-5: 0.05 s of sampling instead of 0.55 s with blocks of 4)."""
 
 
 def fill_rows(
@@ -32,19 +37,20 @@ def fill_rows(
     """Set ``out[i]`` to `base` (one row (P,), or row ``i`` of a (B, P) base) with `stack`
     applied from ``generators[i]``, for every chip ``i``; return `out`.
 
-    Blocks of `ROWS_PER_TASK` chips run on torch's threads (`parallel_map`); the result does
+    Blocks of `ROWS_PER_TASK` (or `SPARSE_ROWS_PER_TASK`) chips run on torch's threads (`parallel_map`); the result does
     not depend on the thread count.
     """
     n_chips = len(generators)
+    step = SPARSE_ROWS_PER_TASK if stack.sparse else ROWS_PER_TASK
 
     def fill(lo: int) -> None:
-        hi = min(lo + ROWS_PER_TASK, n_chips)
+        hi = min(lo + step, n_chips)
         block = out[lo:hi]
         block.copy_(base[lo:hi] if base.dim() == 2 else base.expand(hi - lo, -1))
         if stack.faults:
             stack.apply(block, layout, generators[lo:hi])
 
-    starts = range(0, n_chips, ROWS_PER_TASK)
+    starts = range(0, n_chips, step)
     if stack.faults:
         parallel_map(fill, starts)
     else:

@@ -100,6 +100,9 @@ class Fault(ABC):
     level_name: ClassVar[str]
     """The parameter that sets the fault's strength (``"p"``, ``"eta"`` or ``"sigma"``); 0 is
     the ideal chip. ``cimtest calibrate`` bisects it."""
+    sparse: ClassVar[bool] = False
+    """Whether the fault draws a few faulty cells rather than one value per weight; the
+    engine then hands it many chips per call (its cost is per call, not per weight)."""
     scope: Scope
     per_read: bool
 
@@ -270,6 +273,11 @@ class FaultStack:
                               "already has a layer scope")
         scope = Scope(fraction=float(fraction))
         return FaultStack(tuple(dataclasses.replace(f, scope=scope) for f in self.faults))
+
+    @property
+    def sparse(self) -> bool:
+        """Whether every fault of the stack is sparse (`Fault.sparse`)."""
+        return all(f.sparse for f in self.faults)
 
     @property
     def kind(self) -> str:

@@ -27,9 +27,11 @@ from cimtest.faults.layout import LayerSlot, WeightLayout
 
 __all__ = ["BitFlip", "LevelFlip", "StuckAt"]
 
-_Edit = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+_Edit = Callable[[torch.Tensor, torch.Generator | None],
+                 tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """Given the index of each faulty cell within its weight (int64, (k,)) and the chip's
-generator, the ``(clear, set, xor)`` bit masks (int32, (k,)) that edit each cell's byte."""
+generator (None for an edit that draws nothing), the ``(clear, set, xor)`` bit masks
+(int32, (k,)) that edit each cell's byte."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class BitFlip(Fault):
 
     kind = "bitflip"
     level_name = "p"
+    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
@@ -56,7 +59,7 @@ class BitFlip(Fault):
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
-        _edit_cells(weights, layers, generators, self.p, 1, _level_flip(1))
+        _edit_cells(weights, layers, generators, self.p, 1, _level_flip(1), draws=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class LevelFlip(Fault):
 
     kind = "levelflip"
     level_name = "p"
+    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
@@ -91,7 +95,8 @@ class LevelFlip(Fault):
         generators: Sequence[torch.Generator],
     ) -> None:
         bits = layout.bits_per_cell if self.bits is None else self.bits
-        _edit_cells(weights, layers, generators, self.p, bits, _level_flip(bits))
+        _edit_cells(weights, layers, generators, self.p, bits, _level_flip(bits),
+                    draws=bits > 1)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class StuckAt(Fault):
 
     kind = "stuck"
     level_name = "p"
+    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
@@ -125,7 +131,7 @@ class StuckAt(Fault):
         bits = layout.bits_per_cell
         top = (1 << bits) - 1
 
-        def stick(cell: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        def stick(cell: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
             shift = (cell * bits).to(torch.int32)
             high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
@@ -137,7 +143,7 @@ def _level_flip(bits: int) -> _Edit:
     """Edit that XORs each faulty cell with a level ``v`` uniform in ``1 .. 2**bits - 1``
     (always 1 for one-bit cells, without drawing)."""
 
-    def flip(cell: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def flip(cell: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
         shift = (cell * bits).to(torch.int32)
         if bits == 1:
             value = torch.ones_like(shift)
@@ -156,33 +162,35 @@ def _edit_cells(
     p: float,
     bits: int,
     edit: _Edit,
+    *,
+    draws: bool = True,
 ) -> None:
     """Draw faulty ``bits``-bit cells of `layers` per chip and apply `edit` to their codes.
 
     `weights` is (b, P), edited in place. Chip ``i`` draws from ``generators[i]``: the count
-    of faulty cells, their positions, then whatever `edit` draws. Several faulty cells of one
-    weight are combined (their masks cover disjoint bits) before the weight is rewritten.
+    of faulty cells, their positions, then whatever `edit` draws (nothing when not `draws`,
+    so one call edits every chip's cells). Several faulty cells of one weight are combined
+    (their masks cover disjoint bits) before the weight is rewritten.
     """
     cells_per_weight = 8 // bits
-    sizes = torch.tensor([slot.numel for slot in layers])
-    starts = torch.cumsum(sizes, 0) - sizes
-    n_cells = int(sizes.sum()) * cells_per_weight
+    n_cells = sum(slot.numel for slot in layers) * cells_per_weight
     count = torch.tensor(float(n_cells), dtype=torch.float64)
     prob = torch.tensor(float(p), dtype=torch.float64)
-    pending: list[tuple[int, torch.Tensor, tuple[torch.Tensor, ...]]] = []
+    drawn: list[tuple[int, int, torch.Tensor]] = []
     pending_cells = 0
     for row, generator in enumerate(generators):
         k = int(torch.binomial(count, prob, generator=generator))
         if k == 0:
             continue
-        cell = _distinct(n_cells, k, generator)
-        pending.append((row, cell, edit(cell % cells_per_weight, generator)))
+        first = _distinct(n_cells, k, generator) if 2 * k > n_cells else \
+            torch.randint(n_cells, (k,), generator=generator)
+        drawn.append((row, k, first))
         pending_cells += k
         if pending_cells >= _BATCH_CELLS:
-            _write_cells(weights, layers, starts, cells_per_weight, pending)
-            pending, pending_cells = [], 0
-    if pending:
-        _write_cells(weights, layers, starts, cells_per_weight, pending)
+            _apply_drawn(weights, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
+            drawn, pending_cells = [], 0
+    if drawn:
+        _apply_drawn(weights, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
 
 
 _BATCH_CELLS = 1 << 22
@@ -191,27 +199,66 @@ chips into one vectorised write while bounding the memory of dense ones (a VGG-1
 p = 0.5 has 59 M faulty bits)."""
 
 
+def _apply_drawn(
+    weights: torch.Tensor,
+    layers: tuple[LayerSlot, ...],
+    generators: Sequence[torch.Generator],
+    n_cells: int,
+    cells_per_weight: int,
+    edit: _Edit,
+    draws: bool,
+    drawn: list[tuple[int, int, torch.Tensor]],
+) -> None:
+    """Finish the positions of some chips' faulty cells, draw their edits and write them.
+
+    ``drawn`` holds ``(row, k, first)``: `first` is the chip's first ``randint`` of `k`
+    positions (or its final positions when ``2k > n_cells``). The positions of all chips are
+    made distinct in one sort; only a chip with a repeated position draws again, from its
+    own generator, exactly as `_distinct` would.
+    """
+    rows = torch.tensor([row for row, _, _ in drawn])
+    sizes = torch.tensor([k for _, k, _ in drawn])
+    keys = torch.unique(torch.cat([first for _, _, first in drawn])
+                        + (torch.arange(len(drawn)) * n_cells).repeat_interleave(sizes))
+    found = torch.bincount(keys // n_cells, minlength=len(drawn))
+    cells = list((keys % n_cells).split(found.tolist()))
+    for i in (found < sizes).nonzero().flatten().tolist():
+        row, k, _ = drawn[i]
+        cells[i] = _complete(cells[i], n_cells, k, generators[row])
+    counts = torch.tensor([c.numel() for c in cells])
+    if draws:
+        masks = [edit(c % cells_per_weight, generators[row]) for c, (row, _, _) in
+                 zip(cells, drawn)]
+        clear, set_, xor = (torch.cat(m) for m in zip(*masks, strict=True))
+        cell = torch.cat(cells)
+    else:
+        cell = torch.cat(cells)
+        clear, set_, xor = edit(cell % cells_per_weight, None)
+    _write_cells(weights, layers, cells_per_weight, rows.repeat_interleave(counts), cell,
+                 (clear, set_, xor))
+
+
 def _write_cells(
     weights: torch.Tensor,
     layers: tuple[LayerSlot, ...],
-    starts: torch.Tensor,
     cells_per_weight: int,
-    pending: list[tuple[int, torch.Tensor, tuple[torch.Tensor, ...]]],
+    rows: torch.Tensor,
+    cell: torch.Tensor,
+    masks: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> None:
-    """Apply the drawn edits ``(row, cells, masks)`` of some chips to their codes in place."""
+    """Apply the edits ``(clear, set, xor)`` of faulty cells (`rows`, `cell`: index of the
+    cell among the in-scope cells of that row) to the codes in place."""
+    sizes = torch.tensor([slot.numel for slot in layers])
+    starts = torch.cumsum(sizes, 0) - sizes
     shift = torch.tensor([slot.offset for slot in layers]) - starts
     scales = torch.tensor([slot.scale for slot in layers], dtype=weights.dtype)
-    cell = torch.cat([c for _, c, _ in pending])
-    rows = torch.cat([torch.full((c.numel(),), r) for r, c, _ in pending])
     weight = cell // cells_per_weight
-    del cell
     layer = torch.searchsorted(starts, weight, right=True) - 1
     key = rows * weights.shape[1] + weight + shift[layer]
     del rows, weight
     key, inverse = torch.unique(key, return_inverse=True)
     clear, set_, xor = (
-        torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, torch.cat(m))
-        for m in zip(*(masks for _, _, masks in pending), strict=True)
+        torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, m) for m in masks
     )
     scale = torch.empty(key.numel(), dtype=weights.dtype).scatter_(0, inverse, scales[layer])
     row, col = key // weights.shape[1], key % weights.shape[1]
@@ -234,7 +281,11 @@ def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
         keep = torch.ones(n, dtype=torch.bool)
         keep[_distinct(n, n - k, generator)] = False
         return keep.nonzero().squeeze(1)
-    chosen = torch.randint(n, (k,), generator=generator).unique()
+    return _complete(torch.randint(n, (k,), generator=generator).unique(), n, k, generator)
+
+
+def _complete(chosen: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Sorted distinct `chosen` topped up to `k` indices by redrawing the missing ones."""
     while chosen.numel() < k:
         extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
         chosen = torch.cat([chosen, extra]).unique()
