@@ -55,12 +55,29 @@ class _PatchMatmulConv2d(nn.Conv2d):
         wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         if n * ho * wo > SMALL_OUTPUT:
             return super().forward(x)
-        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
-        cols = cols.transpose(0, 1).reshape(cols.shape[1], n * ho * wo)
+        cols = _patches(x, self.kernel_size, self.dilation, self.padding, self.stride)
         out = self.weight.reshape(self.out_channels, -1) @ cols
         if self.bias is not None:
             out = out + self.bias.reshape(-1, 1)
         return out.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
+
+
+def _patches(
+    x: torch.Tensor,
+    kernel: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+) -> torch.Tensor:
+    """The patch columns of `x` (N, C, H, W): (C * kh * kw, N * H_out * W_out), ordered as
+    ``F.unfold(x).transpose(0, 1)``, but built from views and one copy: im2col loops over
+    the samples (and under vmap over the chips), which cost ResNet-20 8x8 40 % of its time."""
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel, dilation, padding, stride
+    c = x.shape[1]
+    padded = F.pad(x, (pw, pw, ph, ph))
+    windows = padded.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
+    windows = windows[..., ::dh, ::dw]  # (N, C, H_out, W_out, kh, kw)
+    return windows.permute(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, -1)
 
 
 def _with_patch_matmuls(module: nn.Module) -> nn.Module:
