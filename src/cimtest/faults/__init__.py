@@ -9,6 +9,7 @@ from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.field import sample_field
 from cimtest.faults.layout import LayerSlot, WeightLayout
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
+from cimtest.faults.sparse import SparseEdits
 from cimtest.faults.spec import (
     FAULT_KINDS,
     GRAMMAR,
@@ -34,6 +35,7 @@ __all__ = [
     "MultiplicativeVariation",
     "RRAMVariation",
     "Scope",
+    "SparseEdits",
     "StuckAt",
     "WeightLayout",
     "dump_toml",

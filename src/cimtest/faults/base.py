@@ -18,6 +18,7 @@ import torch
 from cimtest._validation import check_interval, check_option
 from cimtest.exceptions import ConfigError
 from cimtest.faults.layout import LayerSlot, WeightLayout
+from cimtest.faults.sparse import SparseEdits
 
 __all__ = ["Fault", "FaultStack", "Scope"]
 
@@ -77,6 +78,17 @@ class Scope:
         self.check_layout(layout)
         wanted = set(self.layers)
         return tuple(i for i, name in enumerate(layout.names) if name in wanted)
+
+    def groups(
+        self, layout: WeightLayout, generators: Sequence[torch.Generator]
+    ) -> dict[tuple[int, ...], list[int]]:
+        """The chips (indices into `generators`) grouped by their in-scope layers."""
+        if self.fraction is None:
+            return {self.select(layout, None): list(range(len(generators)))}
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row, generator in enumerate(generators):
+            groups.setdefault(self.select(layout, generator), []).append(row)
+        return groups
 
     def spec(self) -> str:
         """The scope's modifier in spec text: ``""``, ``"@layers=0.3"`` or ``"@layers=a,b"``."""
@@ -146,13 +158,7 @@ class Fault(ABC):
             raise ValueError(f"{weights.shape[0]} chips but {len(generators)} generators")
         if not generators:
             return weights
-        if self.scope.fraction is None:
-            groups = {self.scope.select(layout, None): list(range(len(generators)))}
-        else:
-            groups = {}
-            for row, generator in enumerate(generators):
-                groups.setdefault(self.scope.select(layout, generator), []).append(row)
-        for chosen, rows in groups.items():
+        for chosen, rows in self.scope.groups(layout, generators).items():
             layers = tuple(layout.layers[i] for i in chosen)
             chips = [generators[row] for row in rows]
             if rows == list(range(rows[0], rows[-1] + 1)):
@@ -234,6 +240,20 @@ class FaultStack:
         for fault in self.faults:
             fault.apply(weights, layout, generators)
         return weights
+
+    def apply_sparse(
+        self,
+        edits: SparseEdits,
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> SparseEdits:
+        """Apply every fault in written order to `edits` in place, drawing exactly what
+        `apply` draws; `ValueError` unless every fault is `sparse` (a cell fault)."""
+        if not self.sparse:
+            raise ValueError(f"'{self.spec()}' has a fault that is not sparse")
+        for fault in self.faults:
+            fault.apply_sparse(edits, layout, generators)
+        return edits
 
     def spec(self) -> str:
         """Canonical spec text: the faults' specs joined by ``+``, or ``"none"``."""

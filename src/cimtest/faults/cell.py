@@ -16,14 +16,17 @@ with the number of faulty cells, not with the number of cells.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
 from cimtest._validation import check_interval, check_option
 from cimtest.faults.base import Fault, Scope
 from cimtest.faults.layout import LayerSlot, WeightLayout
+from cimtest.faults.sparse import SparseEdits
 
 __all__ = ["BitFlip", "LevelFlip", "StuckAt"]
 
@@ -34,8 +37,90 @@ generator (None for an edit that draws nothing), the ``(clear, set, xor)`` bit m
 (int32, (k,)) that edit each cell's byte."""
 
 
+class _Entries(Protocol):
+    """Read and write access to entries ``(row, col)`` of a batch of chips' weights."""
+
+    n_cols: int
+    dtype: torch.dtype
+
+    def read(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor: ...
+
+    def write(self, row: torch.Tensor, col: torch.Tensor, values: torch.Tensor) -> None: ...
+
+
+class _DenseEntries:
+    """`_Entries` of a dense (b, P) weights tensor."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.weights = weights
+        self.n_cols = weights.shape[1]
+        self.dtype = weights.dtype
+
+    def read(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        return self.weights[row, col]
+
+    def write(self, row: torch.Tensor, col: torch.Tensor, values: torch.Tensor) -> None:
+        self.weights[row, col] = values
+
+
+class _SparseEntries:
+    """`_Entries` of some rows (`rows`, global indices) of a `SparseEdits`."""
+
+    def __init__(self, edits: SparseEdits, rows: torch.Tensor) -> None:
+        self.edits, self.rows = edits, rows
+        self.n_cols = edits.n_cols
+        self.dtype = edits.reference.dtype
+
+    def read(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        return self.edits.read(self.rows[row], col)
+
+    def write(self, row: torch.Tensor, col: torch.Tensor, values: torch.Tensor) -> None:
+        self.edits.write(self.rows[row], col, values)
+
+
+class _CellFault(Fault):
+    """A fault on stored cells: it edits few entries, so it also works on `SparseEdits`."""
+
+    sparse = True
+
+    def apply_sparse(
+        self, edits: SparseEdits, layout: WeightLayout, generators: Sequence[torch.Generator]
+    ) -> SparseEdits:
+        """Apply the fault to the chips of `edits` (one generator per row), in place.
+
+        Draws exactly what `apply` draws, so the rows equal `apply` on dense rows.
+        """
+        if len(generators) != edits.n_rows:
+            raise ValueError(f"{edits.n_rows} chips but {len(generators)} generators")
+        for chosen, rows in self.scope.groups(layout, generators).items():
+            layers = tuple(layout.layers[i] for i in chosen)
+            self._edit(_SparseEntries(edits, torch.tensor(rows)), layers, layout,
+                       [generators[row] for row in rows])
+        return edits
+
+    def _perturb(
+        self,
+        weights: torch.Tensor,
+        layers: tuple[LayerSlot, ...],
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> None:
+        self._edit(_DenseEntries(weights), layers, layout, generators)
+
+    @abstractmethod
+    def _edit(
+        self,
+        entries: _Entries,
+        layers: tuple[LayerSlot, ...],
+        layout: WeightLayout,
+        generators: Sequence[torch.Generator],
+    ) -> None:
+        """Draw the faulty cells of `layers` of each chip and edit `entries` (row ``i``
+        draws from ``generators[i]``)."""
+
+
 @dataclass(frozen=True)
-class BitFlip(Fault):
+class BitFlip(_CellFault):
     """Each of the 8 stored bits of a weight flips independently with probability `p`."""
 
     p: float
@@ -47,23 +132,22 @@ class BitFlip(Fault):
 
     kind = "bitflip"
     level_name = "p"
-    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
 
-    def _perturb(
+    def _edit(
         self,
-        weights: torch.Tensor,
+        entries: _Entries,
         layers: tuple[LayerSlot, ...],
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
-        _edit_cells(weights, layers, generators, self.p, 1, _level_flip(1), draws=False)
+        _edit_cells(entries, layers, generators, self.p, 1, _level_flip(1), draws=False)
 
 
 @dataclass(frozen=True)
-class LevelFlip(Fault):
+class LevelFlip(_CellFault):
     """Each cell, with probability `p`, moves to a uniformly chosen *different* level.
 
     The new level is ``level XOR v`` with ``v`` uniform in ``1 .. 2**bits - 1``, which is
@@ -81,26 +165,25 @@ class LevelFlip(Fault):
 
     kind = "levelflip"
     level_name = "p"
-    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
         check_option("bits", self.bits, (None, 1, 2, 4, 8), f"fault '{self.kind}'")
 
-    def _perturb(
+    def _edit(
         self,
-        weights: torch.Tensor,
+        entries: _Entries,
         layers: tuple[LayerSlot, ...],
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
         bits = layout.bits_per_cell if self.bits is None else self.bits
-        _edit_cells(weights, layers, generators, self.p, bits, _level_flip(bits),
+        _edit_cells(entries, layers, generators, self.p, bits, _level_flip(bits),
                     draws=bits > 1)
 
 
 @dataclass(frozen=True)
-class StuckAt(Fault):
+class StuckAt(_CellFault):
     """Each cell, with probability `p`, is stuck at its highest level ``2**b - 1`` (with
     probability `high`) or at its lowest level 0; ``b`` is the layout's ``bits_per_cell``."""
 
@@ -115,15 +198,14 @@ class StuckAt(Fault):
 
     kind = "stuck"
     level_name = "p"
-    sparse = True
 
     def _check_parameters(self) -> None:
         check_interval("p", self.p, 0, 1, f"fault '{self.kind}'")
         check_interval("high", self.high, 0, 1, f"fault '{self.kind}'")
 
-    def _perturb(
+    def _edit(
         self,
-        weights: torch.Tensor,
+        entries: _Entries,
         layers: tuple[LayerSlot, ...],
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
@@ -136,7 +218,7 @@ class StuckAt(Fault):
             high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
 
-        _edit_cells(weights, layers, generators, self.p, bits, stick)
+        _edit_cells(entries, layers, generators, self.p, bits, stick)
 
 
 def _level_flip(bits: int) -> _Edit:
@@ -156,7 +238,7 @@ def _level_flip(bits: int) -> _Edit:
 
 
 def _edit_cells(
-    weights: torch.Tensor,
+    entries: _Entries,
     layers: tuple[LayerSlot, ...],
     generators: Sequence[torch.Generator],
     p: float,
@@ -167,7 +249,8 @@ def _edit_cells(
 ) -> None:
     """Draw faulty ``bits``-bit cells of `layers` per chip and apply `edit` to their codes.
 
-    `weights` is (b, P), edited in place. Chip ``i`` draws from ``generators[i]``: the count
+    `entries` are those of b chips' weights, edited in place. Chip ``i`` draws from
+    ``generators[i]``: the count
     of faulty cells, their positions, then whatever `edit` draws (nothing when not `draws`,
     so one call edits every chip's cells). Several faulty cells of one weight are combined
     (their masks cover disjoint bits) before the weight is rewritten.
@@ -187,10 +270,10 @@ def _edit_cells(
         drawn.append((row, k, first))
         pending_cells += k
         if pending_cells >= _BATCH_CELLS:
-            _apply_drawn(weights, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
+            _apply_drawn(entries, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
             drawn, pending_cells = [], 0
     if drawn:
-        _apply_drawn(weights, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
+        _apply_drawn(entries, layers, generators, n_cells, cells_per_weight, edit, draws, drawn)
 
 
 _BATCH_CELLS = 1 << 22
@@ -200,7 +283,7 @@ p = 0.5 has 59 M faulty bits)."""
 
 
 def _apply_drawn(
-    weights: torch.Tensor,
+    entries: _Entries,
     layers: tuple[LayerSlot, ...],
     generators: Sequence[torch.Generator],
     n_cells: int,
@@ -234,12 +317,12 @@ def _apply_drawn(
     else:
         cell = torch.cat(cells)
         clear, set_, xor = edit(cell % cells_per_weight, None)
-    _write_cells(weights, layers, cells_per_weight, rows.repeat_interleave(counts), cell,
+    _write_cells(entries, layers, cells_per_weight, rows.repeat_interleave(counts), cell,
                  (clear, set_, xor))
 
 
 def _write_cells(
-    weights: torch.Tensor,
+    entries: _Entries,
     layers: tuple[LayerSlot, ...],
     cells_per_weight: int,
     rows: torch.Tensor,
@@ -251,23 +334,23 @@ def _write_cells(
     sizes = torch.tensor([slot.numel for slot in layers])
     starts = torch.cumsum(sizes, 0) - sizes
     shift = torch.tensor([slot.offset for slot in layers]) - starts
-    scales = torch.tensor([slot.scale for slot in layers], dtype=weights.dtype)
+    scales = torch.tensor([slot.scale for slot in layers], dtype=entries.dtype)
     weight = cell // cells_per_weight
     layer = torch.searchsorted(starts, weight, right=True) - 1
-    key = rows * weights.shape[1] + weight + shift[layer]
+    key = rows * entries.n_cols + weight + shift[layer]
     del rows, weight
     key, inverse = torch.unique(key, return_inverse=True)
     clear, set_, xor = (
         torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, m) for m in masks
     )
-    scale = torch.empty(key.numel(), dtype=weights.dtype).scatter_(0, inverse, scales[layer])
-    row, col = key // weights.shape[1], key % weights.shape[1]
-    w = weights[row, col]
+    scale = torch.empty(key.numel(), dtype=entries.dtype).scatter_(0, inverse, scales[layer])
+    row, col = key // entries.n_cols, key % entries.n_cols
+    w = entries.read(row, col)
     code = torch.clamp(torch.round(w / scale), -128, 127)
     residual = w - code * scale
     byte = ((code.to(torch.int32) & 0xFF & ~clear) | set_) ^ xor
-    new = torch.where(byte > 127, byte - 256, byte).to(weights.dtype)
-    weights[row, col] = new * scale + residual
+    new = torch.where(byte > 127, byte - 256, byte).to(entries.dtype)
+    entries.write(row, col, new * scale + residual)
 
 
 def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
