@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import torch
 
 from cimtest._threads import parallel_map
-from cimtest.faults import FaultStack, WeightLayout
+from cimtest.faults import FaultStack, SparseEdits, WeightLayout
 
-__all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows"]
+__all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows", "sparse_rows"]
 
 ROWS_PER_TASK = 4
 """Chips per block handed to a thread: a few rows stay in cache from the copy of the base
@@ -57,3 +57,19 @@ def fill_rows(
         for lo in starts:
             fill(lo)
     return out
+
+
+def sparse_rows(
+    reference: torch.Tensor,
+    stack: FaultStack,
+    layout: WeightLayout,
+    generators: Sequence[torch.Generator],
+) -> SparseEdits:
+    """The chips' weights as `SparseEdits` of `reference` (every fault of `stack` sparse):
+    the rows `fill_rows` would write, without writing them.
+
+    All chips in one call on the calling thread: sparse draws are Python's per-chip work,
+    which threads only contend for (1.4x slower on two threads than one).
+    """
+    edits = SparseEdits.empty(reference, len(generators))
+    return stack.apply_sparse(edits, layout, generators) if generators else edits

@@ -98,6 +98,10 @@ class _CellFault(Fault):
                        [generators[row] for row in rows])
         return edits
 
+    def edited_share(self, layout: WeightLayout) -> float:
+        """Upper bound on the expected share of weights the fault edits: p x cells per weight."""
+        return min(1.0, self.p * (8 // self._cell_bits(layout)))
+
     def _perturb(
         self,
         weights: torch.Tensor,
@@ -106,6 +110,10 @@ class _CellFault(Fault):
         generators: Sequence[torch.Generator],
     ) -> None:
         self._edit(_DenseEntries(weights), layers, layout, generators)
+
+    @abstractmethod
+    def _cell_bits(self, layout: WeightLayout) -> int:
+        """Bits per faulty unit: 1 for a bit-flip, else the bits of a cell."""
 
     @abstractmethod
     def _edit(
@@ -145,6 +153,9 @@ class BitFlip(_CellFault):
     ) -> None:
         _edit_cells(entries, layers, generators, self.p, 1, _level_flip(1), draws=False)
 
+    def _cell_bits(self, layout: WeightLayout) -> int:
+        return 1
+
 
 @dataclass(frozen=True)
 class LevelFlip(_CellFault):
@@ -177,9 +188,12 @@ class LevelFlip(_CellFault):
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
-        bits = layout.bits_per_cell if self.bits is None else self.bits
+        bits = self._cell_bits(layout)
         _edit_cells(entries, layers, generators, self.p, bits, _level_flip(bits),
                     draws=bits > 1)
+
+    def _cell_bits(self, layout: WeightLayout) -> int:
+        return layout.bits_per_cell if self.bits is None else self.bits
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,7 @@ class StuckAt(_CellFault):
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
-        bits = layout.bits_per_cell
+        bits = self._cell_bits(layout)
         top = (1 << bits) - 1
 
         def stick(cell: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
@@ -219,6 +233,9 @@ class StuckAt(_CellFault):
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
 
         _edit_cells(entries, layers, generators, self.p, bits, stick)
+
+    def _cell_bits(self, layout: WeightLayout) -> int:
+        return layout.bits_per_cell
 
 
 def _level_flip(bits: int) -> _Edit:

@@ -1,0 +1,129 @@
+"""The sparse path: SparseEdits against dense rows, DeltaForward against the reference path,
+when a population takes it, chunk invariance on it, and the vectorised chip seeds."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cimtest import zoo
+from cimtest.engine import Population, chip_generators, chip_seed
+from cimtest.engine.delta import DeltaForward
+from cimtest.engine.reference import reference_forward
+from cimtest.engine.rows import sparse_rows
+from cimtest.engine.seeding import chip_seeds
+from cimtest.faults import SparseEdits, parse_spec
+
+
+class DeltaLayerKinds(nn.Module):
+    """Every layer kind the sparse corrections cover: plain, padded-dilated depthwise,
+    strided grouped and 1x1 convs, Conv1d, BN, a residual add, linear on 3-D inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.depthwise = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8)
+        self.grouped = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4, bias=False)
+        self.point = nn.Conv2d(8, 8, 1)
+        self.conv1d = nn.Conv1d(8, 4, 3, padding=1)
+        self.mix = nn.Linear(16, 6)
+        self.head = nn.Linear(4 * 6, 10)
+
+    def forward(self, x):
+        x = self.grouped(self.depthwise(self.stem(x)))
+        x = torch.relu(x + self.point(x))
+        x = self.mix(self.conv1d(x.flatten(2)))
+        return self.head(x.flatten(1))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = DeltaLayerKinds().eval()
+    m.stem[1].running_mean.normal_(0, 0.1)
+    m.stem[1].running_var.uniform_(0.5, 2.0)
+    return m
+
+
+SPARSE_SPECS = [
+    "bitflip:p=0.01",
+    "levelflip:p=0.02,bits=2",
+    "stuck:p=0.01,high=0.3",
+    "bitflip:p=0.05@layers=0.5",
+    "stuck:p=0.02@layers=point,mix+bitflip:p=0.01",
+]
+X = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("spec", SPARSE_SPECS)
+def test_sparse_edits_are_the_dense_rows(model, spec):
+    population = Population(model, spec, seed=3, n=13, bits_per_cell=2)
+    edits = sparse_rows(population.mapped.reference, population.faults, population.layout,
+                        chip_generators(3, range(13)))
+    assert edits.keys.numel() > 0
+    assert torch.equal(edits.dense(), population.weights(range(13)))
+
+
+@pytest.mark.parametrize("spec", SPARSE_SPECS)
+def test_delta_forward_equals_reference(model, spec):
+    population = Population(model, spec, seed=3, n=5, bits_per_cell=2)
+    edits = sparse_rows(population.mapped.reference, population.faults, population.layout,
+                        chip_generators(3, range(5)))
+    delta = DeltaForward(population.mapped)
+    reference = reference_forward(population.mapped, edits.dense(), X)
+    assert torch.allclose(delta(edits, X), reference, atol=1e-5, rtol=0)
+    per_chip = torch.randn(5, 2, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    expected = torch.stack([reference_forward(population.mapped, edits.dense()[i : i + 1],
+                                              per_chip[i])[0] for i in range(5)])
+    assert torch.allclose(delta(edits, per_chip, per_chip_input=True), expected, atol=1e-5,
+                          rtol=0)
+
+
+def test_populations_take_the_sparse_path_only_when_it_pays(model):
+    assert Population(model, "bitflip:p=1e-4", n=2).sparse
+    assert Population(model, "stuck:p=1e-4+levelflip:p=1e-4", n=2).sparse
+    assert not Population(model, "bitflip:p=1e-3", n=2).sparse  # 0.8 % of the weights
+    assert not Population(model, "bitflip:p=1e-4+mult:eta=0.01", n=2).sparse
+    assert not Population(model, "bitflip:p=1e-4@per-read", n=2).sparse
+    assert not Population(model, "none", n=2).sparse
+    transposed = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ConvTranspose2d(2, 1, 2))
+    assert not Population(transposed, "bitflip:p=1e-4", n=2).sparse
+
+
+def test_sparse_population_outputs_match_the_dense_path(model):
+    sparse = Population(model, "bitflip:p=2e-4", seed=8, n=300)
+    dense = sparse.with_faults(parse_spec("bitflip:p=2e-4+mult:eta=0"))
+    assert sparse.sparse and not dense.sparse
+    assert torch.allclose(sparse.outputs(X), dense.outputs(X), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "vgg16-8"])
+@pytest.mark.parametrize("n_inputs", [1, 3])
+def test_zoo_sparse_chips_identical_whatever_the_chunk_size(name, n_inputs):
+    entry = zoo.get_entry(name)
+    population = Population(entry.build(), "bitflip:p=1e-4", seed=1, n=40)
+    assert population.sparse
+    x = torch.randn(n_inputs, *entry.input_shape, generator=torch.Generator().manual_seed(2))
+    everyone = population.forward(range(40), x)
+    for lo, hi in [(0, 1), (3, 10), (8, 16), (16, 40)]:
+        assert torch.equal(population.forward(range(lo, hi), x), everyone[lo:hi])
+
+
+def test_vectorised_chip_seeds_are_the_seed_sequence_seeds():
+    rng = np.random.default_rng(0)
+    chips = [0, 1, 2, 2**32 - 1, *map(int, rng.integers(0, 2**32, 40))]
+    for seed in [0, 7, 2**32 - 1, int(rng.integers(0, 2**32))]:
+        for read in [0, 1, 2**32 - 1]:
+            assert chip_seeds(seed, chips, read) == [chip_seed(seed, c, read) for c in chips]
+    assert chip_seeds(2**40, [3, 2**33]) == [chip_seed(2**40, 3), chip_seed(2**40, 2**33)]
+    assert chip_seeds(5, []) == []
+
+
+def test_sparse_edits_write_and_read_back():
+    edits = SparseEdits.empty(torch.arange(4.0), 3)
+    edits.write(torch.tensor([2, 0]), torch.tensor([1, 3]), torch.tensor([9.0, 8.0]))
+    edits.write(torch.tensor([2]), torch.tensor([1]), torch.tensor([7.0]))  # latest wins
+    assert edits.read(torch.tensor([2, 0, 1]), torch.tensor([1, 3, 3])).tolist() == [7, 8, 3]
+    assert edits.dense().tolist() == [[0, 1, 2, 8], [0, 1, 2, 3], [0, 7, 2, 3]]
+    row, col, delta = edits.entries()
+    assert row.tolist() == [0, 2] and col.tolist() == [3, 1] and delta.tolist() == [5, 6]
