@@ -103,16 +103,14 @@ def accuracy_row(chips: int, inputs: int) -> dict:
 @torch.no_grad()
 def bitflip_share(chips: int) -> float:
     """Share of a p = 1e-5 bit-flip campaign's time spent sampling faults (resnet20-8):
-    drawing the chips' weights minus copying the ideal weights the same way."""
+    drawing the chips' sparse edits (the sparse path the campaign takes) over the whole."""
     model = zoo.get_entry("resnet20-8").build()
     pop = Population(model, "bitflip:p=1e-5", seed=0, n=chips)
-    ideal = pop.with_faults("none")
+    assert pop.sparse
     x1 = torch.randn(1, 1, 8, 8)
-    scratch = torch.empty(chips, pop.mapped.reference.numel())
     total = best_of(lambda: pop.outputs(x1))
-    sampling = best_of(lambda: pop.weights(range(chips), scratch=scratch))
-    copying = best_of(lambda: ideal.weights(range(chips), scratch=scratch))
-    return max(sampling - copying, 0.0) / total
+    sampling = best_of(lambda: pop.edits(range(chips)))
+    return sampling / total
 
 
 def field_over_iid(size: int, fields: int) -> float:

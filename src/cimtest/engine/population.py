@@ -14,7 +14,7 @@ from cimtest.engine.delta import DeltaForward
 from cimtest.engine.memory import chunk_size, parse_memory
 from cimtest.engine.rows import fill_rows, sparse_rows
 from cimtest.engine.seeding import chip_generators
-from cimtest.faults import FaultStack, LayerSlot, WeightLayout, parse_spec
+from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
 from cimtest.hardware import MappedModel, map_model
 from cimtest.metrics import mean_iou
 
@@ -152,6 +152,12 @@ class Population:
         return fill_rows(out, self.mapped.reference, self._static, self.layout,
                          chip_generators(self.seed, chips))
 
+    def edits(self, chips: Sequence[int]) -> SparseEdits:
+        """Static weights of `chips` as `SparseEdits` of the ideal chip (the rows `weights`
+        returns); every static fault must be a cell fault (see `sparse`)."""
+        return sparse_rows(self.mapped.reference, self._static, self.layout,
+                           chip_generators(self.seed, chips))
+
     def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
         """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
 
@@ -171,9 +177,7 @@ class Population:
         draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
         if self.sparse:
-            edits = sparse_rows(self.mapped.reference, self._static, self.layout,
-                                chip_generators(self.seed, chips))
-            return self._delta()(edits, x)
+            return self._delta()(self.edits(chips), x)
         flat = self.weights(chips, scratch=scratch)
         if not self._per_read.faults:
             return self._forward(flat, x)
