@@ -37,8 +37,8 @@ def fill_rows(
     """Set ``out[i]`` to `base` (one row (P,), or row ``i`` of a (B, P) base) with `stack`
     applied from ``generators[i]``, for every chip ``i``; return `out`.
 
-    Blocks of `ROWS_PER_TASK` (or `SPARSE_ROWS_PER_TASK`) chips run on torch's threads (`parallel_map`); the result does
-    not depend on the thread count.
+    Blocks of `ROWS_PER_TASK` (`SPARSE_ROWS_PER_TASK` for cell faults) chips run on torch's
+    threads (`parallel_map`); the result does not depend on the thread count.
     """
     n_chips = len(generators)
     step = SPARSE_ROWS_PER_TASK if stack.sparse else ROWS_PER_TASK

@@ -227,7 +227,8 @@ class StuckAt(_CellFault):
         bits = self._cell_bits(layout)
         top = (1 << bits) - 1
 
-        def stick(cell: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
+        def stick(cell: torch.Tensor, generator: torch.Generator | None
+                  ) -> tuple[torch.Tensor, ...]:
             shift = (cell * bits).to(torch.int32)
             high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
@@ -321,21 +322,21 @@ def _apply_drawn(
     keys = torch.unique(torch.cat([first for _, _, first in drawn])
                         + (torch.arange(len(drawn)) * n_cells).repeat_interleave(sizes))
     found = torch.bincount(keys // n_cells, minlength=len(drawn))
-    cells = list((keys % n_cells).split(found.tolist()))
-    for i in (found < sizes).nonzero().flatten().tolist():
-        row, k, _ = drawn[i]
-        cells[i] = _complete(cells[i], n_cells, k, generators[row])
-    counts = torch.tensor([c.numel() for c in cells])
+    short = (found < sizes).nonzero().flatten().tolist()
+    if short:
+        cells = list((keys % n_cells).split(found.tolist()))
+        for i in short:
+            row, k, _ = drawn[i]
+            cells[i] = _complete(cells[i], n_cells, k, generators[row])
+        keys = torch.cat([c + i * n_cells for i, c in enumerate(cells)])
+    chip, cell = keys // n_cells, keys % n_cells
     if draws:
         masks = [edit(c % cells_per_weight, generators[row]) for c, (row, _, _) in
-                 zip(cells, drawn)]
+                 zip(cell.split(sizes.tolist()), drawn)]
         clear, set_, xor = (torch.cat(m) for m in zip(*masks, strict=True))
-        cell = torch.cat(cells)
     else:
-        cell = torch.cat(cells)
         clear, set_, xor = edit(cell % cells_per_weight, None)
-    _write_cells(entries, layers, cells_per_weight, rows.repeat_interleave(counts), cell,
-                 (clear, set_, xor))
+    _write_cells(entries, layers, cells_per_weight, rows[chip], cell, (clear, set_, xor))
 
 
 def _write_cells(
