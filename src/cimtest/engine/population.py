@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
+from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward
 from cimtest.engine.memory import chunk_size, parse_memory
 from cimtest.engine.rows import fill_rows, sparse_rows
@@ -26,10 +26,12 @@ Progress = Callable[[int, int], None]
 
 DELTA_SHARE = 0.002
 """Chips whose static faults are all cell faults editing at most this expected share of the
-weights run on `DeltaForward` (the ideal layers plus sparse corrections) rather than on
-per-chip weight rows; results agree to float rounding (see docs/faults.md). Measured on
-ResNet-20 8x8 (4,096 chips, one input): bit-flips at p = 1e-4 (0.08 % of the weights)
-0.72 s against 2.1 s, at p = 1e-3 (0.8 %) 3.0 s against 1.9 s."""
+weights run, on fewer than `DENSE_INPUTS` inputs, on `DeltaForward` (the ideal layers plus
+sparse corrections) rather than on per-chip weight rows; results agree to float rounding
+(docs/engine.md). Measured on ResNet-20 8x8 (4,096 chips, one input): bit-flips at
+p = 1e-4 (0.08 % of the weights) 0.72 s against 2.1 s, at p = 1e-3 (0.8 %) 3.0 s against
+1.9 s. The corrections grow with the inputs: at p = 2e-4 the two paths tie at 64 inputs
+per chip and the dense path is 1.5-2.7x faster at 256."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class Population:
 
     @property
     def sparse(self) -> bool:
-        """Whether chips run as the ideal chip plus sparse corrections (`DELTA_SHARE`)."""
+        """Whether chips run as the ideal chip plus sparse corrections on fewer than
+        `DENSE_INPUTS` inputs (`DELTA_SHARE`)."""
         static = self._static
         if not static.faults or not static.sparse or self._per_read.faults:
             return False
@@ -176,7 +179,7 @@ class Population:
         Per-read non-idealities are redrawn for every input: input ``j`` of chip ``i`` sees
         draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
-        if self.sparse:
+        if self.sparse and x.shape[0] < DENSE_INPUTS:
             return self._delta()(self.edits(chips), x)
         flat = self.weights(chips, scratch=scratch)
         if not self._per_read.faults:
