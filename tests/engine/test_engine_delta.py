@@ -17,7 +17,8 @@ from cimtest.faults import SparseEdits, parse_spec
 
 class DeltaLayerKinds(nn.Module):
     """Every layer kind the sparse corrections cover: plain, padded-dilated depthwise,
-    strided grouped and 1x1 convs, Conv1d, BN, a residual add, linear on 3-D inputs."""
+    strided grouped and 1x1 convs, grouped and dilated transposed convs, Conv1d, BN, a
+    residual add, linear on 3-D inputs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,13 +26,16 @@ class DeltaLayerKinds(nn.Module):
         self.depthwise = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8)
         self.grouped = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4, bias=False)
         self.point = nn.Conv2d(8, 8, 1)
+        self.up = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.down = nn.ConvTranspose2d(6, 8, 2, padding=2, dilation=2, bias=False)
         self.conv1d = nn.Conv1d(8, 4, 3, padding=1)
-        self.mix = nn.Linear(16, 6)
+        self.mix = nn.Linear(36, 6)
         self.head = nn.Linear(4 * 6, 10)
 
     def forward(self, x):
         x = self.grouped(self.depthwise(self.stem(x)))
-        x = torch.relu(x + self.point(x))
+        x = torch.relu(x + self.point(x))  # (n, 8, 4, 4)
+        x = self.down(torch.relu(self.up(x)))  # (n, 8, 6, 6)
         x = self.mix(self.conv1d(x.flatten(2)))
         return self.head(x.flatten(1))
 
@@ -86,8 +90,9 @@ def test_populations_take_the_sparse_path_only_when_it_pays(model):
     assert not Population(model, "bitflip:p=1e-4+mult:eta=0.01", n=2).sparse
     assert not Population(model, "bitflip:p=1e-4@per-read", n=2).sparse
     assert not Population(model, "none", n=2).sparse
-    transposed = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ConvTranspose2d(2, 1, 2))
-    assert not Population(transposed, "bitflip:p=1e-4", n=2).sparse
+    reflected = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+                              nn.Conv2d(2, 1, 3))
+    assert not Population(reflected, "bitflip:p=1e-4", n=2).sparse
 
 
 def test_sparse_population_outputs_match_the_dense_path(model):
@@ -97,7 +102,7 @@ def test_sparse_population_outputs_match_the_dense_path(model):
     assert torch.allclose(sparse.outputs(X), dense.outputs(X), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "vgg16-8"])
+@pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "vgg16-8", "unet-8"])
 @pytest.mark.parametrize("n_inputs", [1, 3])
 def test_zoo_sparse_chips_identical_whatever_the_chunk_size(name, n_inputs):
     entry = zoo.get_entry(name)

@@ -22,10 +22,10 @@ from cimtest.hardware import MappedModel
 
 __all__ = ["DELTA_TYPES", "SAMPLES_PER_CALL", "DeltaForward"]
 
-DELTA_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
-"""Mapped layer types the sparse corrections cover (zero-padded convolutions with any
-stride, dilation and groups, and linear layers); a model with another mapped type (e.g. a
-transposed convolution) runs on the dense path."""
+DELTA_TYPES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+"""Mapped layer types the sparse corrections cover (zero-padded and transposed convolutions
+with any stride, dilation, groups and output padding, and linear layers); a model with a
+convolution padded otherwise (reflect, circular, "same") runs on the dense path."""
 
 SAMPLES_PER_CALL = 128
 """Samples (chips x inputs per chip) in every call of the ideal layers; see `__call__`.
@@ -52,6 +52,8 @@ class _DeltaLayer(nn.Module):
         chip, index, delta, per_chip = self.edits
         if isinstance(self.layer, nn.Linear):
             return _linear_correction(self.layer, x, out, chip, index, delta, per_chip)
+        if isinstance(self.layer, nn.ConvTranspose2d):
+            return _transposed_correction(self.layer, x, out, chip, index, delta, per_chip)
         return _conv_correction(self.layer, x, out, chip, index, delta, per_chip)
 
 
@@ -165,6 +167,38 @@ def _conv_correction(layer: nn.Conv1d | nn.Conv2d, x: torch.Tensor, out: torch.T
         values.mul_(delta[part, None, None, None])
         target = (sample * n_out + o[part, None]).flatten()
         flat.index_add_(0, target, values.reshape(-1, h_out, w_out))
+    return out
+
+
+def _transposed_correction(layer: nn.ConvTranspose2d, x: torch.Tensor, out: torch.Tensor,
+                           chip: torch.Tensor, index: torch.Tensor, delta: torch.Tensor,
+                           per_chip: int) -> torch.Tensor:
+    """``out`` plus, for each edited weight (c, o, ki, kj) of a chip, delta times input
+    channel c scattered to the output positions ``i * stride - padding + k * dilation``."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (layer.kernel_size, layer.stride, layer.padding,
+                                              layer.dilation)
+    n_out, in_per_group = layer.out_channels, layer.in_channels // layer.groups
+    out_per_group = n_out // layer.groups
+    c, rest = index // (out_per_group * kh * kw), index % (out_per_group * kh * kw)
+    o, rest = rest // (kh * kw), rest % (kh * kw)
+    ki, kj = rest // kw, rest % kw
+    channel_out = (c // in_per_group) * out_per_group + o
+    h_in, w_in = x.shape[-2:]
+    h_out, w_out = out.shape[-2:]
+    flat = out.view(-1)
+    step = max(1, _GATHER // (per_chip * h_in * w_in))
+    for lo in range(0, chip.numel(), step):
+        part = slice(lo, lo + step)
+        sample = chip[part, None] * per_chip + torch.arange(per_chip)  # (E, n)
+        values = x[sample, c[part, None]] * delta[part, None, None, None]  # (E, n, H, W)
+        rows = torch.arange(h_in) * sh - ph + ki[part, None] * dh  # (E, H)
+        cols = torch.arange(w_in) * sw - pw + kj[part, None] * dw  # (E, W)
+        valid = (((rows >= 0) & (rows < h_out))[:, None, :, None]
+                 & ((cols >= 0) & (cols < w_out))[:, None, None, :])
+        target = (((sample * n_out + channel_out[part, None])[:, :, None, None] * h_out
+                   + rows[:, None, :, None]) * w_out + cols[:, None, None, :])
+        valid = valid.expand_as(target)
+        flat.index_add_(0, target[valid], values[valid])
     return out
 
 
