@@ -268,9 +268,8 @@ def _edit_cells(
     """Draw faulty ``bits``-bit cells of `layers` per chip and apply `edit` to their codes.
 
     `entries` are those of b chips' weights, edited in place. Chip ``i`` draws from
-    ``generators[i]``: the count
-    of faulty cells, their positions, then whatever `edit` draws (nothing when not `draws`,
-    so one call edits every chip's cells). Several faulty cells of one weight are combined
+    ``generators[i]``: the count of faulty cells, their positions, then whatever `edit`
+    draws (nothing when not `draws`, so one call edits every chip's cells). Several faulty cells of one weight are combined
     (their masks cover disjoint bits) before the weight is rewritten.
     """
     cells_per_weight = 8 // bits
