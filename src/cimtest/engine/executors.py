@@ -62,7 +62,8 @@ class ChunkTask:
         """Evaluate chips ``start .. stop - 1`` on every input."""
         started = time.time()
         if not self._scratch or self._scratch[0].shape[0] < stop - start:
-            self._scratch[:] = [torch.empty(stop - start, self.population.mapped.reference.numel())]
+            numel = self.population.mapped.reference.numel()
+            self._scratch[:] = [torch.empty(stop - start, numel)]
         outputs = self.population.forward(range(start, stop), self.x, scratch=self._scratch[0])
         accuracy = chip_scores(outputs, self.y, self.task).numpy()
         return ChunkResult(start, stop, accuracy, started, time.time(),

@@ -269,8 +269,9 @@ def _edit_cells(
 
     `entries` are those of b chips' weights, edited in place. Chip ``i`` draws from
     ``generators[i]``: the count of faulty cells, their positions, then whatever `edit`
-    draws (nothing when not `draws`, so one call edits every chip's cells). Several faulty cells of one weight are combined
-    (their masks cover disjoint bits) before the weight is rewritten.
+    draws (nothing when not `draws`, so one call edits every chip's cells). Several faulty
+    cells of one weight are combined (their masks cover disjoint bits) before the weight is
+    rewritten.
     """
     cells_per_weight = 8 // bits
     n_cells = sum(slot.numel for slot in layers) * cells_per_weight

@@ -72,14 +72,3 @@ class SparseEdits:
         out = self.reference.expand(self.n_rows, -1).clone()
         out.view(-1)[self.keys] = self.values
         return out
-
-    @staticmethod
-    def join(parts: list[SparseEdits]) -> SparseEdits:
-        """Blocks of chips, in order, as one set of edits (row indices run on)."""
-        first = parts[0]
-        rows, keys, values = 0, [], []
-        for part in parts:
-            keys.append(part.keys + rows * first.n_cols)
-            values.append(part.values)
-            rows += part.n_rows
-        return SparseEdits(first.reference, rows, torch.cat(keys), torch.cat(values))
