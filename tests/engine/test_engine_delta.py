@@ -95,6 +95,29 @@ def test_populations_take_the_sparse_path_only_when_it_pays(model):
     assert not Population(reflected, "bitflip:p=1e-4", n=2).sparse
 
 
+class TiedHead(nn.Module):
+    """Reads its linear layer's weight directly, which the sparse path cannot correct."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(2 * 6 * 6, 5)
+
+    def forward(self, x):
+        return nn.functional.linear(self.conv(x).flatten(1), self.fc.weight, self.fc.bias)
+
+
+def test_a_model_reading_a_weight_itself_falls_back_to_the_dense_path():
+    torch.manual_seed(1)
+    model = TiedHead().eval()
+    sparse = Population(model, "bitflip:p=2e-4", seed=4, n=40)
+    dense = sparse.with_faults(parse_spec("bitflip:p=2e-4+mult:eta=0"))
+    assert sparse.sparse
+    out = sparse.outputs(X)
+    assert not sparse.sparse  # the fallback sticks, so every chunk takes the same path
+    assert torch.equal(out, dense.outputs(X))
+
+
 def test_sparse_population_outputs_match_the_dense_path(model):
     sparse = Population(model, "bitflip:p=2e-4", seed=8, n=300)
     dense = sparse.with_faults(parse_spec("bitflip:p=2e-4+mult:eta=0"))

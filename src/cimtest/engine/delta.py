@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from cimtest.faults import SparseEdits
 from cimtest.hardware import MappedModel
 
-__all__ = ["DELTA_TYPES", "SAMPLES_PER_CALL", "DeltaForward"]
+__all__ = ["DELTA_TYPES", "SAMPLES_PER_CALL", "DeltaForward", "SparsePathError"]
 
 DELTA_TYPES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 """Mapped layer types the sparse corrections cover (zero-padded and transposed convolutions
@@ -36,6 +36,11 @@ _GATHER = 1 << 22
 """Gathered input values per correction step (bounds the memory of one step)."""
 
 
+class SparsePathError(RuntimeError):
+    """The model reads a mapped layer's weight itself (e.g. tied weights), which the sparse
+    corrections cannot follow; the engine then runs the model on the dense path."""
+
+
 class _DeltaLayer(nn.Module):
     """A mapped layer that adds the corrections of its chips' edited weights to its output."""
 
@@ -44,6 +49,17 @@ class _DeltaLayer(nn.Module):
         self.layer = layer
         self.edits: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
         """Set for one call: (chip, weight index in the layer, delta, inputs per chip)."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Not available: the corrections apply only where the model calls the layer."""
+        raise SparsePathError("the model reads a mapped layer's weight outside the layer's "
+                              "forward (tied or shared weights)")
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The ideal layer's bias (chips share it)."""
+        return self.layer.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer(x)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
-from cimtest.engine.delta import DeltaForward
+from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.memory import chunk_size, parse_memory
 from cimtest.engine.rows import fill_rows, sparse_rows
 from cimtest.engine.seeding import chip_generators
@@ -180,7 +180,11 @@ class Population:
         draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
         if self.sparse and x.shape[0] < DENSE_INPUTS:
-            return self._delta()(self.edits(chips), x)
+            try:
+                return self._delta()(self.edits(chips), x)
+            except SparsePathError as exc:
+                _logger.warning("%s: this model runs on the dense path", exc)
+                self._engines["delta"] = None
         flat = self.weights(chips, scratch=scratch)
         if not self._per_read.faults:
             return self._forward(flat, x)
