@@ -88,7 +88,8 @@ def test_populations_take_the_sparse_path_only_when_it_pays(model):
     assert Population(model, "stuck:p=1e-4+levelflip:p=1e-4", n=2).sparse
     assert not Population(model, "bitflip:p=1e-3", n=2).sparse  # 0.8 % of the weights
     assert not Population(model, "bitflip:p=1e-4+mult:eta=0.01", n=2).sparse
-    assert not Population(model, "bitflip:p=1e-4@per-read", n=2).sparse
+    assert Population(model, "bitflip:p=1e-4@per-read", n=2).sparse
+    assert not Population(model, "bitflip:p=1e-4+mult:eta=0.01@per-read", n=2).sparse
     assert not Population(model, "none", n=2).sparse
     reflected = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
                               nn.Conv2d(2, 1, 3))
@@ -116,6 +117,19 @@ def test_a_model_reading_a_weight_itself_falls_back_to_the_dense_path():
     out = sparse.outputs(X)
     assert not sparse.sparse  # the fallback sticks, so every chunk takes the same path
     assert torch.equal(out, dense.outputs(X))
+
+
+@pytest.mark.parametrize("spec", ["bitflip:p=1e-4@per-read",
+                                  "stuck:p=1e-4+levelflip:p=5e-5,bits=2@per-read"])
+def test_per_read_cell_faults_on_the_sparse_path(model, spec):
+    sparse = Population(model, spec, seed=6, n=20, bits_per_cell=2)
+    dense = sparse.with_faults(parse_spec(spec + "+mult:eta=0"))  # a dense static no-op
+    assert sparse.sparse and not dense.sparse
+    out = sparse.outputs(X)
+    assert torch.allclose(out, dense.outputs(X), atol=1e-5, rtol=0)
+    twice = sparse.outputs(X[:1].repeat(2, 1, 1, 1))
+    assert not torch.equal(twice[:, 0], twice[:, 1])  # each read draws afresh
+    assert torch.equal(sparse.outputs(X, chips=[11, 12]), out[11:13])
 
 
 def test_sparse_population_outputs_match_the_dense_path(model):

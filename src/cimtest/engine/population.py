@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -122,12 +123,12 @@ class Population:
 
     @property
     def sparse(self) -> bool:
-        """Whether chips run as the ideal chip plus sparse corrections on fewer than
-        `DENSE_INPUTS` inputs (`DELTA_SHARE`)."""
-        static = self._static
-        if not static.faults or not static.sparse or self._per_read.faults:
+        """Whether chips run as the ideal chip plus sparse corrections (`DELTA_SHARE`): on
+        fewer than `DENSE_INPUTS` inputs, or on any number with per-read faults."""
+        faults = self._static.faults + self._per_read.faults
+        if not faults or not FaultStack(faults).sparse:
             return False
-        if sum(f.edited_share(self.layout) for f in static.faults) > DELTA_SHARE:
+        if sum(f.edited_share(self.layout) for f in faults) > DELTA_SHARE:
             return False
         return self._delta() is not None
 
@@ -179,9 +180,9 @@ class Population:
         Per-read non-idealities are redrawn for every input: input ``j`` of chip ``i`` sees
         draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
-        if self.sparse and x.shape[0] < DENSE_INPUTS:
+        if self.sparse and (self._per_read.faults or x.shape[0] < DENSE_INPUTS):
             try:
-                return self._delta()(self.edits(chips), x)
+                return self._sparse_forward(chips, x)
             except SparsePathError as exc:
                 _logger.warning("%s: this model runs on the dense path", exc)
                 self._engines["delta"] = None
@@ -194,6 +195,20 @@ class Population:
             fill_rows(noisy, flat, self._per_read, self.layout,
                       chip_generators(self.seed, chips, j + 1))
             outputs.append(self._forward(noisy, x[j : j + 1]))
+        return torch.cat(outputs, dim=1)
+
+    def _sparse_forward(self, chips: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+        """`forward` on the sparse path: static edits once, per-read edits per input."""
+        delta = self._delta()
+        edits = self.edits(chips)
+        if not self._per_read.faults:
+            return delta(edits, x)
+        outputs = []
+        for j in range(x.shape[0]):
+            noisy = dataclasses.replace(edits)  # `write` replaces tensors, never edits them
+            self._per_read.apply_sparse(noisy, self.layout,
+                                        chip_generators(self.seed, chips, j + 1))
+            outputs.append(delta(noisy, x[j : j + 1]))
         return torch.cat(outputs, dim=1)
 
     def iter_chunks(
