@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -149,6 +150,15 @@ class DeltaForward:
                 wrapped.edits = None
 
 
+def _steps(chip: torch.Tensor, per_chip: int, step: int
+           ) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The edits in runs of `step`: each run's slice and its samples, (E, per_chip) indices
+    of the chip's inputs in the folded batch."""
+    for lo in range(0, chip.numel(), step):
+        part = slice(lo, lo + step)
+        yield part, chip[part, None] * per_chip + torch.arange(per_chip)
+
+
 def _conv_correction(layer: nn.Conv1d | nn.Conv2d, x: torch.Tensor, out: torch.Tensor,
                      chip: torch.Tensor, index: torch.Tensor, delta: torch.Tensor,
                      per_chip: int) -> torch.Tensor:
@@ -173,9 +183,7 @@ def _conv_correction(layer: nn.Conv1d | nn.Conv2d, x: torch.Tensor, out: torch.T
     h_out, w_out = result.shape[-2:]
     flat = result.view(-1, h_out, w_out)  # (samples * out channels, H, W)
     step = max(1, _GATHER // (per_chip * h_out * w_out))
-    for lo in range(0, chip.numel(), step):
-        part = slice(lo, lo + step)
-        sample = chip[part, None] * per_chip + torch.arange(per_chip)
+    for part, sample in _steps(chip, per_chip, step):
         rows = ki[part, None] * dh + sh * torch.arange(h_out)
         cols = kj[part, None] * dw + sw * torch.arange(w_out)
         values = padded[sample[:, :, None, None], channel[part, None, None, None],
@@ -203,9 +211,7 @@ def _transposed_correction(layer: nn.ConvTranspose2d, x: torch.Tensor, out: torc
     h_out, w_out = out.shape[-2:]
     flat = out.view(-1)
     step = max(1, _GATHER // (per_chip * h_in * w_in))
-    for lo in range(0, chip.numel(), step):
-        part = slice(lo, lo + step)
-        sample = chip[part, None] * per_chip + torch.arange(per_chip)  # (E, n)
+    for part, sample in _steps(chip, per_chip, step):
         values = x[sample, c[part, None]] * delta[part, None, None, None]  # (E, n, H, W)
         rows = torch.arange(h_in) * sh - ph + ki[part, None] * dh  # (E, H)
         cols = torch.arange(w_in) * sw - pw + kj[part, None] * dw  # (E, W)
@@ -230,9 +236,7 @@ def _linear_correction(layer: nn.Linear, x: torch.Tensor, out: torch.Tensor,
     o, i = index // n_in, index % n_in
     correction = torch.zeros(samples * n_out, middle, dtype=out.dtype)
     step = max(1, _GATHER // (per_chip * middle))
-    for lo in range(0, chip.numel(), step):
-        part = slice(lo, lo + step)
-        sample = chip[part, None] * per_chip + torch.arange(per_chip)
+    for part, sample in _steps(chip, per_chip, step):
         values = x3[sample[:, :, None], torch.arange(middle), i[part, None, None]]
         values.mul_(delta[part, None, None])
         target = (sample * n_out + o[part, None]).flatten()
