@@ -4,8 +4,10 @@ Exact sampling by circulant embedding (Dietrich & Newsam, SIAM J. Sci. Comput. 1
 the (R, C) grid is embedded in a torus of ``M1 x M2 >= (2R - 1) x (2C - 1)`` cells (5-smooth
 sizes, fast for FFTs), where the covariance of the wrapped distances is circulant, so its
 eigenvalues are the FFT of one row and a field costs one FFT of the torus, O(RC log RC),
-never a dense (RC)² covariance. One complex FFT of complex white noise gives two independent
-real fields (its real and imaginary parts). Chips are drawn on torch's threads.
+never a dense (RC)² covariance. Each field is the 2-D Hartley transform (``Re - Im`` of the
+FFT) of real white noise scaled by the square root of the eigenvalues: exact, because the
+spectrum is symmetric (``Λ(k) = Λ(-k)``), and half the noise and FFT of the complex route
+that keeps one of two fields. Chips are drawn on torch's threads.
 
 If the embedding has eigenvalues below ``-1e-8 * max`` (it is not positive semi-definite,
 which for ``exp(-lam d)`` in 2-D happens when ``lam`` is small, e.g. the 0.001 of EGIS), the
@@ -82,19 +84,16 @@ def sample_field(
             UserWarning,
             stacklevel=2,
         )
-    m1, m2 = root.shape
-    pairs = (n_fields + 1) // 2
-    out = torch.empty(len(generators), 2 * pairs, rows, cols)
+    out = torch.empty(len(generators), n_fields, rows, cols)
 
     def draw(chip: int) -> None:
-        noise = torch.randn((pairs, m1, m2, 2), generator=generators[chip])
-        noise.mul_(root.unsqueeze(-1))
-        spectrum = torch.fft.fft2(torch.view_as_complex(noise))[..., :rows, :cols]
-        out[chip] = torch.view_as_real(spectrum).permute(0, 3, 1, 2).reshape(2 * pairs, rows,
-                                                                              cols)
+        noise = torch.randn((n_fields, *root.shape), generator=generators[chip])
+        # Columns up to cols <= (M2 + 1) / 2 are all in the half spectrum rfft2 returns.
+        spectrum = torch.fft.rfft2(noise.mul_(root))[..., :rows, :cols]
+        torch.sub(spectrum.real, spectrum.imag, out=out[chip])
 
     parallel_map(draw, range(len(generators)))
-    return out[:, :n_fields].reshape(len(generators), *shape)
+    return out.reshape(len(generators), *shape)
 
 
 @functools.lru_cache(maxsize=64)
