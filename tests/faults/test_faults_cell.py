@@ -203,3 +203,24 @@ def test_write_batching_does_not_change_the_chips(fault, monkeypatch):
     whole = fault.apply(weights.clone(), layout, generators(chips))
     monkeypatch.setattr(cell, "_BATCH_CELLS", 100)  # about one write per chip
     assert torch.equal(fault.apply(weights.clone(), layout, generators(chips)), whole)
+
+
+def test_each_chips_flipped_bits_are_its_own_distinct_draw():
+    """The vectorised draw (one sort for all chips, redraws for chips with a repeated
+    position) flips exactly the bits a plain per-chip `_distinct` draw picks."""
+    layout, chips, p = toy_layout(layers=(("w", 8, 8, None),)), 60, 0.1
+    n = layout.numel * 8
+    weights = grid_weights(layout, chips)
+    after = BitFlip(p).apply(weights.clone(), layout, generators(chips))
+    flipped = cell_levels(codes(weights, layout) ^ codes(after, layout), 1).reshape(chips, n)
+    count, prob = torch.tensor(float(n), dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
+    repeats = 0
+    for chip, g in enumerate(generators(chips)):
+        k = int(torch.binomial(count, prob, generator=g))
+        state = g.get_state()
+        repeats += torch.randint(n, (k,), generator=g).unique().numel() < k
+        g.set_state(state)
+        expected = torch.zeros(n, dtype=torch.long)
+        expected[_distinct(n, k, g)] = 1
+        assert torch.equal(flipped[chip], expected), chip
+    assert repeats > chips // 2  # the redraw path is exercised

@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from cimtest._validation import check_interval, check_option
 from cimtest.faults.base import Fault, Scope
 from cimtest.faults.layout import LayerSlot, WeightLayout
-from cimtest.faults.sparse import SparseEdits
+from cimtest.faults.sparse import SparseEdits, argsort, sort
 
 __all__ = ["BitFlip", "LevelFlip", "StuckAt"]
 
@@ -315,20 +316,25 @@ def _apply_drawn(
     ``drawn`` holds ``(row, k, first)``: `first` is the chip's first ``randint`` of `k`
     positions (or its final positions when ``2k > n_cells``). The positions of all chips are
     made distinct in one sort; only a chip with a repeated position draws again, from its
-    own generator, exactly as `_distinct` would.
+    own generator, exactly as `_distinct` would, and its keys replace its repeated ones
+    (in place: they stay sorted).
     """
-    rows = torch.tensor([row for row, _, _ in drawn])
-    sizes = torch.tensor([k for _, k, _ in drawn])
-    keys = torch.unique(torch.cat([first for _, _, first in drawn])
-                        + (torch.arange(len(drawn)) * n_cells).repeat_interleave(sizes))
-    found = torch.bincount(keys // n_cells, minlength=len(drawn))
-    short = (found < sizes).nonzero().flatten().tolist()
-    if short:
-        cells = list((keys % n_cells).split(found.tolist()))
-        for i in short:
+    rows = torch.from_numpy(np.array([row for row, _, _ in drawn]))
+    sizes = torch.from_numpy(np.array([k for _, k, _ in drawn]))
+    keys = sort(torch.cat([first for _, _, first in drawn])
+                + (torch.arange(len(drawn)) * n_cells).repeat_interleave(sizes))
+    repeated = keys[1:] == keys[:-1]
+    if repeated.any():
+        short = torch.unique(keys[1:][repeated] // n_cells)
+        keys = torch.unique_consecutive(keys)
+        bounds = torch.searchsorted(keys, torch.stack([short, short + 1], 1) * n_cells)
+        parts, done = [], 0
+        for i, (lo, hi) in zip(short.tolist(), bounds.tolist(), strict=True):
             row, k, _ = drawn[i]
-            cells[i] = _complete(cells[i], n_cells, k, generators[row])
-        keys = torch.cat([c + i * n_cells for i, c in enumerate(cells)])
+            cells = _complete(keys[lo:hi] - i * n_cells, n_cells, k, generators[row])
+            parts += [keys[done:lo], cells + i * n_cells]
+            done = hi
+        keys = torch.cat([*parts, keys[done:]])
     chip, cell = keys // n_cells, keys % n_cells
     if draws:
         masks = [edit(c % cells_per_weight, generators[row]) for c, (row, _, _) in
@@ -357,7 +363,9 @@ def _write_cells(
     layer = torch.searchsorted(starts, weight, right=True) - 1
     key = rows * entries.n_cols + weight + shift[layer]
     del rows, weight
-    key, inverse = torch.unique(key, return_inverse=True)
+    order = argsort(key)  # already sorted when the layers are in weight order
+    key, sorted_inverse = torch.unique_consecutive(key[order], return_inverse=True)
+    inverse = torch.empty_like(sorted_inverse).scatter_(0, order, sorted_inverse)
     clear, set_, xor = (
         torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, m) for m in masks
     )
