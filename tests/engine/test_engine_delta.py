@@ -169,3 +169,18 @@ def test_sparse_edits_write_and_read_back():
     assert edits.dense().tolist() == [[0, 1, 2, 8], [0, 1, 2, 3], [0, 7, 2, 3]]
     row, col, delta = edits.entries()
     assert row.tolist() == [0, 2] and col.tolist() == [3, 1] and delta.tolist() == [5, 6]
+
+
+def test_sparse_edits_random_writes_match_a_dense_copy():
+    """Writes in any order, overlapping earlier ones or not, leave the rows a dense tensor
+    written the same way holds (keys stay sorted and unique)."""
+    g = torch.Generator().manual_seed(0)
+    reference = torch.randn(50, generator=g)
+    edits, dense = SparseEdits.empty(reference, 7), reference.expand(7, -1).clone()
+    for size in [0, 30, 1, 200, 60]:
+        flat = torch.randperm(7 * 50, generator=g)[:size]
+        row, col, values = flat // 50, flat % 50, torch.randn(size, generator=g)
+        edits.write(row, col, values)
+        dense[row, col] = values
+        assert torch.equal(edits.dense(), dense)
+        assert torch.equal(edits.keys, edits.keys.unique())
