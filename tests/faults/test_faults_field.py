@@ -108,3 +108,17 @@ def test_spectrum_is_cached():
     hits = _sqrt_spectrum.cache_info().hits
     sample_field((12, 9), 0.7, generators(2))
     assert _sqrt_spectrum.cache_info().hits == hits + 1
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (7, 4), (1, 9), (9, 1)])
+def test_full_covariance_of_small_odd_grids(shape):
+    """Every pair of cells, edges and corners included, of grids whose last columns sit at
+    the edge of the half spectrum the Hartley transform reads: covariance exp(-λ d)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = sample_field((4, *shape), 0.5, generators(2000)).reshape(8000, -1).double()
+    rows, cols = shape
+    i, j = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    pos = torch.stack([i.flatten(), j.flatten()], 1).double()
+    expected = torch.exp(-0.5 * torch.cdist(pos, pos))
+    assert (x.T @ x / x.shape[0] - expected).abs().max().item() < 0.05
