@@ -94,7 +94,7 @@ def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None) -> Data
 def compare_cmd(
     model: str = options.MODEL,
     fault: str = typer.Option(..., "--fault", help="Fault spec of both populations, e.g. "
-                              "egis-typical:sigma=0.0566 or bitflip:p=1e-3."),
+                              "egis-typical:sigma=0.05797 or bitflip:p=1e-3."),
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
     eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
                                    "(default: as many as --chips)."),
