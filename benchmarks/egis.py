@@ -7,9 +7,10 @@ Model `resnet20-8` (trained zoo weights, cached), fault `egis-typical` at sigma 
 2-point level before the Hartley field, kept so that timings compare across sessions; it is
 0.05797 now), N = 2,048 images, D = 1,000 chips, K = 4 (`--quick`: N = 256, D = 200). Torch
 threads are fixed (2). The roofline is the ideal model forwarding the same D x N inputs in
-batches of N; the compaction is Algorithm 1 with the paper's schedule (T 2.0 -> 0.03, rho 0.98) and I = 3 splits on the cached signatures. Generator time is for
-`--steps` Adam steps (default 200; the paper trains 5,000). `decide_ms` is the detector's
-verdict for one chip from its K outputs (best of 20).
+batches of N; the compaction is Algorithm 1 with the paper's schedule (T 2.0 -> 0.03, rho
+0.98) and I = 3 splits on the cached signatures. Generator time is for `--steps` Adam steps
+(default 200; the paper trains 5,000). `decide_ms` is the detector's verdict for one chip
+from its K outputs (best of 20).
 """
 
 from __future__ import annotations
