@@ -175,9 +175,7 @@ def _conv_correction(layer: nn.Conv1d | nn.Conv2d, x: torch.Tensor, out: torch.T
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     n_out, in_per_group = layer.out_channels, layer.in_channels // layer.groups
     out_per_group = n_out // layer.groups
-    o, rest = index // (in_per_group * kh * kw), index % (in_per_group * kh * kw)
-    c, rest = rest // (kh * kw), rest % (kh * kw)
-    ki, kj = rest // kw, rest % kw
+    o, c, ki, kj = torch.unravel_index(index, (n_out, in_per_group, kh, kw))
     channel = (o // out_per_group) * in_per_group + c
     padded = F.pad(x, (pw, pw, ph, ph))
     h_out, w_out = result.shape[-2:]
@@ -203,9 +201,7 @@ def _transposed_correction(layer: nn.ConvTranspose2d, x: torch.Tensor, out: torc
                                               layer.dilation)
     n_out, in_per_group = layer.out_channels, layer.in_channels // layer.groups
     out_per_group = n_out // layer.groups
-    c, rest = index // (out_per_group * kh * kw), index % (out_per_group * kh * kw)
-    o, rest = rest // (kh * kw), rest % (kh * kw)
-    ki, kj = rest // kw, rest % kw
+    c, o, ki, kj = torch.unravel_index(index, (layer.in_channels, out_per_group, kh, kw))
     channel_out = (c // in_per_group) * out_per_group + o
     h_in, w_in = x.shape[-2:]
     h_out, w_out = out.shape[-2:]
