@@ -22,7 +22,6 @@ def changed_layers(before: torch.Tensor, after: torch.Tensor, layout) -> torch.T
     [MultiplicativeVariation, BitFlip, lambda level, scope: RRAMVariation(level, scope=scope)],
     ids=["mult", "bitflip", "rram"],
 )
-@pytest.mark.filterwarnings("ignore:correlated field")
 def test_named_layers_leave_the_others_untouched(kind):
     layout = toy_layout()
     weights = grid_weights(layout, 4)
