@@ -5,17 +5,16 @@ Register in main.py with ``app.add_typer(btv_cmd.app, name="btv")``.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import torch
 import typer
 from rich import box
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
-from cimtest.artifacts import load_artifact, save_artifact
 from cimtest.cli import options
 from cimtest.cli.common import (
     check_output,
@@ -27,14 +26,14 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.data import Dataset, digits
-from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
-from cimtest.faults import FaultStack, read_fault
-from cimtest.loading import LoadedModel
-from cimtest.methods.baselines import PointTestVectors
-from cimtest.methods.btv import BayesianTestVector, chip_results, default_samples, summarise
-from cimtest.report.btv_tables import TITLES, paper_tables
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cimtest.data import Dataset
+    from cimtest.faults import FaultStack
+    from cimtest.loading import LoadedModel
 
 __all__ = ["app"]
 
@@ -78,6 +77,13 @@ def fit(
 ) -> None:
     """Learn a Bayesian test vector on the ideal chip of MODEL and save it with its thresholds."""
     check_output(output, (".safetensors",))
+    if read_noise is not None:
+        from cimtest.faults import parse_spec
+
+        parse_spec(read_noise)  # a bad spec fails here, before the heavy imports and any work
+    from cimtest.artifacts import save_artifact
+    from cimtest.methods.btv import BayesianTestVector, default_samples
+
     loaded = resolve_model(model, weights, input_shape, task)
     n_samples = samples if samples is not None else default_samples(loaded.output_shape)
     test = BayesianTestVector(alpha=alpha, steps=steps, lr=lr, n_samples=n_samples, prior=prior,
@@ -138,6 +144,10 @@ def apply(
     runs on --reference when given, else on the chip's own weights (then only a chip equal
     to the reference passes the check; pass --force to skip it).
     """
+    from cimtest.artifacts import load_artifact
+    from cimtest.engine import Population
+    from cimtest.methods.btv import BayesianTestVector
+
     chip = resolve_model(model, weights, input_shape, task)
     expected = chip.fingerprint
     if reference is not None:
@@ -205,15 +215,24 @@ def evaluate(
     offset_values = parse_floats(offsets, "--offsets")
     if not offset_values:
         raise ConfigError("--offsets needs at least one offset")
-    cells = [(spec, level, None) for spec, level in _levels(fault)]
-    cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in
-              _levels(fault)]
+    geometry = parse_array_size(array_size)
+    levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
+    cells = [(spec, level, None) for spec, level in levels]
+    cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
+    import torch
+
+    from cimtest.artifacts import load_artifact
+    from cimtest.engine import Population
+    from cimtest.methods.baselines import PointTestVectors
+    from cimtest.methods.btv import BayesianTestVector, chip_results, summarise
+    from cimtest.report.btv_tables import TITLES, paper_tables
+
     loaded = resolve_model(model, weights, input_shape, task)
     btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
     dataset = None
     if loaded.task in ("classification", "segmentation"):
         dataset = resolve_data(loaded, data, test_images)
-    base = Population(loaded.module, "none", seed, chips, array_size=parse_array_size(array_size),
+    base = Population(loaded.module, "none", seed, chips, array_size=geometry,
                       bits_per_cell=bits_per_cell, memory=memory)
     ideal_accuracy = None
     if dataset is not None:
@@ -263,6 +282,8 @@ def evaluate(
 
 def _levels(specs: list[str]) -> list[tuple[tuple[str, int], FaultStack]]:
     """Each spec parsed, with its level number (1, 2, ...) among the specs of its kind."""
+    from cimtest.faults import read_fault
+
     seen: dict[str, int] = {}
     levels = []
     for spec in specs:
@@ -275,6 +296,10 @@ def _levels(specs: list[str]) -> list[tuple[tuple[str, int], FaultStack]]:
 def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None) -> Dataset | None:
     """Real images that are not among the accuracy images: the digits train split for a zoo
     model, else the labelled data after the first `test_images` (None if there are none)."""
+    import torch
+
+    from cimtest.data import digits
+
     if data is None and loaded.data_size is not None:
         return digits(size=loaded.data_size, task=loaded.task).train
     full = resolve_data(loaded, data)
@@ -285,6 +310,8 @@ def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None
 
 def _write_csv(output: str, rows: list[dict], tables: dict[str, pd.DataFrame]) -> None:
     """The rows to OUTPUT and each paper table to OUTPUT's stem + ``-NAME.csv``."""
+    import pandas as pd
+
     path = Path(output)
     with atomic_file(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -306,5 +333,6 @@ def _rich_table(title: str, table: pd.DataFrame) -> Table:
 def _cell(value: object) -> str:
     if isinstance(value, str):
         return value
-    return "-" if value is None or pd.isna(value) else f"{value:.3g}" if abs(value) < 1 else \
-        f"{value:.1f}"
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"

@@ -5,36 +5,39 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
-    STATE,
     check_output,
     emit_json,
     handle_errors,
+    note,
     parse_array_size,
     parse_floats,
     progress_bar,
-    stderr,
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.engine import Campaign, DaskExecutor, InProcessExecutor, Population, SQLiteStore
-from cimtest.engine.calibrate import calibrate as run_calibration
 from cimtest.exceptions import ConfigError
-from cimtest.faults import parse_spec, read_fault
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from cimtest.engine import DaskExecutor
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
 def summarise(accuracy: np.ndarray, ideal: float, seconds: float) -> dict:
     """Campaign summary: mean, sd, percentiles and a 10-bin histogram of chip accuracy."""
+    import numpy as np
+
     counts, edges = np.histogram(accuracy, bins=10)
     return {
         "chips": int(accuracy.size),
@@ -117,12 +120,17 @@ def campaign(
         raise ConfigError("--new replaces the campaign of a --store; give --store")
     if output:
         check_output(output, TABLE_SUFFIXES)
+    geometry = parse_array_size(array_size)
+    from cimtest.faults import read_fault
+
+    faults = read_fault(fault)  # a bad spec fails here, before the heavy imports and any work
+    from cimtest.engine import Campaign, InProcessExecutor, Population, SQLiteStore
+
     executor = _dask_executor(dask) if dask else InProcessExecutor()
     writer = SQLiteStore(store) if store else None
     loaded = resolve_model(model, weights, input_shape, task)
     dataset = resolve_data(loaded, data, test_images)
-    population = Population(loaded.module, read_fault(fault), seed, chips,
-                            array_size=parse_array_size(array_size),
+    population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
     ideal = run.record.ideal_accuracy
@@ -131,9 +139,9 @@ def campaign(
     with executor, run.store.writer():
         run.store.start(run.record, new=new)  # resume, replace or refuse before any output
         todo = sum(stop - begin for begin, stop in run.store.missing_ranges())
-        if todo < chips and not STATE["quiet"]:
-            stderr.print(f"resuming {store}: {chips - todo:,} of {chips:,} chips stored, "
-                         f"{todo:,} to evaluate", soft_wrap=True, markup=False)
+        if todo < chips:
+            note(f"resuming {store}: {chips - todo:,} of {chips:,} chips stored, {todo:,} to "
+                 "evaluate")
         with progress_bar("campaign") as update:
             for chunk in run.stream(executor, progress=update):
                 computed += len(chunk)
@@ -154,6 +162,8 @@ def campaign(
 
 def _dask_executor(cluster: str) -> DaskExecutor:
     """A Dask executor; distributed sets its loggers to INFO on import, so follow the CLI's."""
+    from cimtest.engine import DaskExecutor
+
     executor = DaskExecutor(cluster)
     with contextlib.suppress(ImportError):  # DaskExecutor says how to install it
         import distributed  # noqa: F401
@@ -182,11 +192,16 @@ def calibrate(
 ) -> None:
     """Find the level of a fault kind whose mean accuracy drop meets each target (bisection)."""
     drops = parse_floats(drop, "--drop")
-    template = parse_spec(fault, allow_missing_level=True)
+    geometry = parse_array_size(array_size)
+    from cimtest.faults import parse_spec
+
+    template = parse_spec(fault, allow_missing_level=True)  # fails before the heavy imports
+    from cimtest.engine import Population
+    from cimtest.engine.calibrate import calibrate as run_calibration
+
     loaded = resolve_model(model, weights, input_shape, task)
     dataset = resolve_data(loaded, data, test_images)
-    population = Population(loaded.module, "none", seed, chips,
-                            array_size=parse_array_size(array_size),
+    population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     with progress_bar("calibrating", unit="steps") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,

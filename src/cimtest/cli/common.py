@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -22,31 +25,94 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cimtest.cli import options
 from cimtest.exceptions import CimtestError, ConfigError
 
 __all__ = [
     "STATE",
     "check_output",
+    "configure_output",
     "emit_json",
     "handle_errors",
+    "note",
     "parse_array_size",
     "parse_floats",
     "parse_shape",
     "progress_bar",
+    "remember_global_options",
     "stderr",
     "stdout",
 ]
 
 STATE = {"debug": False, "quiet": False}
+"""The running command's output settings (set by `configure_output`)."""
 stderr = Console(stderr=True)
 stdout = Console(highlight=False, soft_wrap=True)
 
+_GLOBAL_OPTIONS = "cimtest.global_options"
+"""Key of the options given before the command name in the click context's ``meta``."""
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it for each run), as
+    logging's own last-resort handler does."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)  # no stream of its own
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
+_LOG_HANDLER = _StderrHandler()
+_LOG_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def remember_global_options(
+    context: typer.Context, *, debug: bool, quiet: bool, verbose: int
+) -> None:
+    """Keep the options given before the command name (``cimtest -q campaign ...``) for the
+    command, which combines them with its own (`configure_output`)."""
+    context.meta[_GLOBAL_OPTIONS] = {"debug": debug, "quiet": quiet, "verbose": verbose}
+
+
+def configure_output(
+    context: typer.Context | None = None, *, quiet: bool = False, verbose: int = 0
+) -> None:
+    """Set the running command's output: progress and notes unless quiet (either before or
+    after the command name), logging at WARNING, INFO (-v) or DEBUG (-vv, counted over both
+    places) on stderr. cli/ is the only place that configures logging."""
+    given = {} if context is None else context.meta.get(_GLOBAL_OPTIONS, {})
+    STATE["debug"] = given.get("debug", False)
+    STATE["quiet"] = quiet or given.get("quiet", False)
+    count = verbose + given.get("verbose", 0)
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING if count == 0 else logging.INFO if count == 1 else logging.DEBUG)
+    if _LOG_HANDLER not in root.handlers:
+        root.addHandler(_LOG_HANDLER)
+
+
+_SHARED_OPTIONS = (
+    inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=options.QUIET,
+                      annotation=bool),
+    inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=options.VERBOSE,
+                      annotation=int),
+)
+"""-q/--quiet and -v/--verbose, which every command takes after its name, and the context
+that holds the options given before it."""
+
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn a `CimtestError` into one line on stderr and exit code 2 (``--debug``: traceback)."""
+    """Make `func` a command: it takes the shared -q/--quiet and -v/--verbose options (added
+    to its signature for Typer, handled here), and a `CimtestError` becomes one line on stderr
+    and exit code 2 (``cimtest --debug``: the traceback)."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, ctx: typer.Context | None = None, quiet: bool = False, verbose: int = 0,
+                **kwargs):
+        configure_output(ctx, quiet=quiet, verbose=verbose)
         try:
             return func(*args, **kwargs)
         except CimtestError as exc:
@@ -55,7 +121,18 @@ def handle_errors(func: Callable) -> Callable:
             typer.echo(f"cimtest: error: {exc}", err=True)
             raise typer.Exit(2) from None
 
+    signature = inspect.signature(func, eval_str=True)
+    wrapper.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), *_SHARED_OPTIONS])
+    wrapper.__annotations__ = {**func.__annotations__,
+                               **{p.name: p.annotation for p in _SHARED_OPTIONS}}
     return wrapper
+
+
+def note(text: str) -> None:
+    """Print a remark that is not a result on stderr, unless quiet."""
+    if not STATE["quiet"]:
+        stderr.print(text, soft_wrap=True, markup=False)
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,13 +14,12 @@ from cimtest.cli import options
 from cimtest.cli.common import emit_json, handle_errors, parse_array_size, progress_bar, stdout
 from cimtest.cli.egis_cmd import parse_cutoff
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.data import Dataset, digits
-from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
-from cimtest.faults import parse_spec
-from cimtest.loading import LoadedModel
-from cimtest.report import Comparison, compare, default_methods
-from cimtest.report.run import save_run
+
+if TYPE_CHECKING:
+    from cimtest.data import Dataset
+    from cimtest.loading import LoadedModel
+    from cimtest.report import Comparison
 
 __all__ = ["compare_cmd", "comparison_table", "print_comparison", "run_comparison"]
 
@@ -44,6 +44,8 @@ def run_comparison(
     memory: str,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`)."""
+    from cimtest.report import compare, default_methods
+
     methods = default_methods(k=k, seed=seed, egis={"images": images, "steps": steps,
                                                     "memory": memory},
                               btv={"steps": btv_steps})
@@ -82,6 +84,8 @@ def print_comparison(result: Comparison, title: str) -> None:
 
 def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None) -> Dataset:
     """Images the real-image baselines draw from: --real, else the digits training split."""
+    from cimtest.data import digits
+
     if real is not None:
         return resolve_data(loaded, real)
     if loaded.data_size is not None:
@@ -127,14 +131,20 @@ def compare_cmd(
                           f"{chips} and {eval_chips}")
     if not 1 <= k < images:
         raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
-    parse_spec(fault)  # a bad spec fails here, before any work
+    geometry = parse_array_size(array_size)
+    from cimtest.faults import parse_spec
+
+    parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    from cimtest.engine import Population
+    from cimtest.report.run import save_run
+
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
     start = time.perf_counter()
     result = run_comparison(loaded, dataset, real_images(loaded, dataset, real), fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
-                            eval_seed=eval_seed, array_size=parse_array_size(array_size),
+                            eval_seed=eval_seed, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     total_s = time.perf_counter() - start
     if output is not None:

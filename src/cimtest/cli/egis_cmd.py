@@ -12,10 +12,8 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import torch
 import typer
 
 from cimtest._atomic import atomic_file
@@ -29,18 +27,10 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.engine import BaseStore, Campaign, Population, SQLiteStore, chip_scores
 from cimtest.exceptions import ArtifactError, ConfigError
-from cimtest.methods.egis import EntropyImageTest, LabelledChips
-from cimtest.methods.egis_grid import (
-    fit_grid,
-    load_proposal,
-    member_dirs,
-    member_name,
-    save_grid,
-)
-from cimtest.metrics import cutoff_at, test_metrics
-from cimtest.report import plots
+
+if TYPE_CHECKING:
+    from cimtest.engine import BaseStore
 
 __all__ = ["app"]
 
@@ -103,6 +93,15 @@ def fit(
     ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
+    geometry = parse_array_size(array_size)
+    from cimtest.faults import parse_spec
+
+    parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    from cimtest.engine import Campaign, Population
+    from cimtest.methods.egis import LabelledChips
+    from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
+    from cimtest.metrics import cutoff_at
+
     loaded = resolve_model(model, weights, input_shape, "classification")
     proposal = None if sid is None else load_proposal(sid, loaded.fingerprint)
     if proposal is not None:
@@ -110,7 +109,6 @@ def fit(
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
     dataset = resolve_data(loaded, data, test_images)
-    geometry = parse_array_size(array_size)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     stores = _stores(store)
@@ -187,6 +185,8 @@ def parse_ks(text: str) -> list[int]:
 
 def _stores(folder: str | None) -> dict[str, BaseStore | None]:
     """The labelling and signature campaigns' stores in `folder` (None: in memory)."""
+    from cimtest.engine import SQLiteStore
+
     if folder is None:
         return {"labels": None, "signatures": None}
     path = Path(folder)
@@ -226,6 +226,20 @@ def evaluate(
             check_output(path, (suffix,))
     ks = None if k is None else parse_ks(k)
     cutoffs = None if cutoff is None else [c.strip() for c in cutoff.split(",") if c.strip()]
+    from cimtest.faults import parse_spec
+
+    if fault is not None:
+        parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from cimtest.engine import Population, chip_scores
+    from cimtest.methods.egis import EntropyImageTest
+    from cimtest.methods.egis_grid import member_dirs
+    from cimtest.metrics import test_metrics
+    from cimtest.report import plots
+
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
@@ -290,6 +304,10 @@ def apply(
     json: bool = options.JSON,
 ) -> None:
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
+    from cimtest.engine import Population
+    from cimtest.methods.egis import EntropyImageTest
+    from cimtest.methods.egis_grid import member_dirs
+
     members = member_dirs(test, None if k is None else [k], None if cutoff is None else [cutoff])
     if len(members) > 1:
         raise ConfigError(f"test set '{test}' has {len(members)} members; choose one with --k "

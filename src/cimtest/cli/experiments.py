@@ -9,13 +9,14 @@ document. Budgets on the 2-core reference machine, one torch thread per experime
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from cimtest.report.btv_tables import paper_tables
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["EXPERIMENTS", "Experiment", "Results"]
 
@@ -69,10 +70,17 @@ def _markdown(table: pd.DataFrame, digits: int = 1) -> str:
     return "\n".join(lines)
 
 
+def _rows_table(rows: dict[str, dict[str, object]], index: str) -> str:
+    """A markdown table of one row per key of `rows` (named `index`), a column per inner key."""
+    import pandas as pd
+
+    return _markdown(pd.DataFrame.from_dict(rows, orient="index").rename_axis(index))
+
+
 def _cell(value: object, digits: int) -> str:
     if isinstance(value, str):
         return value
-    if value is None or pd.isna(value):
+    if value is None or math.isnan(value):
         return "-"
     if isinstance(value, float) and not float(value).is_integer() and abs(value) < 1:
         return f"{value:.3f}"
@@ -136,6 +144,8 @@ def _btv_steps() -> tuple[Step, ...]:
 
 
 def _render_btv(results: Results) -> dict[str, str]:
+    from cimtest.report.btv_tables import paper_tables
+
     tables = paper_tables(results["evaluate"], "offset=0")
     blocks = {
         "btv-levels": _levels_table(results, [n for n, *_ in _BTV_KINDS], "cal-"),
@@ -156,6 +166,8 @@ def _render_btv(results: Results) -> dict[str, str]:
 
 def _named_levels(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
     """`table` indexed by (fault, level number) with each level number replaced by its spec."""
+    import pandas as pd
+
     specs = {(r["fault"], r["level_index"]): r["base_level"] for r in rows}
     table = table.copy()
     table.index = pd.MultiIndex.from_tuples([(f, specs[(f, i)]) for f, i in table.index],
@@ -170,7 +182,7 @@ def _layer_harm(rows: list[dict]) -> str:
         fraction = "all" if row["layers"] is None else f"{100 * row['layers']:g}%"
         auc = "-" if row["auc"] is None else f"{row['auc']:.2f}"
         cells.setdefault(row["fault"], {})[fraction] = f"{row['accuracy_mean']:.2f} ({auc})"
-    return _markdown(pd.DataFrame.from_dict(cells, orient="index").rename_axis("fault"))
+    return _rows_table(cells, "fault")
 
 
 def _levels_table(results: Results, names: Sequence[str], prefix: str) -> str:
@@ -179,7 +191,7 @@ def _levels_table(results: Results, names: Sequence[str], prefix: str) -> str:
     for name in names:
         rows[name] = {f"{r['drop']:g} pt": f"{r['level']:.4g} ({r['measured_drop']:.2f})"
                       for r in results[f"{prefix}{name}"]}
-    return _markdown(pd.DataFrame.from_dict(rows, orient="index").rename_axis("fault"))
+    return _rows_table(rows, "fault")
 
 
 def _false_alarm_rule(rows: list[dict]) -> str:
@@ -258,6 +270,10 @@ def _zoo_models() -> list[str]:
 
 
 def _render_zoo(results: Results) -> dict[str, str]:
+    import pandas as pd
+
+    from cimtest.report.btv_tables import paper_tables
+
     coverage, verifiable, harm, far = {}, {}, [], {}
     for model in _zoo_models():
         rows = results[f"eval-{model}"]
@@ -302,7 +318,7 @@ def _zoo_levels(results: Results) -> str:
     for model, kinds, *_ in _ZOO_CALIBRATED:
         rows[model] = {name: ", ".join(f"{r['level']:.3g}" for r in results[f"cal-{model}-{name}"])
                        for name, *_ in kinds}
-    return _markdown(pd.DataFrame.from_dict(rows, orient="index").rename_axis("model"))
+    return _rows_table(rows, "model")
 
 
 # --- egis: paper 2 on resnet20-8 at full size (docs/results-egis.md) --------------------------

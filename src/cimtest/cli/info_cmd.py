@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from cimtest.cli import options
 from cimtest.cli.common import emit_json, handle_errors, parse_array_size, stdout
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.engine import Population, chip_scores
 from cimtest.exceptions import DataError
-from cimtest.hardware import cells_per_weight
+
+if TYPE_CHECKING:
+    from cimtest.data import Dataset
+    from cimtest.loading import LoadedModel
 
 
-def model_report(loaded, data, array_size, bits_per_cell) -> dict:
+def model_report(
+    loaded: LoadedModel,
+    data: Dataset | None,
+    array_size: tuple[int, int] | None,
+    bits_per_cell: int,
+) -> dict:
     """Everything `info` prints, as one JSON-safe dict."""
+    import torch
+
+    from cimtest.engine import Population, chip_scores
+    from cimtest.hardware import cells_per_weight
+
     population = Population(loaded.module, "none", n=1, array_size=array_size,
                             bits_per_cell=bits_per_cell)
     per_weight = cells_per_weight(bits_per_cell)
@@ -91,6 +104,7 @@ def info(
 ) -> None:
     """Show a model's mapped layers, crossbar arrays and cells, and its float and ideal-chip
     accuracy."""
+    geometry = parse_array_size(array_size)
     loaded = resolve_model(model, weights, input_shape, task)
     try:
         dataset = resolve_data(loaded, data)
@@ -98,7 +112,7 @@ def info(
         if data is not None:
             raise
         dataset = None
-    report = model_report(loaded, dataset, parse_array_size(array_size), bits_per_cell)
+    report = model_report(loaded, dataset, geometry, bits_per_cell)
     if json:
         emit_json(report)
     else:

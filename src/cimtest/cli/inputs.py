@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cimtest.cli.common import parse_shape
-from cimtest.data import Dataset, digits, load_data
 from cimtest.exceptions import DataError
-from cimtest.loading import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from cimtest.data import Dataset
+    from cimtest.loading import LoadedModel
 
 __all__ = ["resolve_data", "resolve_model"]
 
@@ -14,11 +18,17 @@ def resolve_model(
     model: str, weights: str | None, input_shape: str | None, task: str | None
 ) -> LoadedModel:
     """Load MODEL as every command takes it (zoo name, module:factory + weights, .pt2)."""
+    from cimtest.loading import load_model
+
     return load_model(model, weights=weights, input_shape=parse_shape(input_shape), task=task)
 
 
 def resolve_data(loaded: LoadedModel, data: str | None, test_images: int | None = None) -> Dataset:
     """The labelled test data: `data` if given, else the digits split matching the model."""
+    from cimtest.data import digits, load_data
+
+    if test_images is not None and test_images < 1:
+        raise DataError(f"--test-images must be positive; got {test_images}")
     if loaded.task not in ("classification", "segmentation"):
         raise DataError(f"accuracy needs a classifier or a segmenter; '{loaded.name}' is a "
                         f"{loaded.task} model")
@@ -31,7 +41,5 @@ def resolve_data(loaded: LoadedModel, data: str | None, test_images: int | None 
         raise DataError(f"data '{dataset.name}' has inputs {dataset.input_shape}, the model "
                         f"expects {loaded.input_shape}")
     if test_images is not None:
-        if test_images < 1:
-            raise DataError(f"--test-images must be positive; got {test_images}")
         dataset = dataset.subset(min(test_images, len(dataset)))
     return dataset

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from cimtest import __version__
@@ -14,12 +12,13 @@ from cimtest.cli import (
     demo_cmd,
     egis_cmd,
     info_cmd,
+    options,
     report_cmd,
     reproduce_cmd,
     store_cmd,
     zoo_cmd,
 )
-from cimtest.cli.common import STATE
+from cimtest.cli.common import remember_global_options
 
 app = typer.Typer(
     name="cimtest",
@@ -50,12 +49,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging on stderr."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+    verbose: int = options.VERBOSE,
+    quiet: bool = options.QUIET,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
 ) -> None:
-    """Global options; cli/ is the only place that configures logging."""
-    STATE["debug"], STATE["quiet"] = debug, quiet
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    """Global options; -q and -v may also follow the command name."""
+    remember_global_options(ctx, debug=debug, quiet=quiet, verbose=verbose)

@@ -31,3 +31,9 @@ REFERENCE = typer.Option(
     help="The model the test was fitted for; its fingerprint is checked (default: the chip's own).",
 )
 REFERENCE_WEIGHTS = typer.Option(None, "--reference-weights", help="Weights of --reference.")
+QUIET = typer.Option(
+    False, "-q", "--quiet", help="No progress bars or notes on stderr: results, warnings and "
+    "errors only.")
+VERBOSE = typer.Option(
+    0, "-v", "--verbose", count=True, metavar="", show_default=False,
+    help="Log INFO on stderr; repeat (-vv) for DEBUG.")

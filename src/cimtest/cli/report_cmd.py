@@ -6,8 +6,6 @@ import typer
 
 from cimtest.cli.common import emit_json, handle_errors, stdout
 from cimtest.exceptions import ConfigError
-from cimtest.report.html import SECTIONS, write_report
-from cimtest.report.run import load_run
 
 __all__ = ["report"]
 
@@ -23,6 +21,9 @@ def report(
     entropy and annealing curves and images, and the Bayesian vector, in one HTML file."""
     if not output.lower().endswith((".html", ".htm")):
         raise ConfigError(f"-o must name an .html file; got '{output}'")
+    from cimtest.report.html import SECTIONS, write_report
+    from cimtest.report.run import load_run
+
     doc, tensors = load_run(run)
     path = write_report(doc, tensors, output)
     if json:

@@ -27,7 +27,7 @@ from pathlib import Path
 import typer
 
 from cimtest._atomic import atomic_file
-from cimtest.cli.common import emit_json, handle_errors, stderr, stdout
+from cimtest.cli.common import emit_json, handle_errors, note, stdout
 from cimtest.cli.experiments import EXPERIMENTS, Experiment, Results
 from cimtest.exceptions import ArtifactError, CimtestError, ConfigError
 
@@ -52,10 +52,10 @@ def run_experiment(experiment: Experiment, workdir: Path) -> tuple[Results, list
         if record.is_file():
             previous = json.loads(record.read_text())
             if previous.get("argv") == args:
-                stderr.print(f"reproduce: {name} done before, read back", markup=False)
+                note(f"reproduce: {name} done before, read back")
                 results[name] = previous["result"]
                 continue
-        stderr.print(f"reproduce: cimtest {' '.join(args)}", markup=False)
+        note(f"reproduce: cimtest {' '.join(args)}")
         done = subprocess.run([sys.executable, "-m", "cimtest", "-q", *args, "--json"],
                               cwd=workdir, capture_output=True, text=True, check=False)
         if done.returncode != 0:

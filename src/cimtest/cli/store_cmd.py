@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import check_output, emit_json, handle_errors, stderr, stdout
-from cimtest.engine import SQLiteStore, StoreStatus
 from cimtest.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from cimtest.engine import StoreStatus
 
 FORMATS = {"parquet": ".parquet", "csv": ".csv"}
 
@@ -34,6 +37,8 @@ def export(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be parquet or csv; got {fmt!r}")
     check_output(output, (FORMATS[fmt],))
+    from cimtest.engine import SQLiteStore
+
     with SQLiteStore(store, read_only=True) as reader:
         status = reader.status()
         frame = reader.frame()
@@ -50,6 +55,8 @@ def export(
 @handle_errors
 def status(store: str = STORE, json: bool = options.JSON) -> None:
     """Show a store's campaign: chips done of total, throughput, ETA, spec and seed."""
+    from cimtest.engine import SQLiteStore
+
     with SQLiteStore(store, read_only=True) as reader:
         current = reader.status()
     if json:

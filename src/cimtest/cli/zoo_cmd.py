@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cimtest import zoo
 from cimtest.cli.common import emit_json, handle_errors, progress_bar, stdout
 
 app = typer.Typer(help="The model zoo: the papers' architectures, trained on the embedded digits.")
@@ -15,6 +14,8 @@ app = typer.Typer(help="The model zoo: the papers' architectures, trained on the
 @handle_errors
 def list_cmd(json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     """List zoo models: name, task, parameters, input shape, and whether trained."""
+    from cimtest import zoo
+
     rows = [
         {
             "name": e.name,
@@ -43,6 +44,8 @@ def train_cmd(
     json: bool = typer.Option(False, "--json", help="Print the training metadata as JSON."),
 ) -> None:
     """Train a zoo model on the embedded digits and cache its weights."""
+    from cimtest import zoo
+
     zoo.get_entry(name)
     with progress_bar(f"training {name}", unit="epochs") as update:
         results = zoo.train_group(name, seed=seed, progress=lambda e, n, _: update(e, n))
