@@ -2,6 +2,10 @@
 
 import logging
 
+from cimtest import _reproducible
+
+_reproducible.pin()  # before anything imports torch and runs a matmul
+
 from cimtest.exceptions import (
     ArtifactError,
     CimtestError,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from cimtest._reproducible import MKL_SETTING, mkl_strict
 from cimtest.hardware import MappedModel
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["DENSE_INPUTS", "MICRO_BATCH", "BatchedForward", "activation_bytes"]
 
@@ -32,17 +37,21 @@ so results stay chunk-invariant."""
 
 SMALL_OUTPUT = 64
 """A convolution whose output has at most this many positions over all inputs of a chip
-(N x H_out x W_out) runs as one matmul over unfolded patches; larger ones stay convolutions."""
+(N x H_out x W_out) runs as one matmul over unfolded patches; larger ones stay convolutions,
+except 1x1 convolutions, which always run as matmuls."""
 
 
 class _PatchMatmulConv2d(nn.Conv2d):
-    """A Conv2d (groups 1, zero padding) that computes small outputs as W @ unfold(x).
+    """A Conv2d (groups 1, zero padding) that computes small outputs and every 1x1
+    convolution as W @ unfold(x).
 
     Under vmap with per-chip weights, a convolution becomes a grouped convolution, which
     oneDNN runs slowly on small maps; a matmul becomes one batched matmul. Measured side by
     side (one thread): 2.4x faster on ResNet-20 8x8 and 6.3x on VGG-16 8x8 at one input per
     chip, 1.5x at four, 1.36x on ResNet-20 32x32 at one; no gain from 32 inputs, where
-    outputs exceed `SMALL_OUTPUT` and the convolution is kept.
+    outputs exceed `SMALL_OUTPUT` and the convolution is kept. oneDNN's AVX-512 grouped 1x1
+    convolution rounds differently with the thread count (MobileNet-v2, 8 groups of 32 -> 16
+    channels, 1 against 2 threads); as a matmul, MKL's strict mode makes it exact.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +62,7 @@ class _PatchMatmulConv2d(nn.Conv2d):
                                                   self.dilation)
         ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if n * ho * wo > SMALL_OUTPUT:
+        if n * ho * wo > SMALL_OUTPUT and (kh, kw) != (1, 1):
             return super().forward(x)
         cols = _patches(x, self.kernel_size, self.dilation, self.padding, self.stride)
         out = self.weight.reshape(self.out_channels, -1) @ cols
@@ -102,6 +111,7 @@ class BatchedForward:
     def __init__(self, mapped: MappedModel) -> None:
         self.mapped = mapped
         self.module = _with_patch_matmuls(mapped.ideal)
+        _warn_unless_reproducible()
 
     def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, weights, (x,))
@@ -127,6 +137,15 @@ class BatchedForward:
         weights = self.mapped.layer_weights(flat)
         in_dims = (0, 0 if per_chip_input else None)
         return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
+
+
+@functools.cache
+def _warn_unless_reproducible() -> None:
+    if mkl_strict() is False:
+        _logger.warning(
+            "MKL is not in strict reproducibility mode (torch ran a matmul before cimtest was "
+            "imported, or MKL_CBWR is set): a chip may differ in its last bits between chunk "
+            "sizes and thread counts; import cimtest first or set MKL_CBWR=%s", MKL_SETTING)
 
 
 LIVE_ACTIVATIONS = 6
