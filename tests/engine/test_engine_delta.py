@@ -139,6 +139,7 @@ def test_sparse_population_outputs_match_the_dense_path(model):
     assert torch.allclose(sparse.outputs(X), dense.outputs(X), atol=1e-5, rtol=0)
 
 
+@pytest.mark.invariance
 @pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "vgg16-8", "unet-8"])
 @pytest.mark.parametrize("n_inputs", [1, 3])
 def test_zoo_sparse_chips_identical_whatever_the_chunk_size(name, n_inputs):

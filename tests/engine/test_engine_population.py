@@ -77,6 +77,7 @@ def test_ideal_population_is_the_ideal_chip(model):
     assert torch.allclose(out, population.mapped.ideal(X).expand(3, -1, -1), atol=1e-6)
 
 
+@pytest.mark.invariance
 @pytest.mark.parametrize("spec", ["mult:eta=0.2", "bitflip:p=0.01+add:eta=0.05",
                                   "rram:sigma=0.2,sys=0.25,cor=0.25,lambda=0.5"])
 def test_results_identical_whatever_the_chunk_size(model, spec):
@@ -90,6 +91,7 @@ def test_results_identical_whatever_the_chunk_size(model, spec):
     assert torch.equal(big.accuracy(X, y), small.accuracy(X, y))
 
 
+@pytest.mark.invariance
 @pytest.mark.parametrize("spec", ["mult:eta=0.1+bitflip:p=1e-3", "stuck:p=0.01@layers=0.5",
                                   "rram:sigma=0.2,lambda=0.5+add:eta=0.05@per-read"])
 def test_weights_identical_whatever_the_thread_count(model, spec):
@@ -154,6 +156,7 @@ def test_segmentation_scores_are_mean_iou_percent():
     assert parse_spec("none").faults == ()
 
 
+@pytest.mark.invariance
 @pytest.mark.parametrize("name", ["resnet20-8", "mobilenet-v2-8", "lenet5-8", "unet-8"])
 @pytest.mark.parametrize("n_inputs", [1, 4])
 def test_zoo_chips_identical_whatever_the_chunk_size(name, n_inputs):
