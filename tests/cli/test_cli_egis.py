@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import factory_module
+from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
@@ -134,3 +136,46 @@ def test_apply_exit_codes(tiny, fitted):
     assert chip.exit_code in (0, 1), chip.output
     assert run("apply", tiny["root"] / "missing", "--model", tiny["spec"], "--weights",
                tiny["weights"]).exit_code == 2
+
+
+SMALL_FIT = ("--fault", FAULT, "--chips", 24, "--images", 16, "--steps", 5, "--batch", 8,
+             "--splits", 1, "--rho", 0.5, "--k", 2, "--cutoff", "A50", "--json")
+
+
+def test_fit_input_range_from_data_or_option(tiny, tmp_path):
+    """The synthetic images lie in --input-range, else in the min..max of --data, else in
+    (-1, 1) with a warning for a user model."""
+    from sklearn.datasets import load_digits
+
+    from cimtest.data import load_data
+
+    npz = tmp_path / "digits.npz"
+    digits = load_digits()
+    np.savez(npz, x=(digits.images[:120] / 16).astype(np.float32), y=digits.target[:120])
+    x = load_data(npz, (1, 8, 8)).x
+    model = (tiny["spec"], "--weights", tiny["weights"])
+    cases = ((("--data", npz), [x.min().item(), x.max().item()]),
+             (("--input-range", "-0.5,0.25"), [-0.5, 0.25]),
+             ((), [-1.0, 1.0]))  # a user model's digits: no range known
+    for i, (extra, expected) in enumerate(cases):
+        out = tmp_path / f"test{i}"
+        result = run("fit", *model, "-o", out, *extra, *SMALL_FIT, "--quiet")
+        assert result.exit_code == 0, result.output
+        if extra:
+            assert result.stderr == ""  # no warning, no progress
+        else:
+            assert "no input range known" in result.stderr and "--input-range" in result.stderr
+        assert json.loads(result.stdout)["input_range"] == pytest.approx(expected)
+        with safe_open(out / "sid.safetensors", "pt") as sid:
+            images = sid.get_tensor("sid")
+        assert expected[0] <= images.min() < images.max() <= expected[1]
+
+
+@pytest.mark.parametrize("value", ["1,1", "2,1", "1", "a,b", "0,1,2", "nan,1"])
+def test_fit_rejects_bad_input_range(tiny, value):
+    result = runner.invoke(app, ["fit", tiny["spec"], "--weights", str(tiny["weights"]), "-o",
+                                 str(tiny["root"] / "r"), f"--input-range={value}"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--input-range must be two numbers LO,HI" in lines[0]
+    assert not (tiny["root"] / "r").exists()

@@ -6,6 +6,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -37,6 +38,7 @@ __all__ = [
     "note",
     "parse_array_size",
     "parse_floats",
+    "parse_input_range",
     "parse_shape",
     "progress_bar",
     "remember_global_options",
@@ -164,6 +166,19 @@ def parse_floats(text: str, what: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{what} must be a comma-separated list of numbers; got {text!r}") from None
+
+
+def parse_input_range(text: str | None) -> tuple[float, float] | None:
+    """``"-1,1"`` → (-1.0, 1.0): --input-range LO,HI, two finite numbers with LO < HI."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 2 or not all(math.isfinite(v) for v in values) or values[0] >= values[1]:
+        raise ConfigError(f"--input-range must be two numbers LO,HI with LO < HI; got {text!r}")
+    return values[0], values[1]
 
 
 def emit_json(document: object) -> None:

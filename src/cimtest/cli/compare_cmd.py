@@ -11,9 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cimtest.cli import options
-from cimtest.cli.common import emit_json, handle_errors, parse_array_size, progress_bar, stdout
+from cimtest.cli.common import (
+    emit_json,
+    handle_errors,
+    parse_array_size,
+    parse_input_range,
+    progress_bar,
+    stdout,
+)
 from cimtest.cli.egis_cmd import parse_cutoff
-from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
 from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -42,12 +49,14 @@ def run_comparison(
     array_size: tuple[int, int] | None,
     bits_per_cell: int,
     memory: str,
+    input_range: tuple[float, float] | None = None,
 ) -> Comparison:
-    """`compare` with a progress bar per stage (shared by `compare` and `demo`)."""
+    """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
+    of the synthetic and noise images (None: the zoo model's, else (-1, 1))."""
     from cimtest.report import compare, default_methods
 
-    methods = default_methods(k=k, seed=seed, egis={"images": images, "steps": steps,
-                                                    "memory": memory},
+    methods = default_methods(k=k, seed=seed, input_range=input_range,
+                              egis={"images": images, "steps": steps, "memory": memory},
                               btv={"steps": btv_steps})
     with progress_bar("compare", unit="steps") as update:
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
@@ -115,6 +124,7 @@ def compare_cmd(
                              "them (default: the digits training split, else --data)."),
     data: str = options.DATA,
     test_images: int = options.TEST_IMAGES,
+    input_range: str = options.INPUT_RANGE,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     array_size: str = options.ARRAY_SIZE,
@@ -131,6 +141,7 @@ def compare_cmd(
                           f"{chips} and {eval_chips}")
     if not 1 <= k < images:
         raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
+    low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
     from cimtest.faults import parse_spec
 
@@ -140,12 +151,13 @@ def compare_cmd(
 
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images)
+    low_high = resolve_input_range(low_high, loaded, dataset, data)
     start = time.perf_counter()
     result = run_comparison(loaded, dataset, real_images(loaded, dataset, real), fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory)
+                            bits_per_cell=bits_per_cell, memory=memory, input_range=low_high)
     total_s = time.perf_counter() - start
     if output is not None:
         ideal = float(Population(loaded.module, "none", n=1).accuracy(dataset.x, dataset.y)[0])

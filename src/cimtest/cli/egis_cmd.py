@@ -23,10 +23,11 @@ from cimtest.cli.common import (
     emit_json,
     handle_errors,
     parse_array_size,
+    parse_input_range,
     progress_bar,
     stdout,
 )
-from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -77,7 +78,9 @@ def fit(
                               "signature campaigns (resumable; reused by a later fit)."),
     sid: str = typer.Option(None, "--sid", help="Reuse the synthetic images of an earlier "
                             "fit (its TESTDIR/sid.safetensors) instead of training a "
-                            "generator; --images and --steps then come from it."),
+                            "generator; --images, --steps and the input range then come from "
+                            "it."),
+    input_range: str = options.INPUT_RANGE,
     seed: int = options.SEED,
     data: str = options.DATA,
     test_images: int = options.TEST_IMAGES,
@@ -93,6 +96,10 @@ def fit(
     ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
+    low_high = parse_input_range(input_range)
+    if low_high is not None and sid is not None:
+        raise ConfigError("--input-range makes new synthetic images; --sid reuses images made "
+                          "earlier in their own range: give one of them")
     geometry = parse_array_size(array_size)
     from cimtest.faults import parse_spec
 
@@ -109,6 +116,8 @@ def fit(
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
     dataset = resolve_data(loaded, data, test_images)
+    if proposal is None:
+        low_high = resolve_input_range(low_high, loaded, dataset, data)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     stores = _stores(store)
@@ -143,7 +152,7 @@ def fit(
         tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], proposal=proposal,
                          progress=report,
                          images=images, steps=steps, batch=batch, splits=splits, rho=rho,
-                         memory=memory, seed=seed)
+                         input_range=low_high, memory=memory, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
     save_grid(output, tests, info)
     first = next(iter(tests.values()))
@@ -154,7 +163,7 @@ def fit(
                 "best_reward": t.best_reward_} for (c, kk), t in tests.items()]
     report_doc = {
         "model": loaded.name, "fingerprint": loaded.fingerprint, "output": str(output),
-        "images": images, "chips": chips, "members": members,
+        "images": images, "input_range": first.input_range, "chips": chips, "members": members,
         "h_c": [curve[0, 0], curve[-1, 0]], "h_s": [curve[0, 1], curve[-1, 1]],
         "sid_entropy": list(first.sid_entropy_), **timings,
     }
@@ -164,6 +173,8 @@ def fit(
     stdout.print(f"labelled {chips} chips under {fault}")
     stdout.print(f"generator: H_c {curve[0, 0]:.3f} -> {curve[-1, 0]:.3f}, H_s {curve[0, 1]:.3f}"
                  f" -> {curve[-1, 1]:.3f} ({steps} steps)")
+    if first.input_range is not None:
+        stdout.print("synthetic images in [{:.4g}, {:.4g}]".format(*first.input_range))
     for m in members:
         stdout.print(f"{m['cutoff']} (A = {m['cutoff_accuracy']:.2f} %, {m['passed']} pass), "
                      f"K = {m['k']}: images {m['chosen']}, best validation accuracy "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from cimtest.cli.common import parse_shape
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
     from cimtest.data import Dataset
     from cimtest.loading import LoadedModel
 
-__all__ = ["resolve_data", "resolve_model"]
+__all__ = ["resolve_data", "resolve_input_range", "resolve_model"]
+
+_logger = logging.getLogger(__name__)
 
 
 def resolve_model(
@@ -43,3 +46,26 @@ def resolve_data(loaded: LoadedModel, data: str | None, test_images: int | None 
     if test_images is not None:
         dataset = dataset.subset(min(test_images, len(dataset)))
     return dataset
+
+
+def resolve_input_range(
+    given: tuple[float, float] | None, loaded: LoadedModel, dataset: Dataset, data: str | None
+) -> tuple[float, float]:
+    """The normalised range synthetic images are drawn in: `given` (--input-range), else the
+    min and max of the user's `data`, else the zoo model's range; (-1, 1) with a warning for
+    another model."""
+    from cimtest.methods.egis import FALLBACK_RANGE, default_range
+
+    if given is not None:
+        return given
+    if data is not None:
+        low, high = float(dataset.x.min()), float(dataset.x.max())
+        if low >= high:
+            raise DataError(f"data '{dataset.name}' holds one value ({low:g}); give "
+                            "--input-range LO,HI")
+        return low, high
+    if loaded.data_size is not None:
+        return default_range(loaded.data_size)
+    _logger.warning("no input range known for '%s'; synthetic images use %s (give "
+                    "--input-range LO,HI or --data)", loaded.name, FALLBACK_RANGE)
+    return FALLBACK_RANGE

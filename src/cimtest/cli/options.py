@@ -20,6 +20,10 @@ BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memrist
 SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")
 MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")
 TEST_IMAGES = typer.Option(None, "--test-images", help="Use only the first N test images.")
+INPUT_RANGE = typer.Option(
+    None, "--input-range", metavar="LO,HI",
+    help="Normalised input range of the synthetic images, e.g. -1,1 (default: the min and max "
+    "of --data, else the zoo model's range, else -1,1).")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 CHIP_MODEL = typer.Option(
     ..., "--model",

@@ -53,6 +53,7 @@ from cimtest.zoo.dcgan import LATENT_DIM, ToInputRange
 __all__ = [
     "ARTIFACT_FILE",
     "DETECTOR_FILE",
+    "FALLBACK_RANGE",
     "GENERATOR_PARAMS",
     "METHOD",
     "EGISGenerator",
@@ -74,6 +75,9 @@ ARTIFACT_FILE = "test.safetensors"
 
 DETECTOR_FILE = "detector.txt"
 """The detector (LightGBM text format) inside a TESTDIR."""
+
+FALLBACK_RANGE = (-1.0, 1.0)
+"""The input range of a model whose range is not known (tanh's own)."""
 
 _WIDTHS = (256, 128, 64, 32)
 
@@ -641,8 +645,8 @@ def chip_signatures(
 def default_range(data_size: int | None) -> tuple[float, float]:
     """The digits' normalised pixel range for zoo models, else (-1, 1)."""
     if data_size is None:
-        _logger.warning("egis: no input range known for this model; using (-1, 1)")
-        return (-1.0, 1.0)
+        _logger.warning("egis: no input range known for this model; using %s", FALLBACK_RANGE)
+        return FALLBACK_RANGE
     from cimtest.data import digits
 
     return digits(size=data_size).input_range

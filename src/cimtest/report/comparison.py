@@ -42,11 +42,19 @@ Progress = Callable[[str, int, int], None]
 
 
 def default_methods(
-    *, k: int = 4, seed: int = 0, egis: dict | None = None, btv: dict | None = None
+    *,
+    k: int = 4,
+    seed: int = 0,
+    input_range: tuple[float, float] | None = None,
+    egis: dict | None = None,
+    btv: dict | None = None,
 ) -> dict[str, ScreeningTest]:
-    """The compared methods by name: both papers' tests, the hybrid, the baselines."""
+    """The compared methods by name: both papers' tests, the hybrid, the baselines.
+
+    `input_range` is the normalised range of the synthetic images (EGIS) and of the noise
+    images; None: the digits' range for zoo models, else (-1, 1)."""
     vector = BayesianTestVector(seed=seed, **(btv or {}))
-    images = EntropyImageTest(k=k, seed=seed, **(egis or {}))
+    images = EntropyImageTest(k=k, seed=seed, input_range=input_range, **(egis or {}))
     return {
         "btv": vector,
         "egis": images,
@@ -54,7 +62,7 @@ def default_methods(
         "point-vectors": PointTestVectors(k=k, seed=seed),
         "fgsm": FGSMTestImages(k=k, seed=seed),
         "dataset-aware": DatasetAwareTest(k=k, seed=seed),
-        "noise+detector": NoiseImagesTest(k=k, seed=seed),
+        "noise+detector": NoiseImagesTest(k=k, input_range=input_range, seed=seed),
         "random-synthetic+detector": RandomSyntheticTest(source=images, k=k, seed=seed),
     }
 
