@@ -1,6 +1,9 @@
 """The CLI end to end on a tiny model: JSON documents, output files and exit codes."""
 
 import json
+import logging
+import subprocess
+import sys
 import textwrap
 
 import pandas as pd
@@ -105,10 +108,14 @@ def test_calibrate_json(tiny_model):
         (["campaign", "--fault", "mult:eta=0.1", "--chips", "2", "--data", "/no/data.npz"],
          "data.npz"),
         (["calibrate", "--fault", "mult", "--drop", "a,b"], "--drop"),
+        (["compare", "--fault", "mult:eta=0.1", "--input-range", "1,1"], "--input-range"),
+        (["compare", "--fault", "mult:eta=0.1", "--input-range", "-1"], "LO,HI"),
+        (["egis", "--fault", "mult:eta=0.1", "--input-range", "a,b", "-o", "t"], "LO,HI"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_model, args, message):
-    result = run(args[0], *tiny_model, *args[1:])
+    command = ["egis", "fit"] if args[0] == "egis" else args[:1]
+    result = run(*command, *tiny_model, *args[1:])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("cimtest: error:") and message in lines[0]
@@ -187,3 +194,51 @@ def test_compare_and_report_errors(tmp_path):
     suffix = run("report", tmp_path, "-o", tmp_path / "r.txt")
     assert suffix.exit_code == 2 and ".html" in suffix.stderr
     assert not list(tmp_path.iterdir())
+
+
+SMALL_CAMPAIGN = ("--fault", "mult:eta=0.1", "--chips", 8, "--test-images", 50)
+
+
+def test_quiet_after_the_command_leaves_stderr_empty(tiny_model):
+    loud = run("campaign", *tiny_model, *SMALL_CAMPAIGN)
+    assert loud.exit_code == 0, loud.output
+    assert "campaign" in loud.stderr  # the progress bar
+    for args in (("campaign", *tiny_model, *SMALL_CAMPAIGN, "--quiet"),
+                 ("campaign", *tiny_model, *SMALL_CAMPAIGN, "-q"),
+                 ("-q", "campaign", *tiny_model, *SMALL_CAMPAIGN)):
+        quiet = run(*args)
+        assert quiet.exit_code == 0, quiet.output
+        assert quiet.stderr == "" and "8 chips" in quiet.stdout
+
+
+def test_verbose_is_a_repeatable_flag(tiny_model):
+    plain = run("campaign", *tiny_model, *SMALL_CAMPAIGN, "-q", "--json")
+    assert "INFO" not in plain.stderr
+    info = run("campaign", *tiny_model, *SMALL_CAMPAIGN, "-q", "--json", "-v")
+    assert info.exit_code == 0, info.output
+    assert "INFO cimtest.loading: loaded clitiny:tiny" in info.stderr
+    assert json.loads(info.stdout)["chips"] == 8  # logs never reach stdout
+    for args in (("status", "missing.db", "-vv"), ("-v", "status", "missing.db", "--verbose")):
+        assert run(*args).exit_code == 2
+        assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    run("status", "missing.db")
+    assert logging.getLogger().getEffectiveLevel() == logging.WARNING
+    shown = next(line for line in run("campaign", "--help").stdout.splitlines()
+                 if "--verbose" in line)
+    assert "<int>" not in shown and "-vv" in shown
+
+
+COMMAND_MODULES = ["btv_cmd", "campaign_cmd", "compare_cmd", "egis_cmd", "info_cmd", "report_cmd",
+                   "reproduce_cmd", "store_cmd", "zoo_cmd"]
+HEAVY = ("torch", "pandas", "sklearn", "lightgbm", "matplotlib", "dask", "scipy", "numpy")
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_commands_import_no_heavy_library(module):
+    """`cimtest --help` and argument errors stay fast: the heavy libraries are imported inside
+    the commands that use them (benchmarks/cli.py times it)."""
+    code = (f"import sys, cimtest.cli.{module}; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == ""
