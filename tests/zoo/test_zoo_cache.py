@@ -7,7 +7,16 @@ import torch
 
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
-from cimtest.zoo import cache_dir, is_trained, load_trained, model_paths, save_trained, train
+from cimtest.data import digits
+from cimtest.zoo import (
+    SHIPPED,
+    cache_dir,
+    is_trained,
+    load_trained,
+    model_paths,
+    save_trained,
+    train,
+)
 
 
 @pytest.fixture
@@ -33,6 +42,7 @@ def test_round_trip_keeps_the_fingerprint(saved, home):
     assert sorted(p.name for p in (home / "zoo").iterdir()) == ["mlp-8.json", "mlp-8.safetensors"]
     model, meta = load_trained("mlp-8", train_if_missing=False)
     assert not model.training
+    assert meta.pop("source") == "trained here"
     assert meta == saved.metadata
     assert state_fingerprint(model) == saved.metadata["fingerprint"]
     x = torch.randn(3, 1, 8, 8)
@@ -79,3 +89,24 @@ def test_fingerprint_mismatch_is_a_model_error(saved):
 def test_unknown_name_is_a_model_error(home):
     with pytest.raises(ModelError, match="unknown zoo model"):
         load_trained("nope", train_if_missing=False)
+
+
+def test_the_default_model_ships_with_the_package(home):
+    """An empty cache still has resnet20-8: the shipped weights, fingerprint checked, with the
+    test accuracy the README's demo table starts from."""
+    assert is_trained("resnet20-8")
+    assert model_paths("resnet20-8")[0].parent == SHIPPED
+    assert SHIPPED.joinpath("resnet20-8.safetensors").stat().st_size < 2 * 2**20
+    model, meta = load_trained("resnet20-8", train_if_missing=False)
+    assert meta["source"] == "shipped"
+    assert state_fingerprint(model) == meta["fingerprint"]
+    test = digits(size=8).test
+    with torch.no_grad():
+        correct = (model(test.x).argmax(1) == test.y).sum().item()
+    assert correct == 539  # 99.81 % of the 540 test images
+
+
+def test_a_retrained_default_model_takes_precedence(home):
+    save_trained(train("resnet20-8", epochs=1, train_subset=16))
+    assert model_paths("resnet20-8")[0].parent == home / "zoo"
+    assert load_trained("resnet20-8", train_if_missing=False)[1]["source"] == "trained here"

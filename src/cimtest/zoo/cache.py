@@ -4,6 +4,11 @@ Files live in ``<cache_dir>/zoo/``: ``<name>.safetensors`` (the state dict) and
 ``<name>.json`` (the `TrainResult` metadata, with the weights' fingerprint). Each is written
 to a temporary file in the same directory and moved into place with `os.replace`, so a
 reader never sees half a file. Loading never unpickles and checks the fingerprint.
+
+The default model's weights also ship with the package (``zoo/weights/``): training on
+another CPU gives another model (the kernels round differently and training amplifies it),
+so the demo would print another table. A model in the cache (``cimtest zoo train``) takes
+precedence over the shipped one.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from cimtest.fingerprint import state_fingerprint
 from cimtest.zoo.registry import get_entry
 from cimtest.zoo.training import Progress, TrainResult, train_group
 
-__all__ = ["cache_dir", "is_trained", "load_trained", "model_paths", "save_trained"]
+__all__ = ["SHIPPED", "cache_dir", "is_trained", "load_trained", "model_paths", "save_trained"]
+
+SHIPPED = Path(__file__).parent / "weights"
+"""Trained weights and metadata that ship with the package (the default model)."""
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +48,28 @@ def cache_dir() -> Path:
 
 
 def model_paths(name: str) -> tuple[Path, Path]:
-    """Return the weights (``.safetensors``) and metadata (``.json``) paths of zoo model `name`."""
+    """Return the weights (``.safetensors``) and metadata (``.json``) paths of zoo model
+    `name`: the cache's when it holds both, else the shipped ones when they exist, else the
+    cache's (where training writes)."""
     get_entry(name)
-    folder = cache_dir() / "zoo"
-    return folder / f"{name}.safetensors", folder / f"{name}.json"
+    cached = _paths(cache_dir() / "zoo", name)
+    if _complete(cached) or not _complete(shipped := _paths(SHIPPED, name)):
+        return cached
+    return shipped
 
 
 def is_trained(name: str) -> bool:
-    """Return whether the cache holds weights and metadata for zoo model `name`."""
-    weights, meta = model_paths(name)
-    return weights.is_file() and meta.is_file()
+    """Return whether trained weights and metadata of zoo model `name` are at hand (cached
+    or shipped)."""
+    return _complete(model_paths(name))
+
+
+def _paths(folder: Path, name: str) -> tuple[Path, Path]:
+    return folder / f"{name}.safetensors", folder / f"{name}.json"
+
+
+def _complete(paths: tuple[Path, Path]) -> bool:
+    return all(path.is_file() for path in paths)
 
 
 def save_trained(result: TrainResult) -> Path:
@@ -57,7 +77,7 @@ def save_trained(result: TrainResult) -> Path:
 
     The metadata file is written last, so `is_trained` is true only once both are complete.
     """
-    weights, meta = model_paths(result.metadata["name"])
+    weights, meta = _paths(cache_dir() / "zoo", result.metadata["name"])
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
     _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
@@ -70,6 +90,9 @@ def load_trained(
     name: str, *, train_if_missing: bool = True, progress: Progress | None = None
 ) -> tuple[torch.nn.Module, dict]:
     """Return the trained zoo model `name` (eval mode) and its metadata, training it if needed.
+
+    The metadata's ``source`` says where the weights came from: ``"shipped"`` (the same on
+    every machine) or ``"trained here"`` (numbers vary with the CPU that trained them).
 
     Parameters
     ----------
@@ -120,6 +143,7 @@ def load_trained(
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"zoo weights {weights} do not fit {entry.arch}: {exc}") from exc
+    metadata["source"] = "shipped" if weights.parent == SHIPPED else "trained here"
     return model.eval(), metadata
 
 
