@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from cimtest.data import digits
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
-from cimtest.data import digits
 from cimtest.zoo import (
     SHIPPED,
     cache_dir,

@@ -5,7 +5,14 @@ Names carry the input size: ``resnet20`` (3x32x32, the papers' size), ``resnet20
 model, training it on the embedded digits the first time.
 """
 
-from cimtest.zoo.cache import SHIPPED, cache_dir, is_trained, load_trained, model_paths, save_trained
+from cimtest.zoo.cache import (
+    SHIPPED,
+    cache_dir,
+    is_trained,
+    load_trained,
+    model_paths,
+    save_trained,
+)
 from cimtest.zoo.registry import ZooEntry, get_entry, list_models
 from cimtest.zoo.repvgg import reparameterise
 from cimtest.zoo.training import RECIPES, Recipe, TrainResult, train, train_group
