@@ -38,6 +38,9 @@ class LoadedModel:
     """sha256 of the state dict's canonical bytes (`cimtest.fingerprint.state_fingerprint`)."""
     data_size: int | None = None
     """For zoo models: the digits size the model was trained on (8, 16 or 32)."""
+    source: str | None = None
+    """For zoo models: ``"shipped"`` (the same weights on every machine) or ``"trained here"``
+    (numbers vary with the CPU that trained them)."""
 
     @property
     def num_classes(self) -> int | None:
@@ -145,7 +148,7 @@ def load_model(
     """
     from cimtest import zoo
 
-    data_size = None
+    data_size = source = None
     if spec.endswith(".pt2"):
         module, shape = _from_export(Path(spec))
         input_shape = input_shape or shape
@@ -160,7 +163,8 @@ def load_model(
             module = entry.build()
             _load_state(module, load_weights(weights), str(weights))
         else:
-            module, _ = zoo.load_trained(spec, train_if_missing=train_if_missing)
+            module, metadata = zoo.load_trained(spec, train_if_missing=train_if_missing)
+            source = metadata["source"]
         input_shape, task, name = entry.input_shape, task or entry.task, entry.name
         data_size = entry.data_size
     if input_shape is None:
@@ -189,4 +193,5 @@ def load_model(
         output_shape=output_shape,
         fingerprint=state_fingerprint(module),
         data_size=data_size,
+        source=source,
     )

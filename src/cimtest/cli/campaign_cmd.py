@@ -203,7 +203,7 @@ def calibrate(
     dataset = resolve_data(loaded, data, test_images)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
-    with progress_bar("calibrating", unit="steps") as update:
+    with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,
                                   task=loaded.task, iterations=iterations, progress=update)
     rows = [r.as_dict() for r in results]

@@ -61,7 +61,8 @@ def calibrate(
 
     Bisection runs in log space on Monte Carlo estimates over `population.n` chips. Every
     level is evaluated on the same chips (the same seed), so the estimated drop is a smooth,
-    nearly monotone function of the level and bisection converges.
+    nearly monotone function of the level and bisection converges. ``progress(done, total)``
+    counts chips evaluated, chunk by chunk, over all ``len(drops) * iterations`` levels.
     """
     if len(template.faults) != 1:
         raise ConfigError("calibrate takes one fault kind, e.g. 'mult' or 'levelflip:bits=2'")
@@ -71,25 +72,30 @@ def calibrate(
     lo, hi = bracket or DEFAULT_BRACKETS[level_name]
     ideal = population.with_faults(FaultStack(()), n=1).accuracy(x, y, task=task)[0].item()
     cache: dict[float, torch.Tensor] = {}
+    total = len(drops) * iterations * population.n
+    step = 0  # levels evaluated so far, for progress
+
+    def chips_done(done: int, _: int) -> None:
+        if progress is not None:
+            progress(min(step * population.n + done, total), total)
 
     def drops_at(level: float) -> torch.Tensor:
         if level not in cache:
             pop = population.with_faults(template.with_level(level))
-            cache[level] = ideal - pop.accuracy(x, y, task=task)
+            cache[level] = ideal - pop.accuracy(x, y, task=task, progress=chips_done)
         return cache[level]
 
     results = []
-    total = len(drops) * iterations
-    for k, target in enumerate(sorted(drops)):
+    for target in sorted(drops):
         a, b = math.log(lo), math.log(hi)
-        for i in range(iterations):
+        for _ in range(iterations):
             mid = 0.5 * (a + b)
             if drops_at(math.exp(mid)).mean() < target:
                 a = mid
             else:
                 b = mid
-            if progress is not None:
-                progress(k * iterations + i + 1, total)
+            step += 1
+            chips_done(0, population.n)
         # the top of the bracket (p = 0.5 flips half of every bit) is only evaluated when
         # the bisection never met the target: it is the costliest level to simulate
         if b == math.log(hi) and drops_at(hi).mean() < target:
