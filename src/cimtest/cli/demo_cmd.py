@@ -10,7 +10,6 @@ and its HTML report.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import typer
 
