@@ -111,6 +111,8 @@ def test_calibrate_json(tiny_model):
         (["compare", "--fault", "mult:eta=0.1", "--input-range", "1,1"], "--input-range"),
         (["compare", "--fault", "mult:eta=0.1", "--input-range", "-1"], "LO,HI"),
         (["egis", "--fault", "mult:eta=0.1", "--input-range", "a,b", "-o", "t"], "LO,HI"),
+        (["egis", "--fault", "mult:eta=0.1", "-o", "/no/such/dir/t"], "does not exist"),
+        (["compare", "--fault", "mult:eta=0.1", "-o", "/no/such/dir/run"], "does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_model, args, message):
@@ -228,8 +230,8 @@ def test_verbose_is_a_repeatable_flag(tiny_model):
     assert "<int>" not in shown and "-vv" in shown
 
 
-COMMAND_MODULES = ["btv_cmd", "campaign_cmd", "compare_cmd", "egis_cmd", "info_cmd", "report_cmd",
-                   "reproduce_cmd", "store_cmd", "zoo_cmd"]
+COMMAND_MODULES = ["main", "btv_cmd", "campaign_cmd", "compare_cmd", "demo_cmd", "egis_cmd",
+                   "info_cmd", "report_cmd", "reproduce_cmd", "store_cmd", "zoo_cmd"]
 HEAVY = ("torch", "pandas", "sklearn", "lightgbm", "matplotlib", "dask", "scipy", "numpy")
 
 

@@ -187,10 +187,11 @@ def emit_json(document: object) -> None:
     sys.stdout.flush()
 
 
-def check_output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
-    """Fail before any work if `path` has another suffix or its folder is missing or read-only."""
+def check_output(path: str | Path, suffixes: tuple[str, ...] = ()) -> Path:
+    """Fail before any work if `path` has another suffix than `suffixes` (any if none, e.g. an
+    output folder) or the folder it goes in is missing or read-only."""
     path = Path(path)
-    if path.suffix not in suffixes:
+    if suffixes and path.suffix not in suffixes:
         raise ConfigError(f"output must end in {' or '.join(suffixes)}; got '{path}'")
     if not path.parent.is_dir():
         raise ConfigError(f"output folder '{path.parent}' does not exist")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cimtest.cli import options
 from cimtest.cli.common import (
+    check_output,
     emit_json,
     handle_errors,
     parse_array_size,
@@ -141,6 +142,8 @@ def compare_cmd(
                           f"{chips} and {eval_chips}")
     if not 1 <= k < images:
         raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
+    if output is not None:
+        check_output(output)
     low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
     from cimtest.faults import parse_spec

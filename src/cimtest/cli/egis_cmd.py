@@ -96,6 +96,7 @@ def fit(
     ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
+    check_output(output)
     low_high = parse_input_range(input_range)
     if low_high is not None and sid is not None:
         raise ConfigError("--input-range makes new synthetic images; --sid reuses images made "
