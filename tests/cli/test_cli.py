@@ -238,7 +238,8 @@ HEAVY = ("torch", "pandas", "sklearn", "lightgbm", "matplotlib", "dask", "scipy"
 @pytest.mark.parametrize("module", COMMAND_MODULES)
 def test_commands_import_no_heavy_library(module):
     """`cimtest --help` and argument errors stay fast: the heavy libraries are imported inside
-    the commands that use them (benchmarks/cli.py times it)."""
+    the commands that use them (benchmarks/cli.py times it). A fresh interpreter, not
+    CliRunner: only a new process shows what importing a module pulls in."""
     code = (f"import sys, cimtest.cli.{module}; "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
