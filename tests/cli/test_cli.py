@@ -167,6 +167,9 @@ def test_zoo_train_then_demo_on_the_cached_model(tmp_path, monkeypatch):
     doc = json.loads(result.stdout)
     assert doc["model"]["float_accuracy"] == pytest.approx(meta["value"])
     assert doc["fault"].startswith("egis-typical:sigma=") and doc["calibration"]["drop"] == 2
+    assert doc["weights"] == "trained here"
+    assert set(doc["seconds"]) == {"load", "calibration", "training chips", "evaluation chips",
+                                   "fits", "scoring", "report", "total"}
     methods = [r["method"] for r in doc["rows"]]
     assert {"btv", "egis", "hybrid", "fgsm", "dataset-aware"} <= set(methods)
     assert (out / "report.html").is_file() and (out / "run" / "comparison.json").is_file()
@@ -245,3 +248,11 @@ def test_commands_import_no_heavy_library(module):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == ""
+
+
+def test_demo_refuses_an_output_that_is_a_file_before_any_work(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    result = run("demo", "-o", target)
+    assert result.exit_code == 2
+    assert "is not a folder" in result.stderr and target.read_text() == "x"
