@@ -1,11 +1,22 @@
-"""MKL's strict reproducibility mode, pinned before torch runs its first matrix product.
+"""The same numbers on every x86 CPU: torch's math libraries pinned before their first call.
 
-MKL's matrix kernels round a product differently with the operand's alignment, its row's
-place in the blocking and the thread count, so a chip could give other last bits alone than
-in a chunk (measured: LeNet-5 8x8 and a Conv1d model at one input, a linear layer at three
-threads). Strict conditional numerical reproducibility (``MKL_CBWR=AUTO,STRICT``) makes
-each product independent of all three, at no measured cost. MKL reads the setting once, at
-its first call, so `pin` must run before any torch matmul: ``import cimtest`` does it.
+Two things make a chip's outputs differ in their last bits, and training (a model, EGIS's
+generator, a Bayesian vector) amplifies such bits into other results:
+
+* MKL rounds a matrix product differently with the operand's alignment, the row's place in
+  its blocking and the thread count (measured: LeNet-5 8x8 and a Conv1d model at one input,
+  a linear layer at three threads). Strict conditional numerical reproducibility
+  (``MKL_CBWR=AUTO,STRICT``) makes each product independent of all three, at no measured
+  cost.
+* MKL, oneDNN and ATen pick kernels by instruction set, so an AVX-512 machine and an
+  AVX2-only one round differently (measured: the demo's EGIS row moved by 1.8 points).
+  Holding all three to AVX2 (``MKL_ENABLE_INSTRUCTIONS``, ``ONEDNN_MAX_CPU_ISA``,
+  ``ATEN_CPU_CAPABILITY``) gives every x86-64 CPU with AVX2 the same kernels, at a cost on
+  AVX-512 machines (the demo 74 -> 96 s on an AVX-512 EPYC).
+
+The libraries read these settings at their first call, so `pin` runs when cimtest is
+imported. A setting the user made is kept; ``CIMTEST_KERNELS=native`` keeps each library's
+own choice of instruction set (faster on AVX-512, other last bits).
 """
 
 from __future__ import annotations
@@ -13,18 +24,34 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import platform
 from pathlib import Path
 
-__all__ = ["MKL_SETTING", "mkl_strict", "pin"]
+__all__ = ["PORTABLE", "mkl_strict", "pin", "portable"]
 
-MKL_SETTING = "AUTO,STRICT"
+PORTABLE = {
+    "MKL_CBWR": "AUTO,STRICT",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
+"""The settings `pin` makes on x86-64 unless the user set them (only the first off x86)."""
 _STRICT = 0x10000  # MKL_CBWR_STRICT in mkl_cbwr.h
 _ALL = -1  # MKL_CBWR_ALL
 
 
+def portable() -> bool:
+    """Whether cimtest holds the math libraries to AVX2 (x86-64, unless
+    ``CIMTEST_KERNELS=native``)."""
+    return (platform.machine().lower() in ("x86_64", "amd64")
+            and os.environ.get("CIMTEST_KERNELS", "portable") != "native")
+
+
 def pin() -> None:
-    """Ask MKL for strict reproducibility, unless the user already chose a mode."""
-    os.environ.setdefault("MKL_CBWR", MKL_SETTING)
+    """Set the reproducibility settings the user has not set (see the module docstring)."""
+    names = list(PORTABLE) if portable() else ["MKL_CBWR"]
+    for name in names:
+        os.environ.setdefault(name, PORTABLE[name])
 
 
 @functools.cache

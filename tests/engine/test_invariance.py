@@ -1,7 +1,7 @@
 """A chip's outputs are bit-identical whatever its chunk, its place in it and the thread count.
 
-Run by `make test` twice: as is, and with MKL, oneDNN and ATen held to AVX2, so that a
-machine with AVX-512 also checks the kernels an AVX2-only CPU runs.
+Run by `make test` twice: with the math libraries held to AVX2 (cimtest's default on x86-64)
+and with their native kernels (``CIMTEST_KERNELS=native``), AVX-512 where the CPU has it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from cimtest._reproducible import mkl_strict
+from cimtest._reproducible import mkl_strict, portable
 from cimtest.engine import Population
 
 pytestmark = pytest.mark.invariance
@@ -97,8 +97,10 @@ def build(name: str) -> tuple[nn.Module, tuple[int, ...]]:
     return entry.build(), entry.input_shape
 
 
-def test_mkl_is_pinned_to_strict_reproducibility():
+def test_math_libraries_are_pinned():
     assert mkl_strict() in (True, None)  # None: a torch without MKL
+    if portable():
+        assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT", "NO AVX")
 
 
 @pytest.mark.parametrize("n_inputs", [1, 3, 130], ids=lambda n: f"{n}in")

@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from cimtest._reproducible import MKL_SETTING, mkl_strict
+from cimtest._reproducible import PORTABLE, mkl_strict, portable
 from cimtest.hardware import MappedModel
 
 _logger = logging.getLogger(__name__)
@@ -141,11 +141,13 @@ class BatchedForward:
 
 @functools.cache
 def _warn_unless_reproducible() -> None:
-    if mkl_strict() is False:
+    held = not portable() or torch.backends.cpu.get_cpu_capability() != "AVX512"
+    if mkl_strict() is False or not held:
         _logger.warning(
-            "MKL is not in strict reproducibility mode (torch ran a matmul before cimtest was "
-            "imported, or MKL_CBWR is set): a chip may differ in its last bits between chunk "
-            "sizes and thread counts; import cimtest first or set MKL_CBWR=%s", MKL_SETTING)
+            "torch's math libraries were set up before cimtest was imported (or MKL_CBWR, "
+            "ATEN_CPU_CAPABILITY is set otherwise): chips may differ in their last bits between "
+            "chunk sizes, thread counts and CPUs; import cimtest before running torch, or set "
+            "%s", " ".join(f"{k}={v}" for k, v in PORTABLE.items()))
 
 
 LIVE_ACTIVATIONS = 6
