@@ -93,18 +93,16 @@ def test_image_folder_round_trips_exactly(grey_folder):
     assert float(data.x.max()) == 1.0
 
 
-def test_image_folder_rgb_resized_and_own_statistics(tmp_path):
+def test_image_folder_rgb_resized_and_used_as_given(tmp_path):
     rng = np.random.default_rng(1)
     arrays = [rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8) for _ in range(3)]
     for i, array in enumerate(arrays):
         write_png(tmp_path / "rgb" / f"class{i % 2}" / f"{i}.PNG", array)
-    exact = load_data(tmp_path / "rgb", (3, 6, 6), **RAW)
+    exact = load_data(tmp_path / "rgb", (3, 6, 6))  # no normalisation asked: pixels in [0, 1]
     assert torch.equal(exact.x[0], torch.from_numpy(arrays[0].transpose(2, 0, 1) / 255).float())
     data = load_data(tmp_path / "rgb", (3, 4, 4))
     assert data.input_shape == (3, 4, 4)
-    flat = data.x.double().transpose(0, 1).flatten(1)
-    assert torch.allclose(flat.mean(1), torch.zeros(3, dtype=torch.float64), atol=1e-5)
-    assert torch.allclose(flat.std(1, correction=0), torch.ones(3, dtype=torch.float64), atol=1e-4)
+    assert 0 <= float(data.x.min()) and float(data.x.max()) <= 1
 
 
 def test_image_folder_errors(tmp_path, grey_folder):
@@ -222,10 +220,27 @@ def test_npz_that_is_not_an_archive(tmp_path):
         load_data(tmp_path / "junk.npz", (1, 2, 2))
 
 
-def test_constant_data_needs_explicit_statistics(tmp_path):
-    np.savez(tmp_path / "flat.npz", x=np.zeros((2, 1, 2, 2)), y=np.array([0, 1]))
-    with raises("flat.npz", "constant"):
-        load_data(tmp_path / "flat.npz", (1, 2, 2))
+def test_npz_is_used_as_stored_unless_asked(tmp_path):
+    """Floats are kept exactly (even outside [0, 1] or constant); a normalisation is applied
+    only when given, or when the .npz stores mean and std; the arguments win over them."""
+    x = np.random.default_rng(4).normal(3.0, 2.0, size=(3, 2, 2, 2)).astype(np.float32)
+    x[:, 1] = 7.0  # a constant channel is fine as stored
+    np.savez(tmp_path / "raw.npz", x=x, y=np.array([0, 1, 1]))
+    assert torch.equal(load_data(tmp_path / "raw.npz", (2, 2, 2)).x, torch.from_numpy(x))
+    mean, std = np.array([3.0, 7.0]), np.array([2.0, 0.5])
+    np.savez(tmp_path / "stats.npz", x=x, y=np.array([0, 1, 1]), mean=mean, std=std)
+    stored = load_data(tmp_path / "stats.npz", (2, 2, 2)).x
+    expected = (torch.from_numpy(x) - torch.tensor([3.0, 7.0]).reshape(1, 2, 1, 1)) / torch.tensor(
+        [2.0, 0.5]).reshape(1, 2, 1, 1)
+    assert torch.allclose(stored, expected)
+    given = load_data(tmp_path / "stats.npz", (2, 2, 2), mean=0.0, std=1.0).x
+    assert torch.equal(given, torch.from_numpy(x))
+    np.savez(tmp_path / "half.npz", x=x, y=np.array([0, 1, 1]), mean=mean)
+    with raises("half.npz", "not std"):
+        load_data(tmp_path / "half.npz", (2, 2, 2))
+    np.savez(tmp_path / "long.npz", x=x, y=np.array([0, 1, 1]), mean=np.zeros(3), std=np.ones(3))
+    with raises("long.npz", "stored mean must hold 1 or 2"):
+        load_data(tmp_path / "long.npz", (2, 2, 2))
 
 
 # ---- CIFAR binary batches -------------------------------------------------------------------

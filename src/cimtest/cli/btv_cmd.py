@@ -22,6 +22,7 @@ from cimtest.cli.common import (
     handle_errors,
     parse_array_size,
     parse_floats,
+    parse_normalise,
     progress_bar,
     stdout,
 )
@@ -193,6 +194,7 @@ def evaluate(
         8, "--fresh-per-chip", help="Fresh tests per faulty chip for the false-alarm rule's "
         "row (tests fitted with --false-alarm); 0 skips that row."),
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     test_images: int = typer.Option(
         200, "--test-images", help="Test images per chip's accuracy (default 200 of the 540 "
         "digits, to keep campaigns cheap)."),
@@ -216,6 +218,7 @@ def evaluate(
     if not offset_values:
         raise ConfigError("--offsets needs at least one offset")
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
     cells = [(spec, level, None) for spec, level in levels]
     cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
@@ -231,7 +234,7 @@ def evaluate(
     btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
     dataset = None
     if loaded.task in ("classification", "segmentation"):
-        dataset = resolve_data(loaded, data, test_images)
+        dataset = resolve_data(loaded, data, test_images, normalise)
     base = Population(loaded.module, "none", seed, chips, array_size=geometry,
                       bits_per_cell=bits_per_cell, memory=memory)
     ideal_accuracy = None
@@ -243,7 +246,8 @@ def evaluate(
         ideal_chip = base.with_faults(btv.read_noise, n=1)
     fresh_sigma = btv.fresh_responses(ideal_chip, fresh, seed=seed) if fresh > 0 else None
     thresholds = {f"offset={o:g}": btv.sigma_ideal_ + o for o in offset_values}
-    images = None if dataset is None or point < 1 else _point_images(loaded, data, test_images)
+    images = None if dataset is None or point < 1 else _point_images(loaded, data, test_images,
+                                                                            normalise)
     baseline = None if images is None else PointTestVectors(k=point, seed=seed)
     if baseline is not None:
         baseline.propose(loaded, images)
@@ -293,16 +297,17 @@ def _levels(specs: list[str]) -> list[tuple[tuple[str, int], FaultStack]]:
     return levels
 
 
-def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None) -> Dataset | None:
+def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None,
+                  normalise: str | None) -> Dataset | None:
     """Real images that are not among the accuracy images: the digits train split for a zoo
     model, else the labelled data after the first `test_images` (None if there are none)."""
     import torch
 
     from cimtest.data import digits
 
-    if data is None and loaded.data_size is not None:
+    if data is None and loaded.data_size is not None and normalise is None:
         return digits(size=loaded.data_size, task=loaded.task).train
-    full = resolve_data(loaded, data)
+    full = resolve_data(loaded, data, normalise=normalise, check=False)
     if test_images is None or test_images >= len(full):
         return None
     return full.subset(torch.arange(test_images, len(full)))

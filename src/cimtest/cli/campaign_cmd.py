@@ -19,6 +19,7 @@ from cimtest.cli.common import (
     note,
     parse_array_size,
     parse_floats,
+    parse_normalise,
     progress_bar,
     stdout,
 )
@@ -92,6 +93,7 @@ def campaign(
     chips: int = typer.Option(1000, help="Number of chips in the population."),
     seed: int = options.SEED,
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     output: str = typer.Option(None, "-o", "--output", help="Per-chip table: .parquet or .csv."),
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
@@ -121,6 +123,7 @@ def campaign(
     if output:
         check_output(output, TABLE_SUFFIXES)
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     from cimtest.faults import read_fault
 
     faults = read_fault(fault)  # a bad spec fails here, before the heavy imports and any work
@@ -129,7 +132,7 @@ def campaign(
     executor = _dask_executor(dask) if dask else InProcessExecutor()
     writer = SQLiteStore(store) if store else None
     loaded = resolve_model(model, weights, input_shape, task)
-    dataset = resolve_data(loaded, data, test_images)
+    dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
@@ -180,6 +183,7 @@ def calibrate(
     chips: int = typer.Option(64, help="Monte Carlo chips per level estimate."),
     seed: int = options.SEED,
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
@@ -193,6 +197,7 @@ def calibrate(
     """Find the level of a fault kind whose mean accuracy drop meets each target (bisection)."""
     drops = parse_floats(drop, "--drop")
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     from cimtest.faults import parse_spec
 
     template = parse_spec(fault, allow_missing_level=True)  # fails before the heavy imports
@@ -200,7 +205,7 @@ def calibrate(
     from cimtest.engine.calibrate import calibrate as run_calibration
 
     loaded = resolve_model(model, weights, input_shape, task)
-    dataset = resolve_data(loaded, data, test_images)
+    dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     with progress_bar("calibrating", unit="chips") as update:

@@ -39,6 +39,7 @@ __all__ = [
     "parse_array_size",
     "parse_floats",
     "parse_input_range",
+    "parse_normalise",
     "parse_shape",
     "progress_bar",
     "remember_global_options",
@@ -179,6 +180,23 @@ def parse_input_range(text: str | None) -> tuple[float, float] | None:
     if len(values) != 2 or not all(math.isfinite(v) for v in values) or values[0] >= values[1]:
         raise ConfigError(f"--input-range must be two numbers LO,HI with LO < HI; got {text!r}")
     return values[0], values[1]
+
+
+def parse_normalise(text: str | None) -> tuple[list[float], list[float]] | None:
+    """``"0.5,0.25"`` → ([0.5], [0.25]); ``"m1,m2,m3,s1,s2,s3"`` → ([m1, m2, m3], [s1, s2, s3]):
+    --normalise, an even count of finite numbers, means first, positive stds."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    half = len(values) // 2
+    if not values or len(values) % 2 or not all(math.isfinite(v) for v in values) \
+            or min(values[half:]) <= 0:
+        raise ConfigError(f"--normalise must be MEAN,STD (one pair for all channels, or all "
+                          f"means then all stds) with positive stds; got {text!r}")
+    return values[:half], values[half:]
 
 
 def emit_json(document: object) -> None:

@@ -17,6 +17,7 @@ from cimtest.cli.common import (
     handle_errors,
     parse_array_size,
     parse_input_range,
+    parse_normalise,
     progress_bar,
     stdout,
 )
@@ -92,12 +93,13 @@ def print_comparison(result: Comparison, title: str) -> None:
                  "per chip")
 
 
-def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None) -> Dataset:
+def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
+                normalise: str | None = None) -> Dataset:
     """Images the real-image baselines draw from: --real, else the digits training split."""
     from cimtest.data import digits
 
     if real is not None:
-        return resolve_data(loaded, real)
+        return resolve_data(loaded, real, normalise=normalise)
     if loaded.data_size is not None:
         train = digits(size=loaded.data_size, task=loaded.task).train
         return dataclasses.replace(train, name=f"{train.name} training split")
@@ -124,6 +126,7 @@ def compare_cmd(
     real: str = typer.Option(None, "--real", help="Real images for the baselines that need "
                              "them (default: the digits training split, else --data)."),
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
     input_range: str = options.INPUT_RANGE,
     weights: str = options.WEIGHTS,
@@ -146,6 +149,7 @@ def compare_cmd(
         check_output(output)
     low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     from cimtest.faults import parse_spec
 
     parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
@@ -153,10 +157,10 @@ def compare_cmd(
     from cimtest.report.run import save_run
 
     loaded = resolve_model(model, weights, input_shape, "classification")
-    dataset = resolve_data(loaded, data, test_images)
+    dataset = resolve_data(loaded, data, test_images, normalise)
     low_high = resolve_input_range(low_high, loaded, dataset, data)
     start = time.perf_counter()
-    result = run_comparison(loaded, dataset, real_images(loaded, dataset, real), fault,
+    result = run_comparison(loaded, dataset, real_images(loaded, dataset, real, normalise), fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,

@@ -24,6 +24,7 @@ from cimtest.cli.common import (
     handle_errors,
     parse_array_size,
     parse_input_range,
+    parse_normalise,
     progress_bar,
     stdout,
 )
@@ -83,6 +84,7 @@ def fit(
     input_range: str = options.INPUT_RANGE,
     seed: int = options.SEED,
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
@@ -102,6 +104,7 @@ def fit(
         raise ConfigError("--input-range makes new synthetic images; --sid reuses images made "
                           "earlier in their own range: give one of them")
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     from cimtest.faults import parse_spec
 
     parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
@@ -116,7 +119,7 @@ def fit(
         images, steps = proposal.images, proposal.steps
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
-    dataset = resolve_data(loaded, data, test_images)
+    dataset = resolve_data(loaded, data, test_images, normalise)
     if proposal is None:
         low_high = resolve_input_range(low_high, loaded, dataset, data)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
@@ -223,6 +226,7 @@ def evaluate(
     plot: str = typer.Option(None, "--plot", help="Also draw TA, TE, YL, CTE and BTE per K "
                              "and cutoff (paper Fig. 5) as .png."),
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
@@ -237,6 +241,7 @@ def evaluate(
         if path:
             check_output(path, (suffix,))
     ks = None if k is None else parse_ks(k)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     cutoffs = None if cutoff is None else [c.strip() for c in cutoff.split(",") if c.strip()]
     from cimtest.faults import parse_spec
 
@@ -254,7 +259,7 @@ def evaluate(
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded = resolve_model(model, weights, input_shape, "classification")
-    dataset = resolve_data(loaded, data, test_images)
+    dataset = resolve_data(loaded, data, test_images, normalise)
     loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
     training = loaded_tests[0][0].training_
     spec = fault or training["fault"]

@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from cimtest.cli import options
-from cimtest.cli.common import emit_json, handle_errors, parse_array_size, stdout
-from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.cli.common import (
+    emit_json,
+    handle_errors,
+    parse_array_size,
+    parse_normalise,
+    stdout,
+)
+from cimtest.cli.inputs import float_accuracy, near_chance, resolve_data, resolve_model
 from cimtest.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -23,9 +29,7 @@ def model_report(
     bits_per_cell: int,
 ) -> dict:
     """Everything `info` prints, as one JSON-safe dict."""
-    import torch
-
-    from cimtest.engine import Population, chip_scores
+    from cimtest.engine import Population
     from cimtest.hardware import cells_per_weight
 
     population = Population(loaded.module, "none", n=1, array_size=array_size,
@@ -46,6 +50,9 @@ def model_report(
         for layer in population.mapped.layers
     ]
     report = {
+        "float_accuracy": None,
+        "ideal_accuracy": None,
+        "data": None,
         "name": loaded.name,
         "task": loaded.task,
         "input_shape": list(loaded.input_shape),
@@ -57,21 +64,21 @@ def model_report(
         "arrays": sum(r["arrays"] for r in layers),
         "bits_per_cell": bits_per_cell,
         "layers": layers,
-        "float_accuracy": None,
-        "ideal_accuracy": None,
-        "data": None,
     }
     if data is not None:
-        with torch.no_grad():
-            out = loaded.module(data.x).unsqueeze(0)
-        report["float_accuracy"] = chip_scores(out, data.y, loaded.task)[0].item()
+        report["float_accuracy"] = float_accuracy(loaded, data)
         report["ideal_accuracy"] = population.accuracy(data.x, data.y, task=loaded.task)[0].item()
         report["data"] = data.name
     return report
 
 
 def print_report(report: dict) -> None:
-    """Human-readable form of `model_report`."""
+    """Human-readable form of `model_report`: the accuracy first, then the mapping."""
+    if report["float_accuracy"] is not None:
+        stdout.print(
+            f"accuracy on {report['data']}: float {report['float_accuracy']:.2f} %, "
+            f"ideal chip (int8) {report['ideal_accuracy']:.2f} %"
+        )
     table = Table("layer", "kind", "weight shape", "rows", "cols", "arrays", "cells")
     for r in report["layers"]:
         table.add_row(r["name"], r["kind"], "x".join(map(str, r["weight_shape"])),
@@ -84,11 +91,6 @@ def print_report(report: dict) -> None:
         f"({report['bits_per_cell']} bit/cell), {report['arrays']} arrays"
     )
     stdout.print(f"fingerprint {report['fingerprint']}")
-    if report["float_accuracy"] is not None:
-        stdout.print(
-            f"accuracy on {report['data']}: float {report['float_accuracy']:.2f} %, "
-            f"ideal chip (int8) {report['ideal_accuracy']:.2f} %"
-        )
 
 
 @handle_errors
@@ -98,6 +100,7 @@ def info(
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
     data: str = options.DATA,
+    normalise: str = options.NORMALISE,
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
     json: bool = options.JSON,
@@ -105,14 +108,18 @@ def info(
     """Show a model's mapped layers, crossbar arrays and cells, and its float and ideal-chip
     accuracy."""
     geometry = parse_array_size(array_size)
+    parse_normalise(normalise)  # a bad --normalise fails before the model loads
     loaded = resolve_model(model, weights, input_shape, task)
     try:
-        dataset = resolve_data(loaded, data)
+        dataset = resolve_data(loaded, data, normalise=normalise, check=False)
     except DataError:
-        if data is not None:
+        if data is not None or normalise is not None:
             raise
         dataset = None
     report = model_report(loaded, dataset, geometry, bits_per_cell)
+    own_digits = data is None and normalise is None and loaded.data_size is not None
+    if dataset is not None and not own_digits:
+        near_chance(loaded, dataset, report["float_accuracy"])
     if json:
         emit_json(report)
     else:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from cimtest.cli.common import parse_shape
+from cimtest.cli.common import parse_normalise, parse_shape
 from cimtest.exceptions import DataError
 
 if TYPE_CHECKING:
     from cimtest.data import Dataset
     from cimtest.loading import LoadedModel
 
-__all__ = ["resolve_data", "resolve_input_range", "resolve_model"]
+__all__ = ["float_accuracy", "near_chance", "resolve_data", "resolve_input_range",
+           "resolve_model"]
+
+NEAR_CHANCE = 0.25
+"""A float model scores near chance on labelled data when its accuracy is below chance plus
+this share of the way from chance to 100 % (10 classes: below 32.5 %)."""
 
 _logger = logging.getLogger(__name__)
 
@@ -26,26 +31,69 @@ def resolve_model(
     return load_model(model, weights=weights, input_shape=parse_shape(input_shape), task=task)
 
 
-def resolve_data(loaded: LoadedModel, data: str | None, test_images: int | None = None) -> Dataset:
-    """The labelled test data: `data` if given, else the digits split matching the model."""
+def resolve_data(
+    loaded: LoadedModel,
+    data: str | None,
+    test_images: int | None = None,
+    normalise: str | None = None,
+    *,
+    check: bool = True,
+) -> Dataset:
+    """The labelled test data: `data` if given, else the digits split matching the model; used
+    as stored unless `normalise` (--normalise MEAN,STD) or stats stored in the .npz say
+    otherwise. Unless `check` is False, one warning line when the float model scores near
+    chance on data other than a zoo model's own digits."""
     from cimtest.data import digits, load_data
 
+    stats = parse_normalise(normalise)
     if test_images is not None and test_images < 1:
         raise DataError(f"--test-images must be positive; got {test_images}")
     if loaded.task not in ("classification", "segmentation"):
         raise DataError(f"accuracy needs a classifier or a segmenter; '{loaded.name}' is a "
                         f"{loaded.task} model")
-    if data is None and loaded.data_size is not None:
+    own_digits = data is None and loaded.data_size is not None and stats is None
+    if own_digits:
         dataset = digits(size=loaded.data_size, task=loaded.task).test
     else:
-        dataset = load_data(data, loaded.input_shape, task=loaded.task,
+        mean, std = stats if stats is not None else (None, None)
+        dataset = load_data(data, loaded.input_shape, task=loaded.task, mean=mean, std=std,
                             num_classes=loaded.num_classes)
     if tuple(dataset.input_shape) != tuple(loaded.input_shape):
         raise DataError(f"data '{dataset.name}' has inputs {dataset.input_shape}, the model "
                         f"expects {loaded.input_shape}")
     if test_images is not None:
         dataset = dataset.subset(min(test_images, len(dataset)))
+    if check and not own_digits:
+        near_chance(loaded, dataset, float_accuracy(loaded, dataset))
     return dataset
+
+
+def float_accuracy(loaded: LoadedModel, dataset: Dataset) -> float:
+    """The float model's accuracy (percent; mean IoU for segmentation) on `dataset`."""
+    import torch
+
+    from cimtest.engine import chip_scores
+
+    with torch.no_grad():
+        out = torch.cat([loaded.module(x) for x in dataset.x.split(512)])
+    return chip_scores(out.unsqueeze(0), dataset.y, loaded.task)[0].item()
+
+
+def near_chance(loaded: LoadedModel, dataset: Dataset, accuracy: float) -> bool:
+    """Warn in one line, and return True, when a classifier's float `accuracy` on `dataset`
+    is near chance (the larger of 1 / classes and the commonest label's share)."""
+    import torch
+
+    if loaded.task != "classification" or len(dataset) == 0:
+        return False
+    counts = torch.bincount(dataset.y, minlength=dataset.num_classes)
+    chance = 100.0 * max(1.0 / dataset.num_classes, counts.max().item() / len(dataset))
+    if accuracy >= chance + NEAR_CHANCE * (100.0 - chance):
+        return False
+    _logger.warning("the float model scores %.1f %% on '%s', near chance (%.1f %%): is the data "
+                    "scaled as the model expects? (see --normalise)", accuracy, dataset.name,
+                    chance)
+    return True
 
 
 def resolve_input_range(

@@ -15,6 +15,11 @@ TASK = typer.Option(
 DATA = typer.Option(
     None, help="Labelled test data: image folder, .npz (x, y) or CIFAR .bin (default: digits)."
 )
+NORMALISE = typer.Option(
+    None, "--normalise", metavar="MEAN,STD",
+    help="Normalise --data (and --real) per channel: x = (x - MEAN) / STD, on pixels in [0, 1] "
+    "for images and uint8 arrays; one MEAN,STD for all channels or M1,..,Mc,S1,..,Sc (default: "
+    "the data as stored, or the mean and std arrays stored in its .npz).")
 ARRAY_SIZE = typer.Option(None, "--array-size", help="Crossbar array ROWSxCOLS (default: one per layer).")
 BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memristive cell: 1, 2, 4 or 8.")
 SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")

@@ -24,7 +24,7 @@ def check_task(task: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Normalised images and their labels, ready to feed a model.
+    """Model inputs and their labels, ready to feed a model.
 
     The tensors are shared (digits splits are cached): treat them as read-only and copy
     (``x.clone()``) before any in-place change.
@@ -32,8 +32,9 @@ class Dataset:
     Attributes
     ----------
     x : torch.Tensor
-        float32 (N, C, H, W), already normalised with the statistics of its `DataSplits`
-        or of the loader.
+        float32 (N, C, H, W) as the model takes them: normalised with the statistics of its
+        `DataSplits` (digits), or as the loader was told (a user's data is used as stored
+        unless a normalisation is asked for).
     y : torch.Tensor
         int64 (N,) class ids for ``"classification"``, int64 (N, H, W) per-pixel class ids
         for ``"segmentation"``; every label is in ``[0, num_classes)``.

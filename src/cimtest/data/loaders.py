@@ -1,8 +1,10 @@
 """Load a user's data (image folder, ``.npz``, CIFAR binary batches) or the digits default.
 
-Every reader turns its source into pixels in [0, 1] of the model's input shape and int64
-labels; `load_data` then checks the labels and normalises per channel. Nothing is ever
-unpickled. Every problem is a `DataError` naming the file or folder at fault.
+Every reader turns its source into the model's input shape and int64 labels: image files and
+uint8 arrays are scaled to [0, 1], float arrays are kept as stored. `load_data` then checks the
+labels and normalises per channel only when asked (`mean` and `std`, or ``mean`` and ``std``
+arrays stored in the ``.npz``). Nothing is ever unpickled. Every problem is a `DataError`
+naming the file or folder at fault.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cimtest.data.dataset import Dataset, channel_stats, check_task, normalise
+from cimtest.data.dataset import Dataset, check_task, normalise
 from cimtest.data.digits import SIZES, digits, digits_pixels
 from cimtest.exceptions import DataError
 
@@ -48,7 +50,7 @@ def load_data(
     std: Stats = None,
     num_classes: int | None = None,
 ) -> Dataset:
-    """Load labelled images of `input_shape`, normalised, from a path or the digits default.
+    """Load labelled inputs of `input_shape` from a path, as stored, or the digits default.
 
     Parameters
     ----------
@@ -62,10 +64,12 @@ def load_data(
         ``"classification"`` (y of shape (N,)) or ``"segmentation"`` (y of shape (N, H, W),
         only from an ``.npz`` or the digits default).
     mean, std : float or sequence of float, optional
-        Per-channel statistics (one per channel, or one for all) of pixels in [0, 1] to
-        normalise with, typically those the model was trained with. Give both or neither;
-        if neither, the data's own per-channel statistics are used (for the digits default,
-        those of its train split).
+        Per-channel statistics (one per channel, or one for all) to normalise with,
+        ``x = (x - mean) / std``, typically those the model was trained with; they apply to
+        the inputs as read (pixels in [0, 1] for images and uint8 arrays). Give both or
+        neither. If neither, a path's data is used as stored, unless its ``.npz`` holds
+        ``mean`` and ``std`` arrays, which are then applied; the digits default is normalised
+        with the statistics of its train split.
     num_classes : int, optional
         The number of classes the model knows: every label must be below it. If omitted it
         is the number of class folders, 10 or 100 for CIFAR, or the largest label + 1.
@@ -73,7 +77,7 @@ def load_data(
     Returns
     -------
     Dataset
-        x float32 (N, C, H, W) normalised, y int64, named after the file or folder.
+        x float32 (N, C, H, W), y int64, named after the file or folder.
 
     Raises
     ------
@@ -86,7 +90,7 @@ def load_data(
     if num_classes is not None and _positive_int(num_classes) is None:
         raise DataError(f"num_classes must be a positive integer; got {num_classes!r}.")
     if (mean is None) != (std is None):
-        raise DataError("Give both mean and std, or neither to use the data's own statistics.")
+        raise DataError("Give both mean and std, or neither to use the data as stored.")
     stats = None if mean is None else _check_stats(mean, std, shape[0])
     if source is None:
         _check_digits_shape(shape)
@@ -96,14 +100,14 @@ def load_data(
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"Data path {path} does not exist.")
-    pixels, labels, known_classes = _read(path, shape, task)
+    pixels, labels, known_classes, stored = _read(path, shape, task)
     classes = _check_labels(labels, path, known_classes if num_classes is None else num_classes)
-    if stats is None:
+    if stats is None and stored is not None:
         try:
-            stats = channel_stats(pixels)
+            stats = _check_stats(*stored, shape[0])
         except DataError as err:
-            raise DataError(f"{path}: {err}") from err
-    x = normalise(pixels, *stats)
+            raise DataError(f"{path}: the stored {err}") from err
+    x = pixels if stats is None else normalise(pixels, *stats)
     _logger.info("Loaded %d images of shape %s (%d classes) from %s", len(x), shape, classes, path)
     return Dataset(x, labels, classes, task, path.name)
 
@@ -189,16 +193,18 @@ def _check_stats(mean: Stats, std: Stats, channels: int) -> tuple[list[float], l
 
 def _read(
     path: Path, shape: tuple[int, int, int], task: str
-) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """Dispatch on the path: return pixels in [0, 1], int64 labels, known class count."""
+) -> tuple[torch.Tensor, torch.Tensor, int | None, tuple[np.ndarray, np.ndarray] | None]:
+    """Dispatch on the path: return the inputs as read, int64 labels, the known class count
+    and the (mean, std) stored with the data (an ``.npz``'s), if any."""
     if path.is_dir():
         cifar = _cifar_files(path)
-        return _read_cifar(cifar, shape, task) if cifar else _read_image_folder(path, shape, task)
+        read = _read_cifar(cifar, shape, task) if cifar else _read_image_folder(path, shape, task)
+        return (*read, None)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _read_npz(path, shape, task)
     if suffix == ".bin":
-        return _read_cifar([path], shape, task)
+        return (*_read_cifar([path], shape, task), None)
     raise DataError(
         f"{path} is of an unknown data format; give a folder of class sub-folders of images, "
         "an .npz with arrays x and y, or CIFAR-10/100 .bin batches."
@@ -268,8 +274,9 @@ def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 def _read_npz(
     path: Path, shape: tuple[int, int, int], task: str
-) -> tuple[torch.Tensor, torch.Tensor, None]:
-    """Arrays ``x`` (N, C, H, W) or (N, H, W, C), float or uint8 (/255), and integer ``y``."""
+) -> tuple[torch.Tensor, torch.Tensor, None, tuple[np.ndarray, np.ndarray] | None]:
+    """Arrays ``x`` (N, C, H, W) or (N, H, W, C), float or uint8 (/255), integer ``y``, and
+    optional ``mean`` and ``std`` (both or neither) to normalise x with."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -281,6 +288,11 @@ def _read_npz(
                     f"{path} has no array {' or '.join(missing)}; it holds {archive.files}."
                 )
             x, y = archive["x"], archive["y"]
+            given = [k for k in ("mean", "std") if k in archive.files]
+            if len(given) == 1:
+                raise DataError(f"{path} holds {given[0]} but not "
+                                f"{'std' if given[0] == 'mean' else 'mean'}; store both or neither.")
+            stored = (archive["mean"], archive["std"]) if given else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path} cannot be read as an .npz archive: {err}") from err
     channels, height, width = shape
@@ -297,11 +309,11 @@ def _read_npz(
         )
     if len(x) == 0:
         raise DataError(f"{path} holds no samples.")
-    return _npz_pixels(layout, path), _npz_labels(y, len(x), path, shape, task), None
+    return _npz_pixels(layout, path), _npz_labels(y, len(x), path, shape, task), None, stored
 
 
 def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
-    """Return float32 pixels: uint8 divided by 255, floats as they are (expected in [0, 1])."""
+    """Return float32 inputs: uint8 divided by 255 (pixels in [0, 1]), floats as stored."""
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x)).float() / 255
     if not np.issubdtype(x.dtype, np.floating):
@@ -309,8 +321,6 @@ def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
     pixels = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(pixels).all():
         raise DataError(f"{path}: x holds NaN or Inf values (in float32).")
-    if pixels.min() < 0 or pixels.max() > 1:
-        _logger.warning("%s: float pixels are outside [0, 1]; they are used as they are", path)
     return torch.from_numpy(pixels)
 
 
