@@ -218,8 +218,13 @@ class Population:
         *,
         progress: Progress | None = None,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield ``(chip indices, outputs)`` chunk by chunk, never holding the whole campaign."""
+        """Yield ``(chip indices, outputs)`` chunk by chunk, never holding the whole campaign.
+
+        ``progress(done, total)`` is called once before the first chunk (done = 0, so a
+        progress bar shows its total at once) and after every chunk."""
         chips = list(range(self.n)) if chips is None else [int(c) for c in chips]
+        if progress is not None:
+            progress(0, len(chips))
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
         scratch = torch.empty(min(step, len(chips)), self.mapped.reference.numel())
         for start in range(0, len(chips), step):
