@@ -39,6 +39,7 @@ __all__ = [
     "parse_array_size",
     "parse_floats",
     "parse_input_range",
+    "parse_input_shape",
     "parse_normalise",
     "parse_shape",
     "progress_bar",
@@ -139,7 +140,7 @@ def note(text: str) -> None:
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    """``"3,32,32"`` → (3, 32, 32)."""
+    """``"3,32,32"`` → (3, 32, 32): one or more positive integers."""
     if text is None:
         return None
     try:
@@ -148,6 +149,14 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError(f"input shape must look like 3,32,32; got {text!r}") from None
     if not shape or min(shape) < 1:
         raise ConfigError(f"input shape must be positive ints; got {text!r}")
+    return shape
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """--input-shape: ``"20"`` (F), ``"1,64"`` (C, L) or ``"3,32,32"`` (C, H, W)."""
+    shape = parse_shape(text)
+    if shape is not None and len(shape) > 3:
+        raise ConfigError(f"--input-shape takes 1 to 3 integers, F, C,L or C,H,W; got {text!r}")
     return shape
 
 

@@ -8,7 +8,10 @@ MODEL = typer.Argument(
     ..., help="Zoo name (e.g. resnet20-8), package.module:factory with --weights, or a .pt2 archive."
 )
 WEIGHTS = typer.Option(None, help="Weights for MODEL: .safetensors or .pt (weights only).")
-INPUT_SHAPE = typer.Option(None, "--input-shape", help="Input shape C,H,W when it can't be inferred.")
+INPUT_SHAPE = typer.Option(
+    None, "--input-shape", metavar="F|C,L|C,H,W",
+    help="Shape of one input, 1 to 3 integers, when it can't be inferred (from the model, "
+    "--data, or a first Linear layer).")
 TASK = typer.Option(
     None, help="classification, segmentation, generation or discrimination (default: inferred)."
 )
