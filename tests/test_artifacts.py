@@ -62,3 +62,47 @@ def test_corrupt_and_foreign_files(tmp_path):
         load_artifact(partial)
     with pytest.raises(ArtifactError, match="does not exist"):
         load_artifact(tmp_path / "missing.safetensors")
+
+
+def _edit_header(path, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` (same length) inside the JSON header, as a hex editor would."""
+    data = path.read_bytes()
+    assert len(old) == len(new) and data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+
+
+def test_edited_metadata_is_refused_even_forced(tmp_path):
+    path = save_artifact(tmp_path / "t.safetensors", make_artifact())
+    _edit_header(path, b'0.25', b'9e99')  # the offset threshold, header length unchanged
+    for force in (False, True):
+        with pytest.raises(ArtifactError, match="fails its digest check") as info:
+            load_artifact(path, expected_fingerprint="cd" * 32, force=force)
+        assert "\n" not in str(info.value)
+
+
+def test_corrupted_tensor_bytes_are_refused(tmp_path):
+    path = save_artifact(tmp_path / "t.safetensors", make_artifact())
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the last tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="digest"):
+        load_artifact(path)
+
+
+def test_missing_digest(tmp_path, caplog):
+    """Format 1 (before digests) loads with a warning; format 2 without one is an edit."""
+    from safetensors import safe_open
+
+    path = save_artifact(tmp_path / "t.safetensors", make_artifact())
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    del metadata["digest"]
+    stripped = tmp_path / "stripped.safetensors"
+    save_file(tensors, stripped, metadata=metadata)
+    with pytest.raises(ArtifactError, match="digest"):
+        load_artifact(stripped)
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, old, metadata={**metadata, "format_version": "1"})
+    assert load_artifact(old).thresholds["offset"] == 0.25
+    assert "no digest" in caplog.text and "refit" in caplog.text

@@ -3,9 +3,11 @@
 A test artefact holds what a chip needs to run a test (e.g. the Bayesian test vector's mean,
 log-variance and stored sample) plus the facts needed to use it safely: the method and its
 hyper-parameters, the threshold(s), the model's input shape, the cimtest version and the
-sha256 fingerprint of the model it was made for. Nothing is pickled. Loading checks the
-format and, when asked, the fingerprint; writing goes to a temporary file renamed into place,
-so a crash never leaves half an artefact.
+sha256 fingerprint of the model it was made for. Nothing is pickled. A digest over the
+tensors and the metadata (`cimtest.fingerprint.content_digest`) is stored beside them.
+Loading checks the format, the digest (an edited or corrupted artefact is always refused,
+``force`` or not) and, when asked, the fingerprint; writing goes to a temporary file renamed
+into place, so a crash never leaves half an artefact.
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ import torch
 from cimtest import __version__
 from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
+from cimtest.fingerprint import DIGEST_KEY, content_digest
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "load_artifact", "save_artifact"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "check_digest", "load_artifact",
+           "save_artifact", "stored_digest"]
 
 _logger = logging.getLogger(__name__)
 
 FORMAT = "cimtest-test"
 """Value of the ``format`` metadata key of every cimtest test artefact."""
 
-FORMAT_VERSION = 1
-"""Layout version of the artefact; a newer one is refused by older cimtest."""
+FORMAT_VERSION = 2
+"""Layout version of the artefact; a newer one is refused by older cimtest. Version 2 added
+the digest; a version-1 artefact (none) loads with a warning to refit it."""
+
+DIGEST_SINCE = 2
+"""First format version that carries a digest: from it on, a missing digest is an edit."""
 
 _REQUIRED = ("method", "params", "thresholds", "input_shape", "fingerprint", "cimtest_version")
 
@@ -96,6 +104,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
         raise ArtifactError(f"artefact metadata is not JSON-serialisable: {exc}") from exc
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in artifact.tensors.items()}
+    metadata[DIGEST_KEY] = content_digest(metadata, tensors)
     try:
         with atomic_file(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
@@ -108,7 +117,8 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
 def load_artifact(
     path: str | Path, expected_fingerprint: str | None = None, *, force: bool = False
 ) -> Artifact:
-    """Read a test artefact, checking its format and (optionally) the model fingerprint.
+    """Read a test artefact, checking its format, its digest and (optionally) the model
+    fingerprint.
 
     Parameters
     ----------
@@ -118,13 +128,14 @@ def load_artifact(
         Fingerprint of the model the test is about to be used with; a different stored
         fingerprint raises unless `force`.
     force : bool
-        Accept a fingerprint mismatch (logged as a warning).
+        Accept a fingerprint mismatch (logged as a warning); never a failed digest.
 
     Raises
     ------
     ArtifactError
         If the file is missing, corrupt, not a cimtest test artefact, of a newer format
-        version, or made for another model (and `force` is False).
+        version, edited since it was written (its digest differs), or made for another
+        model (and `force` is False).
     """
     from safetensors import safe_open
 
@@ -141,12 +152,16 @@ def load_artifact(
         raise ArtifactError(f"'{path}' is not a cimtest test artefact (no '{FORMAT}' format tag)")
     try:
         version = int(metadata.get("format_version", ""))
-        meta = json.loads(metadata["cimtest"])
-    except (KeyError, ValueError) as exc:
+    except ValueError as exc:
         raise ArtifactError(f"'{path}': corrupt artefact metadata ({exc})") from exc
     if version > FORMAT_VERSION:
         raise ArtifactError(f"'{path}' has artefact format {version}; this cimtest reads up to "
                             f"{FORMAT_VERSION} (upgrade cimtest)")
+    check_digest(path, metadata, tensors, version)
+    try:
+        meta = json.loads(metadata["cimtest"])
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"'{path}': corrupt artefact metadata ({exc})") from exc
     missing = [key for key in _REQUIRED if key not in meta]
     if missing:
         raise ArtifactError(f"'{path}': artefact metadata lacks {', '.join(missing)}")
@@ -167,3 +182,32 @@ def load_artifact(
             raise ArtifactError(message + "; pass --force (force=True) to apply it anyway")
         _logger.warning("%s; forced", message)
     return artifact
+
+
+def stored_digest(path: str | Path) -> str | None:
+    """The digest recorded in the header of the artefact at `path` (None if it has none or
+    is unreadable); reads the header only. `load_artifact` checks it against the content."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get(DIGEST_KEY)
+    except Exception:  # safetensors raises several types on corrupt headers  # noqa: BLE001
+        return None
+
+
+def check_digest(
+    path: str | Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor], version: int
+) -> None:
+    """Raise `ArtifactError` unless the digest stored in `metadata` is that of `metadata`
+    and `tensors`; an artefact older than `DIGEST_SINCE` has none and only gets a warning."""
+    stored = metadata.get(DIGEST_KEY)
+    if stored is None and version < DIGEST_SINCE:
+        _logger.warning("test artefact '%s' has no digest (format %d, written before cimtest "
+                        "checked them), so an edit to it would go unnoticed; refit it to add "
+                        "one", path, version)
+        return
+    if stored != content_digest(metadata, tensors):
+        raise ArtifactError(f"test artefact '{path}' fails its digest check: it was edited or "
+                            "corrupted after it was written (--force does not override this); "
+                            "refit it")

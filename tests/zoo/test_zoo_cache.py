@@ -7,7 +7,7 @@ import torch
 
 from cimtest.data import digits
 from cimtest.exceptions import ModelError
-from cimtest.fingerprint import state_fingerprint
+from cimtest.fingerprint import content_digest, state_fingerprint
 from cimtest.zoo import (
     SHIPPED,
     cache_dir,
@@ -17,6 +17,7 @@ from cimtest.zoo import (
     save_trained,
     train,
 )
+from cimtest.zoo.cache import metadata_text
 
 
 @pytest.fixture
@@ -81,9 +82,29 @@ def test_fingerprint_mismatch_is_a_model_error(saved):
     _, meta = model_paths("mlp-8")
     data = json.loads(meta.read_text())
     data["fingerprint"] = "0" * 64
-    meta.write_text(json.dumps(data))
-    with pytest.raises(ModelError, match="fingerprint"):
+    meta.write_text(metadata_text(data))  # a consistent digest: the weights do not match
+    with pytest.raises(ModelError, match="do not match the fingerprint"):
         load_trained("mlp-8", train_if_missing=False)
+
+
+def test_edited_metadata_fails_its_digest(saved):
+    _, meta = model_paths("mlp-8")
+    data = json.loads(meta.read_text())
+    data["value"] = 100.0
+    meta.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="fails its digest check") as info:
+        load_trained("mlp-8", train_if_missing=False)
+    assert "\n" not in str(info.value)
+
+
+def test_metadata_without_digest_loads_with_a_warning(saved, caplog):
+    """An entry cached before digests: accepted, and the warning says how to add one."""
+    _, meta = model_paths("mlp-8")
+    data = json.loads(meta.read_text())
+    del data["digest"]
+    meta.write_text(json.dumps(data))
+    assert load_trained("mlp-8", train_if_missing=False)[1]["name"] == "mlp-8"
+    assert "no digest" in caplog.text and "cimtest zoo train mlp-8" in caplog.text
 
 
 def test_unknown_name_is_a_model_error(home):
@@ -96,6 +117,9 @@ def test_the_default_model_ships_with_the_package(home):
     test accuracy the README's demo table starts from."""
     assert is_trained("resnet20-8")
     assert model_paths("resnet20-8")[0].parent == SHIPPED
+    shipped = json.loads(SHIPPED.joinpath("resnet20-8.json").read_text())
+    assert shipped["digest"] == content_digest(shipped)
+    assert shipped["fingerprint"].startswith("12efc8ed")
     assert SHIPPED.joinpath("resnet20-8.safetensors").stat().st_size < 2 * 2**20
     model, meta = load_trained("resnet20-8", train_if_missing=False)
     assert meta["source"] == "shipped"

@@ -6,7 +6,9 @@ the cutoff or on K: fitting A50/A60/A70 x K = 2, 4, 8, 16 costs one generator an
 campaign plus twelve annealing runs on the cached signatures. A test set is saved as
 TESTDIR with ``grid.json``, ``sid.safetensors`` (the SID and the generator's entropy
 curve), the figure ``entropy.png`` (paper Fig. 3) and one EGIS test folder per member
-(``A50-k4/`` with its ``reward.png`` and ``images.png``, paper Fig. 4a/4b).
+(``A50-k4/`` with its ``reward.png`` and ``images.png``, paper Fig. 4a/4b). ``grid.json``
+records the digest of the SID and of every member's artefact and carries a digest of its own,
+so an edited index, or a member swapped for another test, is refused on load.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import torch
 from torch import nn
 
 from cimtest._atomic import atomic_directory
-from cimtest.artifacts import Artifact, load_artifact, save_artifact
+from cimtest.artifacts import Artifact, load_artifact, save_artifact, stored_digest
 from cimtest.engine import BaseStore
 from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import resolve_model
 from cimtest.methods.base import ChipOutcomes, check_is_fitted
@@ -171,7 +174,8 @@ def save_grid(
                 test.save(tmp / name, info=(info or {}).get(cutoff, {}) | {"cutoff": cutoff})
                 members.append({"cutoff": cutoff, "k": k, "dir": name,
                                 "chosen": test.chosen_.tolist(),
-                                "best_reward": test.best_reward_})
+                                "best_reward": test.best_reward_,
+                                "digest": stored_digest(tmp / name / ARTIFACT_FILE)})
                 if figures:
                     _member_figures(tmp / name, test)
             if figures:
@@ -179,10 +183,12 @@ def save_grid(
 
                 (tmp / "entropy.png").write_bytes(plots.entropy_curves(
                     first.entropy_curve_.tolist()))
-            (tmp / GRID_FILE).write_text(json.dumps({
+            index = json.loads(json.dumps({
                 "members": members, "images": first.images, "steps": first.steps,
                 "sid_entropy": list(first.sid_entropy_), "training": first.training_,
-                "fingerprint": first.fingerprint_}, indent=2))
+                "fingerprint": first.fingerprint_, "sid_digest": stored_digest(tmp / SID_FILE)}))
+            index[DIGEST_KEY] = content_digest(index)
+            (tmp / GRID_FILE).write_text(json.dumps(index, indent=2))
     except OSError as exc:
         raise ArtifactError(f"cannot write test set '{testdir}': {exc}") from exc
     return testdir
@@ -226,18 +232,23 @@ def member_dirs(
     path: str | Path, ks: Sequence[int] | None = None, cutoffs: Sequence[str] | None = None
 ) -> list[Path]:
     """The EGIS test folders PATH stands for: its members (a test set, filtered by `ks` and
-    `cutoffs`), or PATH itself (one test). `ArtifactError` if it is neither or none match."""
+    `cutoffs`), or PATH itself (one test). `ArtifactError` if it is neither, none match, the
+    index fails its digest check, or a chosen member is not the test saved with the set."""
     path = Path(path)
     index = path / GRID_FILE
+    if not path.exists():
+        raise ArtifactError(f"EGIS test '{path}' does not exist")
     if not index.is_file():
         if not (path / ARTIFACT_FILE).is_file():
             raise ArtifactError(f"'{path}' is neither an EGIS test nor a test set (no "
                                 f"{ARTIFACT_FILE} or {GRID_FILE})")
         return [path]
     try:
-        members = json.loads(index.read_text())["members"]
+        document = json.loads(index.read_text())
+        members = document["members"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"'{index}' is not a readable test-set index: {exc}") from None
+    _check_index(index, document)
     wanted_cutoffs = None if cutoffs is None else {c.upper() for c in cutoffs}
     chosen = [path / m["dir"] for m in members
               if (ks is None or m["k"] in ks)
@@ -246,7 +257,27 @@ def member_dirs(
         raise ArtifactError(f"test set '{path}' has no member with K in {list(ks or [])} and "
                             f"cutoff in {sorted(wanted_cutoffs or [])}; it has "
                             + ", ".join(m["dir"] for m in members))
+    recorded = {m["dir"]: m.get("digest") for m in members}
+    for member in chosen:
+        if recorded[member.name] is not None and \
+                stored_digest(member / ARTIFACT_FILE) != recorded[member.name]:
+            raise ArtifactError(f"'{member}' is not the test saved with test set '{path}' (its "
+                                "digest differs from the one in grid.json); refit the set")
     return chosen
+
+
+def _check_index(index: Path, document: dict) -> None:
+    """Refuse a test-set index whose digest is not that of its content; warn when it has
+    none (a set written before cimtest recorded digests)."""
+    if DIGEST_KEY not in document:
+        _logger.warning("test set index '%s' has no digest (written before cimtest recorded "
+                        "them), so an edit to it would go unnoticed; refit the set to add one",
+                        index)
+        return
+    if document[DIGEST_KEY] != content_digest(document):
+        raise ArtifactError(f"test set index '{index}' fails its digest check: it was edited or "
+                            "corrupted after it was written (--force does not override this); "
+                            "refit the set")
 
 
 def _member_figures(folder: Path, test: EntropyImageTest) -> None:

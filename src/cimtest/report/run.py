@@ -4,12 +4,15 @@
 `cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
 holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
 accuracy-drop bin and the generator/annealing curves; the safetensors file the EGIS images
-and the Bayesian vector's mean and variance (no pickle anywhere).
+and the Bayesian vector's mean and variance (no pickle anywhere). The JSON carries a digest
+over itself and the tensors (`cimtest.fingerprint.content_digest`); a run whose digest fails
+is refused. ``roc.png`` is a rendering of the JSON's curves and is not covered.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import torch
 from cimtest import __version__
 from cimtest._atomic import atomic_directory
 from cimtest.exceptions import ArtifactError
+from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.report import plots
 from cimtest.report.comparison import Comparison
 
@@ -28,6 +32,8 @@ RUN_JSON = "comparison.json"
 RUN_TENSORS = "tensors.safetensors"
 RUN_ROC = "roc.png"
 FORMAT = "cimtest-comparison"
+
+_logger = logging.getLogger(__name__)
 
 DROP_BINS = (float("-inf"), 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))
 """Edges (points of accuracy below the ideal chip) of the flag-rate-versus-drop curves."""
@@ -79,26 +85,34 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
     if btv is not None and hasattr(btv, "mean_"):
         tensors["btv_mean"] = btv.mean_
         tensors["btv_variance"] = btv.log_var_.exp()
+    tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
     try:
         with atomic_directory(path) as tmp:
-            doc = run_document(comparison, ideal_accuracy)
+            doc = json.loads(json.dumps(run_document(comparison, ideal_accuracy)))
+            doc[DIGEST_KEY] = content_digest(doc, tensors)
             (tmp / RUN_JSON).write_text(json.dumps(doc, indent=1))
             aucs = {row["method"]: row["auc"] for row in doc["rows"]}
             (tmp / RUN_ROC).write_bytes(plots.roc_curves(doc["roc"], aucs))
-            save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
-                      str(tmp / RUN_TENSORS))
+            save_file(tensors, str(tmp / RUN_TENSORS))
     except OSError as exc:
         raise ArtifactError(f"cannot write run '{path}': {exc}") from exc
     return path
 
 
 def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read a RUN directory: (the JSON document, the tensors by name)."""
+    """Read a RUN directory: (the JSON document, the tensors by name); `ArtifactError` if it
+    is missing, corrupt, not a comparison, or edited since it was written (digest)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
     doc_path, tensor_path = path / RUN_JSON, path / RUN_TENSORS
+    if not path.exists():
+        raise ArtifactError(f"run folder '{path}' does not exist; write one with `cimtest "
+                            "compare ... -o RUN`")
+    if not path.is_dir():
+        raise ArtifactError(f"'{path}' is a file, not a run folder written by `cimtest compare "
+                            "-o RUN`")
     if not doc_path.is_file():
         raise ArtifactError(f"'{path}' is not a comparison run (no {RUN_JSON}); write one "
                             "with `cimtest compare ... -o RUN`")
@@ -115,6 +129,13 @@ def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         tensors = load_file(str(tensor_path)) if tensor_path.is_file() else {}
     except (SafetensorError, OSError) as exc:
         raise ArtifactError(f"'{tensor_path}' is corrupt: {exc}") from exc
+    if DIGEST_KEY not in doc:
+        _logger.warning("run '%s' has no digest (written before cimtest recorded them), so an "
+                        "edit to it would go unnoticed; rerun `cimtest compare` to add one", path)
+    elif doc[DIGEST_KEY] != content_digest(doc, tensors):
+        raise ArtifactError(f"run '{path}' fails its digest check: {RUN_JSON} or {RUN_TENSORS} "
+                            "was edited or corrupted after it was written; rerun `cimtest "
+                            "compare`")
     return doc, tensors
 
 

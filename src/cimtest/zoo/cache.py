@@ -3,7 +3,9 @@
 Files live in ``<cache_dir>/zoo/``: ``<name>.safetensors`` (the state dict) and
 ``<name>.json`` (the `TrainResult` metadata, with the weights' fingerprint). Each is written
 to a temporary file in the same directory and moved into place with `os.replace`, so a
-reader never sees half a file. Loading never unpickles and checks the fingerprint.
+reader never sees half a file. Loading never unpickles and checks the fingerprint (the
+weights) and the metadata's digest (the metadata, fingerprint included), so an edited or
+corrupted entry is refused.
 
 The default model's weights also ship with the package (``zoo/weights/``): training on
 another CPU gives another model (the kernels round differently and training amplifies it),
@@ -26,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cimtest.exceptions import ModelError
-from cimtest.fingerprint import state_fingerprint
+from cimtest.fingerprint import DIGEST_KEY, content_digest, state_fingerprint
 from cimtest.zoo.registry import get_entry
 from cimtest.zoo.training import Progress, TrainResult, train_group
 
@@ -81,9 +83,17 @@ def save_trained(result: TrainResult) -> Path:
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
     _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
-    text = json.dumps(result.metadata, indent=2, sort_keys=True) + "\n"
+    text = metadata_text(result.metadata)
     _atomic_write(meta, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return weights
+
+
+def metadata_text(metadata: dict) -> str:
+    """The JSON text of a zoo entry's metadata, with its digest (`content_digest`, which
+    covers the weights through the ``fingerprint`` entry)."""
+    document = json.loads(json.dumps({k: v for k, v in metadata.items() if k != "source"}))
+    document[DIGEST_KEY] = content_digest(document)
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def load_trained(
@@ -109,8 +119,8 @@ def load_trained(
     ModelError
         If `name` is unknown; if the model is not cached and `train_if_missing` is False;
         or if a cached file is corrupt (unreadable safetensors or JSON, keys or shapes not
-        those of the architecture, fingerprint not that of the weights). The message names
-        the file.
+        those of the architecture, fingerprint not that of the weights, digest not that of the
+        metadata). The message names the file.
     """
     entry = get_entry(name)
     if not is_trained(name):
@@ -129,6 +139,7 @@ def load_trained(
         raise ModelError(f"cannot read zoo metadata {meta}: {exc}") from exc
     if not isinstance(metadata, dict) or not isinstance(metadata.get("fingerprint"), str):
         raise ModelError(f"zoo metadata {meta} has no 'fingerprint' entry")
+    _check_digest(meta, weights, metadata)
     try:
         state = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
@@ -143,8 +154,23 @@ def load_trained(
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"zoo weights {weights} do not fit {entry.arch}: {exc}") from exc
+    metadata.pop(DIGEST_KEY, None)
     metadata["source"] = "shipped" if weights.parent == SHIPPED else "trained here"
     return model.eval(), metadata
+
+
+def _check_digest(meta: Path, weights: Path, metadata: dict) -> None:
+    """Refuse metadata whose digest is not that of its content; warn when it has none (an
+    entry cached before cimtest recorded digests)."""
+    if DIGEST_KEY not in metadata:
+        logger.warning("zoo metadata %s has no digest (cached before cimtest recorded them), so "
+                       "an edit to it would go unnoticed; `cimtest zoo train %s` rewrites it",
+                       meta, metadata.get("name", meta.stem))
+        return
+    if metadata[DIGEST_KEY] != content_digest(metadata):
+        raise ModelError(f"zoo metadata {meta} fails its digest check: it was edited or "
+                         f"corrupted after it was written; delete it and {weights.name} to "
+                         "retrain")
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
