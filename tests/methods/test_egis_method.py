@@ -180,3 +180,17 @@ def test_grid_member_equals_a_single_fit(tmp_path, tiny, fitted):
         fit_grid(model, [chips, other], [2], **params)
     with pytest.raises(ArtifactError, match="neither"):
         member_dirs(tmp_path)
+
+
+def test_fitted_test_beats_chance_on_independent_chips(tiny, fitted):
+    """TA on 300 chips the test never saw (seed 7), truth at the training cutoff. A test
+    that guesses scores 50 % ± 2.9 (one binomial SE at 300 chips), so it stays below 58 %
+    (2.8 SE) with probability 0.997; this tiny fit (64 chips, K = 2) reaches 62 %."""
+    model, data, chips = tiny
+    train_acc = Population(model, FAULT, 0, 64).accuracy(data.test.x, data.test.y)
+    cutoff = train_acc.median().item()
+    evaluation = Population(model, FAULT, 7, 300)
+    truly_pass = (evaluation.accuracy(data.test.x, data.test.y) > cutoff).numpy()
+    flagged = fitted.decide(fitted.respond(evaluation.outputs(fitted.images_)))
+    assert 0.2 < truly_pass.mean() < 0.8  # both classes present: TA can tell them apart
+    assert (flagged != truly_pass).mean() >= 0.58
