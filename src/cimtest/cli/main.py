@@ -11,6 +11,7 @@ from cimtest.cli import (
     compare_cmd,
     demo_cmd,
     egis_cmd,
+    help_cmd,
     info_cmd,
     options,
     report_cmd,
@@ -39,6 +40,7 @@ app.command("report")(report_cmd.report)
 app.command("reproduce")(reproduce_cmd.reproduce)
 app.command("export")(store_cmd.export)
 app.command("status")(store_cmd.status)
+app.command("help")(help_cmd.help_topic)
 
 
 def _version(value: bool) -> None:

@@ -29,7 +29,10 @@ GRAMMAR = (
     'fault := NAME [":" key "=" value ("," key "=" value)*] ("@" modifier)* ; '
     'modifier := "layers=" (FRACTION | LAYER ("," LAYER)*) | "per-read"'
 )
-"""The spec grammar, quoted in every parse error; NAME is a fault kind or a preset."""
+"""The spec grammar (`cimtest help faults` prints it); NAME is a fault kind or a preset."""
+
+HELP = "see `cimtest help faults`"
+"""Where every parse error points for the grammar, the kinds, their keys and the presets."""
 
 FAULT_KINDS: dict[str, type[Fault]] = {
     cls.kind: cls
@@ -70,10 +73,11 @@ def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
     Raises
     ------
     ConfigError
-        For any malformed spec or out-of-range value; the message quotes `GRAMMAR`.
+        For any malformed spec or out-of-range value: one line naming the problem and
+        pointing to `cimtest help faults`.
     """
     if not isinstance(text, str):
-        raise ConfigError(f"a fault spec is a string; got {text!r}. Grammar: {GRAMMAR}")
+        raise ConfigError(f"a fault spec is a string; got {text!r} ({HELP})")
     if text.strip() == "none":
         return FaultStack(())
     faults: list[Fault] = []
@@ -82,7 +86,7 @@ def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
             faults.extend(_parse_term(term.strip(), allow_missing_level))
     except ConfigError as error:
         message = str(error).rstrip(".")
-        raise ConfigError(f"bad fault spec {text!r}: {message}. Grammar: {GRAMMAR}") from error
+        raise ConfigError(f"bad fault spec {text!r}: {message} ({HELP})") from error
     return FaultStack(tuple(faults))
 
 
@@ -127,7 +131,9 @@ def load_toml(path: str | PathLike[str]) -> FaultStack:
         try:
             faults.extend(_parse_table(table))
         except ConfigError as error:
-            raise ConfigError(f"fault file {str(path)!r}, [[fault]] #{number}: {error}") from error
+            message = str(error).rstrip(".")
+            raise ConfigError(f"fault file {str(path)!r}, [[fault]] #{number}: {message} "
+                              f"({HELP})") from error
     return FaultStack(tuple(faults))
 
 

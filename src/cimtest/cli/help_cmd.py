@@ -1,0 +1,95 @@
+"""`cimtest help TOPIC`: reference text that does not fit an option's help, e.g. the fault spec
+language every --fault takes (errors point here instead of printing it)."""
+
+from __future__ import annotations
+
+import typer
+
+from cimtest.cli.common import handle_errors, stdout
+from cimtest.exceptions import ConfigError
+
+__all__ = ["TOPICS", "faults_help", "help_topic"]
+
+
+SUMMARIES = {
+    "bitflip": "each of the 8 stored bits of a weight flips with probability p",
+    "levelflip": "each cell moves, with probability p, to another of its 2^bits levels (bits: "
+                 "bits per cell, default --bits-per-cell)",
+    "stuck": "each cell is stuck, with probability p, at its highest level (probability high) "
+             "or at 0",
+    "mult": "W' = W (1 + e), e ~ N(0, eta^2) per weight",
+    "add": "W' = W + e, e ~ N(0, (eta max|W_layer|)^2) per weight",
+    "rram": "W' = W (1 + e_sys + e_cor + e_rand), total std sigma, variance shares sys and cor "
+            "(e_rand the rest), correlation exp(-lambda d) between cells d apart (EGIS)",
+}
+"""One line per fault kind; docs/faults.md has the exact definitions."""
+
+
+FAULTS_TEXT = """\
+Fault specs (--fault): faults joined by '+', applied to each chip in the order written.
+
+{grammar}
+
+Kinds: KEY is required, KEY=VALUE is optional with its default, [KEY] is optional; the first
+key is the level (0 = the ideal chip; `cimtest calibrate` searches it).
+{kinds}
+
+Presets: a NAME like a kind; keys override the preset's values.
+{presets}
+
+Modifiers:
+  @layers=0.3        a random 30 % of the mapped layers, drawn anew for each chip (a FRACTION
+                     has a '.' or an exponent)
+  @layers=conv1,fc   the named mapped layers (`cimtest info MODEL` lists them)
+  @per-read          redrawn at every forward pass (cycle-to-cycle), not once per chip
+
+Examples:
+  none
+  mult:eta=0.05
+  bitflip:p=1e-4@layers=0.3
+  levelflip:p=1e-3,bits=2
+  egis-typical:sigma=0.3
+  mult:eta=0.02+bitflip:p=1e-5@per-read
+
+A .toml file of [[fault]] tables (kind, the keys, layers, per_read) works where a spec does
+in `cimtest campaign` and `cimtest btv evaluate`. Exact definitions: docs/faults.md."""
+
+
+def faults_help() -> str:
+    """The fault spec language: grammar, kinds and their keys, presets, modifiers, examples."""
+    import dataclasses
+
+    from cimtest.faults import FAULT_KINDS, GRAMMAR, PRESETS
+
+    kinds = []
+    for kind, cls in FAULT_KINDS.items():
+        keys = []
+        for key, field in cls._fields_by_key().items():
+            if field.default is dataclasses.MISSING:
+                keys.append(key)
+            else:
+                keys.append(f"[{key}]" if field.default is None else f"{key}={field.default}")
+        summary = SUMMARIES.get(kind) or (cls.__doc__ or "").strip().splitlines()[0]
+        kinds += [f"  {kind:<10} {', '.join(keys)}", f"  {'':<10} {summary}"]
+    return FAULTS_TEXT.format(
+        grammar="\n".join("  " + rule.strip() for rule in GRAMMAR.split(";")),
+        kinds="\n".join(kinds),
+        presets="\n".join(f"  {name:<13} = {stack.spec()}" for name, stack in PRESETS.items()))
+
+
+TOPICS = {"faults": faults_help}
+"""Help topics by name."""
+
+
+@handle_errors
+def help_topic(
+    topic: str = typer.Argument(None, help=f"One of: {', '.join(TOPICS)}."),
+) -> None:
+    """Reference text on TOPIC: `faults` is the fault spec language of --fault."""
+    if topic is None:
+        stdout.print("help topics: " + ", ".join(TOPICS) + " (e.g. `cimtest help faults`)",
+                     markup=False)
+        return
+    if topic not in TOPICS:
+        raise ConfigError(f"no help topic {topic!r}; topics: {', '.join(TOPICS)}")
+    stdout.print(TOPICS[topic](), markup=False)
