@@ -99,7 +99,10 @@ def test_fit_lowers_the_loss_and_sets_thresholds():
     assert test.threshold_ == test.sigma_ideal_ and test.threshold_far_ is not None
     ideal = Population(tiny_mlp(), "none").mapped.ideal
     fresh = test.fresh_responses(ideal, 500, seed=9)
-    assert fresh.shape == (500,) and test.decide(fresh, rule="false_alarm").mean() < 0.15
+    # The threshold is the 95th percentile of 200 draws: the true rate it gives has sd
+    # sqrt(.05 * .95 / 201) = 0.015 around 5 %, and 500 fresh draws add a binomial sd of
+    # 0.010; 0.05 + 3.5 * 0.018 = 0.113 (measured: 0.074).
+    assert fresh.shape == (500,) and test.decide(fresh, rule="false_alarm").mean() < 0.113
     assert test.decision_threshold("false_alarm") == test.threshold_far_
     assert test.decision_threshold() == test.threshold_
     with pytest.raises(ConfigError, match="false_alarm"):
