@@ -143,10 +143,17 @@ def test_detector_ablation_learns_a_separable_population(tiny):
     test = NoiseImagesTest(k=2, input_range=(0.0, 1.0), estimators=20, seed=0)
     test.propose(model)
     passed = np.arange(60) % 2 == 0
-    outs = torch.randn(60, 2, 10, generator=torch.Generator().manual_seed(0))
-    outs[~torch.from_numpy(passed), 0, 0] += 5.0  # fail chips stand out on one output
-    test.learn(outs, ChipOutcomes(passed, 90.0))
-    assert (test.decide(test.respond(outs)) == ~passed).all()
+
+    def chips(seed: int) -> torch.Tensor:
+        outs = torch.randn(60, 2, 10, generator=torch.Generator().manual_seed(seed))
+        outs[~torch.from_numpy(passed), 0, 0] += 8.0  # fail chips stand out on one output
+        return outs
+
+    test.learn(chips(0), ChipOutcomes(passed, 90.0))
+    # other chips of the same population, 8 sd apart on that output: a split on it alone
+    # classifies all of them; boosting on 60 chips also splits on noise outputs, which
+    # costs a chip or two (measured 59 of 60), so at least 57 of 60 (95 %)
+    assert (test.decide(test.respond(chips(1))) == ~passed).mean() >= 0.95
 
 
 def test_hybrid_features_are_signatures_and_sigma(tiny):
