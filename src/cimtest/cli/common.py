@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.console import Console
@@ -26,11 +26,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cimtest._validation import MAX_SEED, check_seed, parse_memory
 from cimtest.cli import options
 from cimtest.exceptions import CimtestError, ConfigError
 
+if TYPE_CHECKING:
+    from cimtest.engine import Population
+
 __all__ = [
     "STATE",
+    "check_memory",
     "check_output",
     "configure_output",
     "emit_json",
@@ -110,14 +115,16 @@ that holds the options given before it."""
 
 def handle_errors(func: Callable) -> Callable:
     """Make `func` a command: it takes the shared -q/--quiet and -v/--verbose options (added
-    to its signature for Typer, handled here), and a `CimtestError` becomes one line on stderr
-    and exit code 2 (``cimtest --debug``: the traceback)."""
+    to its signature for Typer, handled here), its seeds and --memory are checked before it
+    runs (`check_shared_arguments`), and a `CimtestError` becomes one line on stderr and exit
+    code 2 (``cimtest --debug``: the traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args, ctx: typer.Context | None = None, quiet: bool = False, verbose: int = 0,
                 **kwargs):
         configure_output(ctx, quiet=quiet, verbose=verbose)
         try:
+            check_shared_arguments(kwargs)
             return func(*args, **kwargs)
         except CimtestError as exc:
             if STATE["debug"]:
@@ -131,6 +138,25 @@ def handle_errors(func: Callable) -> Callable:
     wrapper.__annotations__ = {**func.__annotations__,
                                **{p.name: p.annotation for p in _SHARED_OPTIONS}}
     return wrapper
+
+
+def check_shared_arguments(arguments: dict[str, object]) -> None:
+    """The checks every command shares, in one place, before the command starts: every seed
+    (an option named ``seed`` or ``*_seed``) is an integer from 0 to `MAX_SEED`, the same
+    rule for every command, and ``--memory`` is a well-formed positive budget."""
+    for name, value in arguments.items():
+        if (name == "seed" or name.endswith("_seed")) and value is not None:
+            check_seed(value, f"--{name.replace('_', '-')}", MAX_SEED)
+    if arguments.get("memory") is not None:
+        parse_memory(arguments["memory"])
+
+
+def check_memory(population: Population) -> None:
+    """Refuse, before any chip is evaluated, a --memory below the weights of one micro-batch
+    of `population`'s chips (`cimtest.engine.memory.check_budget`)."""
+    from cimtest.engine.memory import check_budget
+
+    check_budget(population.memory, population.mapped.reference.numel())
 
 
 def note(text: str) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from cimtest._validation import check_seed
+
 __all__ = ["chip_generators", "chip_seed", "chip_seeds"]
 
 
@@ -15,8 +17,9 @@ def chip_seed(seed: int, chip: int, read: int = 0) -> int:
 
     ``read = 0`` seeds the chip's static (device-to-device) draws; ``read = r > 0`` seeds the
     per-read (cycle-to-cycle) draws of its r-th forward pass. A SeedSequence hash keeps the
-    streams of neighbouring chips independent.
+    streams of neighbouring chips independent. A negative `seed` is a `ConfigError`.
     """
+    check_seed(seed, "a population seed")
     state = np.random.SeedSequence([seed, chip, read]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
@@ -26,7 +29,9 @@ def chip_seeds(seed: int, chips: Sequence[int], read: int = 0) -> list[int]:
 
     For values below 2**32 (one entropy word each) this runs numpy's SeedSequence hash on
     arrays, 100x faster than one SeedSequence per chip; other values take that slow path.
+    A negative `seed` is a `ConfigError`.
     """
+    check_seed(seed, "a population seed")
     chips = np.asarray(chips, dtype=np.int64).reshape(-1)
     one_word = 0 <= seed < 2**32 and 0 <= read < 2**32
     if not one_word or (chips.size and (chips.min() < 0 or chips.max() >= 2**32)):
