@@ -222,10 +222,10 @@ def false_alarm_rate(flags: np.ndarray | torch.Tensor) -> Rate:
 
 
 def roc_auc(scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Tensor) -> float:
-    """Area under the ROC curve of `scores` for the bool labels `positives` (rank statistic).
+    """Area under the ROC curve of `scores` for the bool labels `positives`.
 
-    The Mann-Whitney form: the probability that a random positive scores higher than a
-    random negative, ties counted one half (average ranks). NaN when either class is empty.
+    scikit-learn's `roc_auc_score`: the probability that a random positive scores higher
+    than a random negative, ties counted one half. NaN when either class is empty.
 
     Parameters
     ----------
@@ -234,16 +234,12 @@ def roc_auc(scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Ten
     positives : array of shape (n,)
         bool, the truth (e.g. "accuracy dropped by at least 1 point").
     """
-    s = _as_float(scores, "scores")
-    pos = _as_bool(positives, "positives")
-    if pos.shape != s.shape:
-        raise ConfigError(f"scores and positives differ in shape: {s.shape}, {pos.shape}")
-    n_pos = int(pos.sum())
-    n_neg = pos.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    from sklearn.metrics import roc_auc_score
+
+    s, pos = _scores_and_truth(scores, positives)
+    if pos.all() or not pos.any():
         return math.nan
-    ranks = _average_ranks(s)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(pos, s))
 
 
 def roc_curve(
@@ -252,19 +248,29 @@ def roc_curve(
     """False- and true-positive rates of ``score >= t`` at every distinct threshold t.
 
     Returns float64 arrays (fpr, tpr) from (0, 0) to (1, 1), one point per distinct score
-    (ties move both rates at once), so the trapezoid area equals `roc_auc`.
+    (ties move both rates at once), so the trapezoid area equals `roc_auc`; scikit-learn's
+    `roc_curve` without dropping collinear points. With one class empty its rates are 0.
     """
+    from sklearn.metrics import roc_curve as sklearn_roc_curve
+
+    s, pos = _scores_and_truth(scores, positives)
+    if pos.all() or not pos.any():
+        _, counts = np.unique(-s, return_counts=True)  # tie groups, highest score first
+        rates = np.r_[0.0, np.cumsum(counts) / s.size]
+        zeros = np.zeros_like(rates)
+        return (zeros, rates) if pos.all() else (rates, zeros)
+    fpr, tpr, _ = sklearn_roc_curve(pos, s, drop_intermediate=False)
+    return fpr.astype(np.float64), tpr.astype(np.float64)
+
+
+def _scores_and_truth(
+    scores: np.ndarray | torch.Tensor, positives: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     s = _as_float(scores, "scores")
     pos = _as_bool(positives, "positives")
     if pos.shape != s.shape:
         raise ConfigError(f"scores and positives differ in shape: {s.shape}, {pos.shape}")
-    order = np.argsort(-s, kind="stable")
-    s, pos = s[order], pos[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # end of each tie group
-    tp = np.cumsum(pos)[last]
-    fp = (last + 1) - tp
-    n_pos, n_neg = max(int(pos.sum()), 1), max(int((~pos).sum()), 1)
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+    return s, pos
 
 
 def cutoff_at(accuracies: np.ndarray | torch.Tensor, p: float) -> float:
@@ -331,18 +337,6 @@ def test_metrics(
 
 
 test_metrics.__test__ = False  # a library function, not a pytest test despite the name
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of `values`, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], values.size]
-    mean_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
 
 
 def _as_float(values: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
