@@ -17,6 +17,7 @@ from rich.table import Table
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
+    check_memory,
     check_output,
     emit_json,
     handle_errors,
@@ -237,6 +238,7 @@ def evaluate(
         dataset = resolve_data(loaded, data, test_images, normalise)
     base = Population(loaded.module, "none", seed, chips, array_size=geometry,
                       bits_per_cell=bits_per_cell, memory=memory)
+    check_memory(base)
     ideal_accuracy = None
     if dataset is not None:
         ideal_accuracy = base.with_faults("none", n=1).accuracy(

@@ -13,6 +13,7 @@ from rich.table import Table
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
+    check_memory,
     check_output,
     emit_json,
     handle_errors,
@@ -135,6 +136,7 @@ def campaign(
     dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
+    check_memory(population)
     run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
     ideal = run.record.ideal_accuracy
     computed = 0
@@ -208,6 +210,7 @@ def calibrate(
     dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
+    check_memory(population)
     with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,
                                   task=loaded.task, iterations=iterations, progress=update)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cimtest.cli import options
 from cimtest.cli.common import (
+    check_memory,
     check_output,
     emit_json,
     handle_errors,
@@ -159,6 +160,8 @@ def compare_cmd(
     loaded = resolve_model(model, weights, input_shape, "classification")
     dataset = resolve_data(loaded, data, test_images, normalise)
     low_high = resolve_input_range(low_high, loaded, dataset, data)
+    ideal_chip = Population(loaded.module, "none", n=1, memory=memory)
+    check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()
     result = run_comparison(loaded, dataset, real_images(loaded, dataset, real, normalise), fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
@@ -167,7 +170,7 @@ def compare_cmd(
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high)
     total_s = time.perf_counter() - start
     if output is not None:
-        ideal = float(Population(loaded.module, "none", n=1).accuracy(dataset.x, dataset.y)[0])
+        ideal = float(ideal_chip.accuracy(dataset.x, dataset.y)[0])
         save_run(result, output, ideal)
     if json:
         emit_json(result.rows)

@@ -19,6 +19,7 @@ import typer
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
+    check_memory,
     check_output,
     emit_json,
     handle_errors,
@@ -124,6 +125,7 @@ def fit(
         low_high = resolve_input_range(low_high, loaded, dataset, data)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
+    check_memory(population)
     stores = _stores(store)
     start = time.perf_counter()
     with progress_bar("labelling chips") as update:
@@ -270,6 +272,7 @@ def evaluate(
     population = Population(loaded.module, spec, seed, chips,
                             array_size=_geometry(training), bits_per_cell=training["bits_per_cell"],
                             memory=memory)
+    check_memory(population)
     inputs = torch.cat([t.images_ for t, _ in loaded_tests] + [dataset.x])
     signatures: list[list] = [[] for _ in loaded_tests]
     accuracy = []
