@@ -63,3 +63,13 @@ def test_threads_of_one_worker_do_not_share_a_model(tmp_path):
 def test_bad_cluster_specs_are_refused_before_any_work(text):
     with pytest.raises(ConfigError, match="--dask"):
         DaskExecutor(text)
+
+
+def test_an_unreachable_scheduler_is_refused_at_once():
+    """Nothing listens on port 1: refused when the executor is built, well within 5 s."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        DaskExecutor("tcp://127.0.0.1:1")
+    assert time.perf_counter() - start < 5

@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import pickle
+import socket
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import torch
 
@@ -30,6 +32,11 @@ __all__ = ["ChunkTask", "DaskExecutor", "Executor", "InProcessExecutor"]
 _logger = logging.getLogger(__name__)
 
 Range = tuple[int, int]
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach a Dask scheduler: the TCP probe made when a `DaskExecutor` is built
+(nothing listening is refused at once; an unreachable host takes this long), then the
+client's handshake."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +122,9 @@ class DaskExecutor(Executor):
     cluster : str or distributed.Client
         ``"local"`` (a LocalCluster of one worker process per core), ``"local:WORKERS"``,
         a scheduler address such as ``"tcp://HOST:8786"`` (a cluster started by hand or by
-        dask-jobqueue), or a connected `distributed.Client` (left open on `close`).
+        dask-jobqueue), or a connected `distributed.Client` (left open on `close`). A
+        ``tcp://`` or ``tls://`` address is probed at once (a plain TCP connection, at most
+        `CONNECT_TIMEOUT` s), so an unreachable scheduler fails before any work.
 
     Notes
     -----
@@ -134,6 +143,8 @@ class DaskExecutor(Executor):
         if isinstance(cluster, str):
             self.name = f"dask {cluster}"
             self._workers = _parse_cluster(cluster)
+            if self._workers is None:
+                _probe(cluster)
         else:
             self.name = "dask client"
             self._client = cluster
@@ -214,10 +225,13 @@ class DaskExecutor(Executor):
             )
             return Client(self._local)
         try:
-            return Client(self.cluster, timeout="20s")
+            return Client(self.cluster, timeout=f"{CONNECT_TIMEOUT:g}s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {self.cluster}: {exc}"
-                              ) from exc
+            raise ConfigError(f"cannot reach the Dask scheduler at {self.cluster}: {exc}; "
+                              "start one there (`dask scheduler`) or check --dask") from exc
+        except Exception as exc:  # something answers, but not as a scheduler: any error type
+            raise ConfigError(f"{self.cluster} answers but not as a Dask scheduler "
+                              f"({type(exc).__name__}); check --dask") from exc
 
 
 _WORKER = threading.local()
@@ -252,3 +266,26 @@ def _parse_cluster(text: str) -> int | None:
         raise ConfigError(f"--dask local:WORKERS needs a positive number of workers; "
                           f"got {text!r}")
     return int(workers)
+
+
+def _probe(address: str) -> None:
+    """Raise `ConfigError` at once if nothing accepts a TCP connection at a ``tcp://`` or
+    ``tls://`` scheduler address (other protocols are left to the client)."""
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "tls"):
+        return
+    try:
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError as exc:  # a port that is not a number
+        raise ConfigError(f"--dask: bad scheduler address {address!r} ({exc})") from None
+    if not host:
+        raise ConfigError(f"--dask: a scheduler address looks like tcp://HOST:8786; got "
+                          f"{address!r}")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer in {CONNECT_TIMEOUT:g} s"
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {reason}; start one "
+                          "there (`dask scheduler`) or check --dask") from None
