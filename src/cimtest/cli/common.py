@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -241,15 +242,31 @@ def emit_json(document: object) -> None:
 
 
 def check_output(path: str | Path, suffixes: tuple[str, ...] = ()) -> Path:
-    """Fail before any work if `path` has another suffix than `suffixes` (any if none, e.g. an
-    output folder) or the folder it goes in is missing or read-only."""
+    """Fail before any work unless `path` can be written: a file with one of `suffixes`, or,
+    with no suffixes, an output folder. Refused: another suffix, a missing parent, a folder
+    where a file goes or a file where a folder goes, and a parent in which nothing can be
+    created (tried for real, since root passes `os.access` even on a read-only mount)."""
     path = Path(path)
     if suffixes and path.suffix not in suffixes:
         raise ConfigError(f"output must end in {' or '.join(suffixes)}; got '{path}'")
-    if not path.parent.is_dir():
-        raise ConfigError(f"output folder '{path.parent}' does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"output folder '{path.parent}' is not writable")
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(f"output folder '{parent}' does not exist")
+    if not parent.is_dir():
+        raise ConfigError(f"'{parent}' is a file, not a folder to write '{path.name}' in")
+    if suffixes and path.is_dir():
+        raise ConfigError(f"output '{path}' is a folder; give a file name ending in "
+                          f"{' or '.join(suffixes)}")
+    if not suffixes and path.exists() and not path.is_dir():
+        raise ConfigError(f"output '{path}' exists and is not a folder; give a folder (an old "
+                          "one is replaced whole)")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise ConfigError(f"output folder '{parent}' is not writable (creating a file there "
+                          f"failed: {exc.strerror or exc})") from None
+    os.close(handle)
+    os.unlink(probe)
     return path
 
 
