@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cimtest.cli.common import emit_json, handle_errors, stdout
-from cimtest.exceptions import ConfigError
+from cimtest.cli.common import check_output, emit_json, handle_errors, stdout
 
 __all__ = ["report"]
 
@@ -19,8 +18,7 @@ def report(
 ) -> None:
     """Tables, ROC curves, flag rate against accuracy drop, accuracy histograms, the EGIS
     entropy and annealing curves and images, and the Bayesian vector, in one HTML file."""
-    if not output.lower().endswith((".html", ".htm")):
-        raise ConfigError(f"-o must name an .html file; got '{output}'")
+    check_output(output, (".html", ".htm"))
     from cimtest.report.html import SECTIONS, write_report
     from cimtest.report.run import load_run
 
