@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from torch import nn
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
 
-__all__ = ["LoadedModel", "check_finite", "load_model", "load_weights"]
+__all__ = ["LoadedModel", "check_finite", "first_layer", "load_model", "load_weights"]
 
 _logger = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ class LoadedModel:
     name: str
     task: str
     input_shape: tuple[int, ...]
-    """Shape of one input without the batch dimension, e.g. (1, 8, 8) or (100,)."""
+    """Shape of one input without the batch dimension: (F), (C, L) or (C, H, W), e.g.
+    (100,), (1, 64) or (1, 8, 8)."""
     output_shape: tuple[int, ...]
     fingerprint: str
     """sha256 of the state dict's canonical bytes (`cimtest.fingerprint.state_fingerprint`)."""
@@ -68,8 +72,12 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelError(f"weights file '{path}' holds pickled Python objects, not only "
+                         "tensors; cimtest never unpickles: save a state dict "
+                         "(torch.save(model.state_dict(), ...)) or safetensors") from None
     except Exception as exc:  # safetensors and torch raise many types for corrupt files
-        raise ModelError(f"cannot read weights file '{path}': {exc}") from exc
+        raise ModelError(f"cannot read weights file '{path}': {_first_line(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -94,16 +102,34 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) 
     module.load_state_dict(state)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's run over many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _import(module_name: str) -> object:
+    """Import `module_name` as ``python -m`` would: the current directory is searched too."""
+    here = os.getcwd()
+    if here in sys.path or "" in sys.path:
+        return importlib.import_module(module_name)
+    sys.path.append(here)  # after everything else: an installed module wins
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(here)
+
+
 def _from_factory(spec: str, weights: str | Path | None) -> nn.Module:
     module_name, _, attr = spec.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        factory = getattr(_import(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ModelError(f"cannot import model factory '{spec}': {exc}") from exc
+        raise ModelError(f"cannot import model factory '{spec}': {_first_line(exc)}") from exc
     try:
         module = factory()
     except Exception as exc:
-        raise ModelError(f"model factory '{spec}' failed: {exc}") from exc
+        raise ModelError(f"model factory '{spec}' failed: {_first_line(exc)}") from exc
     if not isinstance(module, nn.Module):
         raise ModelError(f"model factory '{spec}' returned {type(module).__name__}, not a Module")
     if weights is not None:
@@ -115,12 +141,74 @@ def _from_export(path: Path) -> tuple[nn.Module, tuple[int, ...] | None]:
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
-        raise ModelError(f"cannot read torch.export archive '{path}': {exc}") from exc
+        raise ModelError(f"cannot read torch.export archive '{path}': {_first_line(exc)}") \
+            from exc
     shape = None
     args = program.example_inputs[0] if program.example_inputs else ()
     if args and isinstance(args[0], torch.Tensor):
         shape = tuple(args[0].shape[1:])
     return program.module(), shape
+
+
+_CONV_RANK = {nn.Conv1d: 2, nn.Conv2d: 3, nn.ConvTranspose2d: 3}
+"""Input rank (C, L) = 2 or (C, H, W) = 3 of each convolution type, without the batch."""
+
+
+def first_layer(module: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first Linear or convolution of `module` in registration order (name, layer)."""
+    for name, layer in module.named_modules():
+        if isinstance(layer, (nn.Linear, *_CONV_RANK)):
+            return name, layer
+    return None
+
+
+def _shape_hint(module: nn.Module) -> tuple[int | None, int | None]:
+    """(input rank, channels) the first layer expects: (2, C) for a Conv1d, (3, C) for a
+    Conv2d, (None, None) for a Linear (it may follow a flatten) or none."""
+    found = first_layer(module)
+    if found is None or isinstance(found[1], nn.Linear):
+        return None, None
+    layer = found[1]
+    return _CONV_RANK[type(layer)], layer.in_channels
+
+
+def _infer_shape(
+    module: nn.Module, spec: str, data: str | Path | None
+) -> tuple[int, ...]:
+    """The input shape read from `data`'s inputs, else a first Linear's in_features."""
+    if data is not None:
+        from cimtest.data import data_input_shape
+
+        return data_input_shape(data, *_shape_hint(module))
+    found = first_layer(module)
+    if found is not None and isinstance(found[1], nn.Linear):
+        return (found[1].in_features,)
+    if found is not None:
+        name, layer = found
+        form = "C,L" if isinstance(layer, nn.Conv1d) else "C,H,W"
+        raise ModelError(f"cannot infer the input shape of '{spec}' (its first layer '{name}' "
+                         f"is a {type(layer).__name__}); give --data or --input-shape {form}")
+    raise ModelError(f"cannot infer the input shape of '{spec}'; give --data or --input-shape "
+                     "F, C,L or C,H,W")
+
+
+def _check_rank(module: nn.Module, shape: tuple[int, ...], spec: str) -> list:
+    """Forward pre-hooks that refuse an input shape a convolution would read as unbatched
+    (a (C, L) input where a Conv2d needs (C, H, W), say); remove them after the forward."""
+
+    def hook(name: str, layer: nn.Module):
+        def check(_, args):
+            wanted = _CONV_RANK[type(layer)] + 1
+            if args and isinstance(args[0], torch.Tensor) and args[0].dim() != wanted:
+                form = "(C, L)" if wanted == 3 else "(C, H, W)"
+                raise ModelError(
+                    f"input shape {shape} does not fit '{spec}': its layer '{name}' "
+                    f"({type(layer).__name__}) takes {form} inputs and would get "
+                    f"{tuple(args[0].shape[1:])}")
+        return check
+
+    return [layer.register_forward_pre_hook(hook(name, layer))
+            for name, layer in module.named_modules() if type(layer) in _CONV_RANK]
 
 
 def _infer_task(output_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
@@ -138,13 +226,17 @@ def load_model(
     input_shape: tuple[int, ...] | None = None,
     task: str | None = None,
     train_if_missing: bool = True,
+    data: str | Path | None = None,
 ) -> LoadedModel:
     """Load MODEL: a zoo name, ``package.module:factory`` (+ `weights`), or a ``.pt2`` archive.
 
-    The input shape comes from the zoo entry, the export archive, a module attribute
-    ``input_shape``, or the `input_shape` argument; the task is inferred from the output
-    shape unless given. NaN/Inf weights, missing or unexpected keys and shape mismatches
-    raise `ModelError` naming the layer.
+    One input is (F), (C, L) or (C, H, W). Its shape is the `input_shape` argument, else
+    the zoo entry's, the export archive's or a module attribute ``input_shape``, else that
+    of the inputs in `data` (a path `load_data` reads; see `cimtest.data.data_input_shape`),
+    else a first Linear layer's ``(in_features,)``. The task is inferred from the output
+    shape unless given. A module factory is imported as ``python -m`` would, the current
+    directory included. NaN/Inf weights, missing or unexpected keys and shape mismatches
+    raise `ModelError` naming the layer; so does an input shape the model cannot take.
     """
     from cimtest import zoo
 
@@ -157,6 +249,8 @@ def load_model(
         module = _from_factory(spec, weights)
         input_shape = input_shape or getattr(module, "input_shape", None)
         name = spec
+        if input_shape is None:
+            input_shape = _infer_shape(module, spec, data)
     else:
         entry = zoo.get_entry(spec)
         if weights is not None:
@@ -168,18 +262,34 @@ def load_model(
         input_shape, task, name = entry.input_shape, task or entry.task, entry.name
         data_size = entry.data_size
     if input_shape is None:
-        raise ModelError(f"cannot infer the input shape of '{spec}'; give --input-shape C,H,W")
+        raise ModelError(f"cannot infer the input shape of '{spec}'; give --input-shape "
+                         "F, C,L or C,H,W")
+    input_shape = tuple(int(v) for v in input_shape)
+    if not 1 <= len(input_shape) <= 3 or min(input_shape) < 1:
+        raise ModelError(f"input shape {input_shape} of '{spec}': one input is (F), (C, L) or "
+                         "(C, H, W) of positive sizes")
     if not spec.endswith(".pt2"):
         module = module.eval()
     check_finite(module)
+    hooks = _check_rank(module, input_shape, spec)
     try:
         with torch.no_grad():
             out = module(torch.zeros(2, *input_shape))
+    except ModelError:
+        raise
     except Exception as exc:
         hint = " (export it with a dynamic batch dimension)" if spec.endswith(".pt2") else ""
         raise ModelError(
-            f"model '{spec}' fails on a batch of inputs of shape {input_shape}{hint}: {exc}"
+            f"model '{spec}' fails on a batch of inputs of shape {input_shape}{hint}: "
+            f"{_first_line(exc)}"
         ) from exc
+    finally:
+        for handle in hooks:
+            handle.remove()
+    if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"model '{spec}' on a batch of 2 inputs of shape {input_shape} returns "
+                         f"{got}, not one output per input")
     output_shape = tuple(out.shape[1:])
     task = task or _infer_task(output_shape, tuple(input_shape))
     if task not in TASKS:

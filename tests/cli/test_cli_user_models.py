@@ -82,3 +82,107 @@ def test_bad_normalise_is_refused_before_the_model_loads(users, value):
     model = users["branchy"]
     line = error_line(run("info", *model.args, "--data", model.data, "--normalise", value))
     assert "--normalise" in line
+
+
+# ---- inputs of any rank ---------------------------------------------------------------------
+
+LEVELS = {"seq": "mult:eta=2", "branchy": "mult:eta=0.3", "mlp": "mult:eta=1"}
+"""A level per model at which chips spread over pass and fail."""
+
+
+def test_input_shape_is_inferred_from_the_data_or_a_first_linear(users):
+    from usermodels import SHAPES
+
+    for name, model in users.items():
+        result = run("info", *model.args, "--data", model.data, "--json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert tuple(report["input_shape"]) == SHAPES[name]
+        assert report["float_accuracy"] == 100.0
+    mlp = json.loads(run("info", *users["mlp"].args, "--json").stdout)  # Linear in_features
+    assert mlp["input_shape"] == [20] and mlp["float_accuracy"] is None
+    line = error_line(run("info", *users["seq"].args))  # a Conv1d needs L: from the data
+    assert "--data or --input-shape C,L" in line
+    assert json.loads(run("info", *users["seq"].args, "--input-shape", "1,64",
+                          "--json").stdout)["input_shape"] == [1, 64]
+
+
+@pytest.mark.parametrize("name", ["seq", "branchy", "mlp"])
+def test_every_command_end_to_end(users, tmp_path, name):
+    """campaign, calibrate, btv fit / evaluate and compare (+ report) on each rank."""
+    model = users[name]
+    data = ("--data", model.data)
+    campaign = run("campaign", *model.args, *data, "--fault", LEVELS[name], "--chips", 8,
+                   "--json")
+    assert campaign.exit_code == 0, campaign.output
+    assert json.loads(campaign.stdout)["accuracy_mean"] < 100
+    calibrated = run("calibrate", *model.args, *data, "--fault", "mult", "--drop", 5, "--chips",
+                     4, "--iterations", 3, "--json")
+    assert calibrated.exit_code == 0, calibrated.output
+    assert json.loads(calibrated.stdout)[0]["level"] > 0
+    btv = tmp_path / "btv.safetensors"
+    fit = run("btv", "fit", *model.args, *data, "-o", btv, "--steps", 5, "--json")
+    assert fit.exit_code == 0, fit.output
+    evaluate = run("btv", "evaluate", btv, "--model", *model.args, *data, "--fault",
+                   LEVELS[name], "--chips", 8, "--test-images", 60, "--fresh", 10, "--json")
+    assert evaluate.exit_code == 0, evaluate.output
+    assert json.loads(evaluate.stdout)[0]["chips"] == 8
+    out = tmp_path / "run"
+    compare = run("compare", *model.args, *data, "--real", model.real, "--fault", LEVELS[name],
+                  "--chips", 16, "--eval-chips", 8, "--images", 16, "--steps", 3, "--btv-steps",
+                  5, "--k", 2, "-o", out, "--json")
+    assert compare.exit_code == 0, compare.output
+    methods = {row["method"] for row in json.loads(compare.stdout)}
+    images = {"egis", "hybrid", "random-synthetic+detector"}
+    assert images <= methods if name == "branchy" else not methods & images
+    if name != "branchy":
+        assert "EGIS's generator makes images" in compare.stderr
+    report = run("report", out, "-o", tmp_path / "report.html")
+    assert report.exit_code == 0, report.output
+
+
+def test_egis_fit_takes_images_only(users, tmp_path):
+    small = ("--chips", 16, "--images", 16, "--steps", 3, "--batch", 8, "--splits", 1,
+             "--rho", 0.5, "--k", 2, "--json")
+    branchy = users["branchy"]
+    fitted = run("egis", "fit", *branchy.args, "--data", branchy.data, "--fault",
+                 LEVELS["branchy"], "-o", tmp_path / "egis", *small)
+    assert fitted.exit_code == 0, fitted.output
+    for name in ("seq", "mlp"):
+        model = users[name]
+        out = tmp_path / f"egis-{name}"
+        line = error_line(run("egis", "fit", *model.args, "--data", model.data, "--fault",
+                              LEVELS[name], "-o", out, *small))
+        assert "EGIS's generator makes images (C, H, W)" in line and not out.exists()
+
+
+# ---- bad input: one line, exit 2, nothing written -------------------------------------------
+
+
+def test_bad_shapes_ranks_labels_and_data(users, tmp_path):
+    """Each case is refused by campaign (which reads the data) and, where the model or the
+    shape is at fault, by btv fit too (which reads none)."""
+    seq, branchy = users["seq"], users["branchy"]
+    x = np.load(seq.data)["x"]
+    np.savez(tmp_path / "labels.npz", x=x, y=np.full(len(x), 7))
+    np.savez(tmp_path / "text.npz", x=np.array("not an array"), y=np.zeros(1, int))
+    np.savez(tmp_path / "objects.npz", x=np.array([{}, {}], dtype=object), y=np.zeros(2, int))
+    cases = [  # (arguments, expected words, also refused by btv fit)
+        ((*branchy.args, "--data", branchy.data, "--input-shape", "3,8,8"), "(3, 8, 8)", False),
+        ((*seq.args, "--input-shape", "64"), "takes (C, L) inputs", True),
+        ((*branchy.args, "--input-shape", "3,16"), "takes (C, H, W) inputs", True),
+        ((*seq.args, "--input-shape", "1,2,3,4"), "1 to 3 integers", True),
+        ((*seq.args, "--data", tmp_path / "labels.npz"), "num_classes=4", False),
+        ((*seq.args, "--data", tmp_path / "text.npz"), "text.npz", True),
+        ((*seq.args, "--data", tmp_path / "objects.npz", "--input-shape", "1,64"),
+         "objects.npz", False),
+    ]
+    chips, out = tmp_path / "chips.csv", tmp_path / "btv.safetensors"
+    for args, wanted, model_at_fault in cases:
+        commands = [("campaign", "--fault", "mult:eta=0.1", "--chips", 2, "-o", chips)]
+        if model_at_fault:
+            commands.append(("btv", "fit", "-o", out, "--steps", 2))
+        for command in commands:
+            line = error_line(run(*command, *args))
+            assert wanted in line, (command, args, line)
+            assert not out.exists() and not chips.exists()

@@ -350,7 +350,7 @@ def test_bad_arguments(kwargs, problem):
         load_data(None, (3, 16, 16), **kwargs)
 
 
-@pytest.mark.parametrize("shape", ((3, 32), (0, 8, 8), (1, 8.0, 8), (True, 8, 8), 8))
+@pytest.mark.parametrize("shape", ((3, 32, 32, 1), (), (0, 8, 8), (1, 8.0, 8), (True, 8, 8), 8))
 def test_bad_input_shape(shape):
     with pytest.raises(DataError, match="input_shape"):
         load_data(None, shape)

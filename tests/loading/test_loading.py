@@ -136,5 +136,34 @@ def test_pickled_objects_are_refused(factory, tmp_path):
             return (print, ("pwned",))
 
     torch.save({"0.weight": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="evil.pt"):
+    with pytest.raises(ModelError, match="evil.pt") as refused:
         load_model("tinymodels:shaped", weights=tmp_path / "evil.pt")
+    message = str(refused.value)  # ours, in one line; not torch's advice to unpickle
+    assert "\n" not in message and "never unpickles" in message
+    assert "weights_only=False" not in message
+
+
+def test_input_shape_from_a_first_linear_and_rank_errors(factory, tmp_path):
+    """A first Linear gives (in_features,); a shape a convolution would read as unbatched
+    is refused naming the layer; a factory is found in the current directory."""
+    (tmp_path / "flat.py").write_text(
+        "from torch import nn\n"
+        "def mlp():\n    return nn.Sequential(nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2))\n")
+    assert load_model("flat:mlp").input_shape == (12,)
+    with pytest.raises(ModelError, match=r"layer '0' \(Conv2d\) takes \(C, H, W\)"):
+        load_model("tinymodels:tiny", input_shape=(1, 8))
+    with pytest.raises(ModelError, match="--data or --input-shape C,H,W"):
+        load_model("tinymodels:tiny")
+    with pytest.raises(ModelError, match="1 to 3|\\(F\\), \\(C, L\\)"):
+        load_model("tinymodels:tiny", input_shape=(1, 1, 8, 8))
+
+
+def test_factory_is_imported_from_the_current_directory(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "herefactory.py").write_text(
+        "from torch import nn\ndef mlp():\n    return nn.Linear(3, 2)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert load_model("herefactory:mlp").input_shape == (3,)
+    assert str(tmp_path) not in sys.path

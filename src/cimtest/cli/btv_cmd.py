@@ -72,6 +72,9 @@ def fit(
         None, "--read-noise", help="Per-read noise spec (e.g. mult:eta=0.02@per-read) the "
         "false-alarm threshold's fresh draws on the ideal chip include."),
     seed: int = typer.Option(0, help="Seed of the fit, the stored sample and the fresh draws."),
+    data: str = typer.Option(
+        None, "--data", help="Data (.npz, image folder, CIFAR) whose inputs give the input "
+        "shape when the model does not; the fit itself uses no data."),
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
@@ -86,7 +89,7 @@ def fit(
     from cimtest.artifacts import save_artifact
     from cimtest.methods.btv import BayesianTestVector, default_samples
 
-    loaded = resolve_model(model, weights, input_shape, task)
+    loaded = resolve_model(model, weights, input_shape, task, data)
     n_samples = samples if samples is not None else default_samples(loaded.output_shape)
     test = BayesianTestVector(alpha=alpha, steps=steps, lr=lr, n_samples=n_samples, prior=prior,
                               kl=kl, offset=offset, false_alarm=false_alarm,
@@ -231,7 +234,7 @@ def evaluate(
     from cimtest.methods.btv import BayesianTestVector, chip_results, summarise
     from cimtest.report.btv_tables import TITLES, paper_tables
 
-    loaded = resolve_model(model, weights, input_shape, task)
+    loaded = resolve_model(model, weights, input_shape, task, data)
     btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
     dataset = None
     if loaded.task in ("classification", "segmentation"):

@@ -132,7 +132,7 @@ def campaign(
 
     executor = _dask_executor(dask) if dask else InProcessExecutor()
     writer = SQLiteStore(store) if store else None
-    loaded = resolve_model(model, weights, input_shape, task)
+    loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
@@ -206,7 +206,7 @@ def calibrate(
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate as run_calibration
 
-    loaded = resolve_model(model, weights, input_shape, task)
+    loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)

@@ -16,6 +16,7 @@ from cimtest.cli.common import (
     check_output,
     emit_json,
     handle_errors,
+    note,
     parse_array_size,
     parse_input_range,
     parse_normalise,
@@ -57,10 +58,15 @@ def run_comparison(
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1))."""
     from cimtest.report import compare, default_methods
+    from cimtest.report.comparison import GENERATOR_METHODS
 
+    image_inputs = len(loaded.input_shape) == 3
+    if not image_inputs:
+        note(f"{', '.join(GENERATOR_METHODS)} left out: EGIS's generator makes images (C, H, W); "
+             f"the model takes {loaded.input_shape}")
     methods = default_methods(k=k, seed=seed, input_range=input_range,
                               egis={"images": images, "steps": steps, "memory": memory},
-                              btv={"steps": btv_steps})
+                              btv={"steps": btv_steps}, image_inputs=image_inputs)
     with progress_bar("compare", unit="steps") as update:
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
@@ -157,7 +163,7 @@ def compare_cmd(
     from cimtest.engine import Population
     from cimtest.report.run import save_run
 
-    loaded = resolve_model(model, weights, input_shape, "classification")
+    loaded = resolve_model(model, weights, input_shape, "classification", data)
     dataset = resolve_data(loaded, data, test_images, normalise)
     low_high = resolve_input_range(low_high, loaded, dataset, data)
     ideal_chip = Population(loaded.module, "none", n=1, memory=memory)

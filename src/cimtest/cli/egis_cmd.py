@@ -114,7 +114,11 @@ def fit(
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
     from cimtest.metrics import cutoff_at
 
-    loaded = resolve_model(model, weights, input_shape, "classification")
+    loaded = resolve_model(model, weights, input_shape, "classification", data)
+    if len(loaded.input_shape) != 3:
+        raise ConfigError(f"EGIS's generator makes images (C, H, W); '{loaded.name}' takes "
+                          f"inputs of shape {loaded.input_shape} (compare runs the other "
+                          "methods on it)")
     proposal = None if sid is None else load_proposal(sid, loaded.fingerprint)
     if proposal is not None:
         images, steps = proposal.images, proposal.steps
@@ -260,7 +264,7 @@ def evaluate(
     from cimtest.report import plots
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
-    loaded = resolve_model(model, weights, input_shape, "classification")
+    loaded = resolve_model(model, weights, input_shape, "classification", data)
     dataset = resolve_data(loaded, data, test_images, normalise)
     loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
     training = loaded_tests[0][0].training_

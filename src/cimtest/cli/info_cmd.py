@@ -109,7 +109,7 @@ def info(
     accuracy."""
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    loaded = resolve_model(model, weights, input_shape, task)
+    loaded = resolve_model(model, weights, input_shape, task, data)
     try:
         dataset = resolve_data(loaded, data, normalise=normalise, check=False)
     except DataError:

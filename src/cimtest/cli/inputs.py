@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from cimtest.cli.common import parse_normalise, parse_shape
+from cimtest.cli.common import parse_input_shape, parse_normalise
 from cimtest.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -23,12 +23,21 @@ _logger = logging.getLogger(__name__)
 
 
 def resolve_model(
-    model: str, weights: str | None, input_shape: str | None, task: str | None
+    model: str,
+    weights: str | None,
+    input_shape: str | None,
+    task: str | None,
+    data: str | None = None,
+    *,
+    known_shape: tuple[int, ...] | None = None,
 ) -> LoadedModel:
-    """Load MODEL as every command takes it (zoo name, module:factory + weights, .pt2)."""
+    """Load MODEL as every command takes it (zoo name, module:factory + weights, .pt2); the
+    input shape is --input-shape, else the model's own, else `known_shape` (a test's), else
+    read from --data's inputs, else a first Linear layer's in_features."""
     from cimtest.loading import load_model
 
-    return load_model(model, weights=weights, input_shape=parse_shape(input_shape), task=task)
+    shape = parse_input_shape(input_shape) or known_shape
+    return load_model(model, weights=weights, input_shape=shape, task=task, data=data)
 
 
 def resolve_data(

@@ -32,12 +32,14 @@ class Dataset:
     Attributes
     ----------
     x : torch.Tensor
-        float32 (N, C, H, W) as the model takes them: normalised with the statistics of its
+        float32 (N, *input_shape), where one input is (F), (C, L) or (C, H, W), as the
+        model takes them: normalised with the statistics of its
         `DataSplits` (digits), or as the loader was told (a user's data is used as stored
         unless a normalisation is asked for).
     y : torch.Tensor
         int64 (N,) class ids for ``"classification"``, int64 (N, H, W) per-pixel class ids
-        for ``"segmentation"``; every label is in ``[0, num_classes)``.
+        for ``"segmentation"`` ((N, L) per position for (C, L) inputs); every label is in
+        ``[0, num_classes)``.
     num_classes : int
         Number of classes the labels are drawn from.
     task : str
@@ -54,13 +56,16 @@ class Dataset:
 
     def __post_init__(self) -> None:
         check_task(self.task)
-        if self.x.dtype != torch.float32 or self.x.dim() != 4:
+        if self.x.dtype != torch.float32 or not 2 <= self.x.dim() <= 4:
             raise DataError(
-                f"Dataset {self.name!r}: x must be float32 (N, C, H, W); "
+                f"Dataset {self.name!r}: x must be float32 (N, F), (N, C, L) or (N, C, H, W); "
                 f"got {self.x.dtype} {tuple(self.x.shape)}."
             )
-        n, _, h, w = self.x.shape
-        expected = (n,) if self.task == "classification" else (n, h, w)
+        if self.task == "segmentation" and self.x.dim() < 3:
+            raise DataError(f"Dataset {self.name!r}: segmentation needs inputs (C, L) or "
+                            f"(C, H, W); got {tuple(self.x.shape[1:])}.")
+        n = self.x.shape[0]
+        expected = (n,) if self.task == "classification" else (n, *self.x.shape[2:])
         if self.y.dtype != torch.int64 or tuple(self.y.shape) != expected:
             raise DataError(
                 f"Dataset {self.name!r}: y must be int64 {expected} for {self.task}; "
@@ -73,10 +78,9 @@ class Dataset:
         return self.x.shape[0]
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """The (C, H, W) shape of one image."""
-        c, h, w = self.x.shape[1:]
-        return (c, h, w)
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input: (F), (C, L) or (C, H, W)."""
+        return tuple(self.x.shape[1:])
 
     def subset(self, n_or_index: int | Sequence[int] | torch.Tensor) -> Dataset:
         """Return the first `n` samples (an integer) or those at the given indices or mask.
@@ -136,7 +140,7 @@ class DataSplits:
 
 
 def channel_stats(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Return the per-channel mean and population std of (N, C, H, W) pixels.
+    """Return the per-channel mean and population std of (N, C, ...) pixels.
 
     Computed in float64 so the normalised data has mean 0 and std 1 to float32 precision.
     Raises `DataError` if a channel is constant (its std is 0), as it cannot be normalised.
@@ -153,10 +157,12 @@ def channel_stats(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 def normalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Return float32 ``(pixels - mean) / std`` per channel of (N, C, H, W) `pixels`.
+    """Return float32 ``(pixels - mean) / std`` per channel of (N, C, ...) `pixels`.
 
-    `mean` and `std` hold one value per channel, or a single value for all channels.
+    `mean` and `std` hold one value per channel (the first axis of one input: C, or each of
+    the F features of an (N, F) input), or a single value for all channels.
     """
-    m = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    view = (1, -1, *([1] * (pixels.dim() - 2)))
+    m = torch.tensor(mean, dtype=torch.float32).reshape(view)
+    s = torch.tensor(std, dtype=torch.float32).reshape(view)
     return (pixels.to(torch.float32) - m) / s

@@ -26,7 +26,7 @@ from cimtest.data.dataset import Dataset, check_task, normalise
 from cimtest.data.digits import SIZES, digits, digits_pixels
 from cimtest.exceptions import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "load_data"]
+__all__ = ["IMAGE_EXTENSIONS", "data_input_shape", "load_data"]
 
 _logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ Stats = float | Sequence[float] | None
 
 def load_data(
     source: str | os.PathLike | None,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     *,
     task: str = "classification",
     mean: Stats = None,
@@ -58,11 +58,12 @@ def load_data(
         None: the digits test split at that shape (1x8x8, 3x16x16, 3x32x32 or 3x64x64).
         A directory of class sub-folders of images, an ``.npz`` with arrays ``x`` and ``y``,
         a CIFAR-10/100 ``.bin`` batch, or a directory holding CIFAR ``.bin`` batches.
-    input_shape : (C, H, W)
-        The model's input shape; images are converted (folders, CIFAR) or checked (npz).
+    input_shape : (F), (C, L) or (C, H, W)
+        The model's input shape; images are converted (folders, CIFAR: (C, H, W) only) or
+        checked (npz).
     task : str
         ``"classification"`` (y of shape (N,)) or ``"segmentation"`` (y of shape (N, H, W),
-        only from an ``.npz`` or the digits default).
+        or (N, L) for (C, L) inputs; only from an ``.npz`` or the digits default).
     mean, std : float or sequence of float, optional
         Per-channel statistics (one per channel, or one for all) to normalise with,
         ``x = (x - mean) / std``, typically those the model was trained with; they apply to
@@ -77,7 +78,7 @@ def load_data(
     Returns
     -------
     Dataset
-        x float32 (N, C, H, W), y int64, named after the file or folder.
+        x float32 (N, *input_shape), y int64, named after the file or folder.
 
     Raises
     ------
@@ -108,8 +109,78 @@ def load_data(
         except DataError as err:
             raise DataError(f"{path}: the stored {err}") from err
     x = pixels if stats is None else normalise(pixels, *stats)
-    _logger.info("Loaded %d images of shape %s (%d classes) from %s", len(x), shape, classes, path)
+    _logger.info("Loaded %d inputs of shape %s (%d classes) from %s", len(x), shape, classes, path)
     return Dataset(x, labels, classes, task, path.name)
+
+
+def data_input_shape(
+    source: str | os.PathLike, rank: int | None = None, channels: int | None = None
+) -> tuple[int, ...]:
+    """The input shape a model must take to read `source`, without loading its inputs.
+
+    An ``.npz``'s x of shape (N, *dims) gives `dims`, read from its header; `rank` and
+    `channels` (the model's first layer: 2 and C for a Conv1d, 3 and C for a Conv2d) resolve
+    the layouts `load_data` accepts: channels last, or no channel axis when C = 1. An image
+    folder gives (C, H, W) of its first image (C = `channels` if 1 or 3, else 1 for a grey
+    image and 3 otherwise); CIFAR batches give (C, 32, 32).
+
+    Raises
+    ------
+    DataError
+        If the path is missing, of an unknown format, or its x is not an array of inputs of
+        rank 1 to 3.
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"Data path {path} does not exist.")
+    colour = channels if channels in (1, 3) else None
+    if path.is_dir() and _cifar_files(path) or path.suffix.lower() == ".bin":
+        return (colour or 3, 32, 32)
+    if path.is_dir():
+        return _folder_shape(path, colour)
+    if path.suffix.lower() != ".npz":
+        _read(path, (1,), "classification")  # raises the unknown-format error
+    shape = _npz_x_shape(path)
+    dims = shape[1:]
+    if not 1 <= len(dims) <= 3:
+        raise DataError(f"{path}: x has shape {shape}; it must hold inputs of rank 1 to 3: "
+                        "(N, F), (N, C, L) or (N, C, H, W).")
+    if rank is not None and channels is not None:
+        if len(dims) == rank - 1 and channels == 1:
+            return (1, *dims)
+        if len(dims) == rank and dims[0] != channels and dims[-1] == channels:
+            return (channels, *dims[:-1])
+    return dims
+
+
+def _npz_x_shape(path: Path) -> tuple[int, ...]:
+    """The shape of array x in an ``.npz``, read from its header only."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("x.npy") as member:
+            version = np.lib.format.read_magic(member)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            return tuple(header(member)[0])
+    except KeyError:
+        raise DataError(f"{path} has no array x.") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path} cannot be read as an .npz archive: {err}") from err
+
+
+def _folder_shape(root: Path, channels: int | None) -> tuple[int, int, int]:
+    """(C, H, W) of the first image of the first class folder."""
+    for folder in (p for p in _visible(root) if p.is_dir()):
+        for file in _visible(folder):
+            if file.is_file() and file.suffix.lower() in IMAGE_EXTENSIONS:
+                try:
+                    with Image.open(file) as image:
+                        width, height = image.size
+                        grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+                    raise DataError(f"Image {file} cannot be read: {err}") from err
+                return (channels or (1 if grey else 3), height, width)
+    _read_image_folder(root, (1, 1, 1), "classification")  # raises what is missing
+    raise DataError(f"Folder {root} holds no images.")
 
 
 def _positive_int(value: object) -> int | None:
@@ -121,19 +192,30 @@ def _positive_int(value: object) -> int | None:
     return number if number > 0 and not isinstance(value, bool) else None
 
 
-def _check_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def _check_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     try:
         shape = tuple(_positive_int(d) for d in input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or None in shape:
+    if not 1 <= len(shape) <= 3 or None in shape:
         raise DataError(
-            f"input_shape must be three positive integers (C, H, W); got {input_shape!r}."
+            "input_shape must be 1 to 3 positive integers, (F), (C, L) or (C, H, W); got "
+            f"{input_shape!r}."
         )
     return shape
 
 
-def _check_digits_shape(shape: tuple[int, int, int]) -> None:
+def _require_images(source: Path, shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
+    """`shape` as (C, H, W), or a `DataError`: `kind` (image files, CIFAR) holds images."""
+    if len(shape) != 3:
+        raise DataError(
+            f"{source}: {kind} holds images (C, H, W); the model takes inputs of shape "
+            f"{shape}: give an .npz with x of shape (N, {', '.join(map(str, shape))})."
+        )
+    return shape
+
+
+def _check_digits_shape(shape: tuple[int, ...]) -> None:
     shapes = [(1, s, s) if s == 8 else (3, s, s) for s in SIZES]
     if shape in shapes:
         return
@@ -192,7 +274,7 @@ def _check_stats(mean: Stats, std: Stats, channels: int) -> tuple[list[float], l
 
 
 def _read(
-    path: Path, shape: tuple[int, int, int], task: str
+    path: Path, shape: tuple[int, ...], task: str
 ) -> tuple[torch.Tensor, torch.Tensor, int | None, tuple[np.ndarray, np.ndarray] | None]:
     """Dispatch on the path: return the inputs as read, int64 labels, the known class count
     and the (mean, std) stored with the data (an ``.npz``'s), if any."""
@@ -224,10 +306,11 @@ def _visible(folder: Path) -> list[Path]:
 
 
 def _read_image_folder(
-    root: Path, shape: tuple[int, int, int], task: str
+    root: Path, shape: tuple[int, ...], task: str
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Images from one sub-folder per class; sorted sub-folder names give class ids 0, 1, ..."""
     _require_classification(root, task, "an image folder")
+    shape = _require_images(root, shape, "an image folder")
     entries = _visible(root)
     if not entries:
         raise DataError(f"Folder {root} is empty.")
@@ -273,10 +356,10 @@ def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _read_npz(
-    path: Path, shape: tuple[int, int, int], task: str
+    path: Path, shape: tuple[int, ...], task: str
 ) -> tuple[torch.Tensor, torch.Tensor, None, tuple[np.ndarray, np.ndarray] | None]:
-    """Arrays ``x`` (N, C, H, W) or (N, H, W, C), float or uint8 (/255), integer ``y``, and
-    optional ``mean`` and ``std`` (both or neither) to normalise x with."""
+    """Arrays ``x`` (N, *shape) (see `_npz_layout`), float or uint8 (/255), integer ``y``,
+    and optional ``mean`` and ``std`` (both or neither) to normalise x with."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -295,21 +378,29 @@ def _read_npz(
             stored = (archive["mean"], archive["std"]) if given else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path} cannot be read as an .npz archive: {err}") from err
-    channels, height, width = shape
-    if x.ndim == 4 and x.shape[1:] == shape:
-        layout = x
-    elif x.ndim == 4 and x.shape[1:] == (height, width, channels):
-        layout = x.transpose(0, 3, 1, 2)
-    elif x.ndim == 3 and channels == 1 and x.shape[1:] == (height, width):
-        layout = x[:, None]
-    else:
-        raise DataError(
-            f"{path}: x has shape {x.shape}; the input shape {shape} needs "
-            f"(N, {channels}, {height}, {width}) or (N, {height}, {width}, {channels})."
-        )
+    layout = _npz_layout(x, shape, path)
     if len(x) == 0:
         raise DataError(f"{path} holds no samples.")
     return _npz_pixels(layout, path), _npz_labels(y, len(x), path, shape, task), None, stored
+
+
+def _npz_layout(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """x as (N, *shape): (N, *shape) itself, channels last ((N, H, W, C) or (N, L, C)), or
+    without the channel axis when C = 1 ((N, H, W) or (N, L))."""
+    if x.ndim == 0:
+        raise DataError(f"{path}: x is a single value, not an array of inputs.")
+    channels, rest = shape[0], shape[1:]
+    if x.shape[1:] == shape:
+        return x
+    if rest and x.shape[1:] == (*rest, channels):
+        return np.moveaxis(x, -1, 1)
+    if rest and channels == 1 and x.shape[1:] == rest:
+        return x[:, None]
+    dims = ", ".join(map(str, shape))
+    forms = f"(N, {dims})"
+    if rest:
+        forms += f" or (N, {', '.join(map(str, rest))}, {channels})"
+    raise DataError(f"{path}: x has shape {x.shape}; the input shape {shape} needs {forms}.")
 
 
 def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
@@ -325,9 +416,12 @@ def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
 
 
 def _npz_labels(
-    y: np.ndarray, n: int, path: Path, shape: tuple[int, int, int], task: str
+    y: np.ndarray, n: int, path: Path, shape: tuple[int, ...], task: str
 ) -> torch.Tensor:
     """Return int64 labels, checked to be integers of shape (N,) or (N, H, W) as `task` says."""
+    if task == "segmentation" and len(shape) < 2:
+        raise DataError(f"{path}: segmentation labels each position of (C, L) or (C, H, W) "
+                        f"inputs; the input shape is {shape}.")
     if y.ndim == 0 or len(y) != n:
         got = "a scalar" if y.ndim == 0 else f"{len(y)}"
         raise DataError(f"{path}: x holds {n} samples but y holds {got}.")
@@ -352,10 +446,11 @@ def _cifar_files(folder: Path) -> list[Path]:
 
 
 def _read_cifar(
-    files: list[Path], shape: tuple[int, int, int], task: str
+    files: list[Path], shape: tuple[int, ...], task: str
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """CIFAR-10/100 batches, concatenated, converted to `shape` (bilinear, grey if C = 1)."""
     _require_classification(files[0], task, "a CIFAR batch")
+    shape = _require_images(files[0], shape, "a CIFAR batch")
     batches = [_read_cifar_file(f) for f in files]
     kinds = {k for _, _, k in batches}
     if len(kinds) > 1:

@@ -126,7 +126,7 @@ class FGSMTestImages(ScreeningTest):
         F.cross_entropy(ideal(x), labels).backward()
         direction = x.grad.sign()
         self.eps_ = _flip_distance(ideal, seeds, direction, labels)
-        moved = seeds + (self.step * self.eps_).view(-1, 1, 1, 1) * direction
+        moved = seeds + _per_input(self.step * self.eps_, seeds) * direction
         self.inputs_ = moved.detach()
         self.labels_ = population.outputs(self.inputs_)[0].argmax(dim=1)
         return self.inputs_
@@ -349,6 +349,11 @@ def _real_images(data: Dataset | None, k: int, seed: int, owner: str) -> torch.T
     return data.x[index].clone()
 
 
+def _per_input(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`values` (N,) shaped to scale each of the inputs `x` (N, ...) of any rank."""
+    return values.view(-1, *([1] * (x.dim() - 1)))
+
+
 @torch.no_grad()
 def _flip_distance(
     ideal: torch.nn.Module, x: torch.Tensor, direction: torch.Tensor, labels: torch.Tensor,
@@ -364,7 +369,7 @@ def _flip_distance(
     high = torch.full((len(x),), width)
     for _ in range(iterations):
         mid = (low + high) / 2
-        flipped = ideal(x + mid.view(-1, 1, 1, 1) * direction).argmax(dim=1) != labels
+        flipped = ideal(x + _per_input(mid, x) * direction).argmax(dim=1) != labels
         high = torch.where(flipped, mid, high)
         low = torch.where(flipped, low, mid)
     return high

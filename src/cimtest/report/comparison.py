@@ -34,7 +34,10 @@ from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.hybrid import HybridTest
 from cimtest.metrics import cutoff_at, rate, roc_auc, roc_curve, test_metrics
 
-__all__ = ["Comparison", "compare", "default_methods"]
+__all__ = ["GENERATOR_METHODS", "Comparison", "compare", "default_methods"]
+
+GENERATOR_METHODS = ("egis", "hybrid", "random-synthetic+detector")
+"""The methods whose inputs come from EGIS's image generator: image models (C, H, W) only."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stages ``propose``, ``train chips``, ``learn``,
@@ -48,14 +51,17 @@ def default_methods(
     input_range: tuple[float, float] | None = None,
     egis: dict | None = None,
     btv: dict | None = None,
+    image_inputs: bool = True,
 ) -> dict[str, ScreeningTest]:
     """The compared methods by name: both papers' tests, the hybrid, the baselines.
 
     `input_range` is the normalised range of the synthetic images (EGIS) and of the noise
-    images; None: the digits' range for zoo models, else (-1, 1)."""
+    images; None: the digits' range for zoo models, else (-1, 1). With `image_inputs`
+    False (a model taking (F) or (C, L) inputs), the methods built on EGIS's image
+    generator (`GENERATOR_METHODS`) are left out."""
     vector = BayesianTestVector(seed=seed, **(btv or {}))
     images = EntropyImageTest(k=k, seed=seed, input_range=input_range, **(egis or {}))
-    return {
+    methods = {
         "btv": vector,
         "egis": images,
         "hybrid": HybridTest(egis=images, btv=vector, seed=seed),
@@ -65,6 +71,9 @@ def default_methods(
         "noise+detector": NoiseImagesTest(k=k, input_range=input_range, seed=seed),
         "random-synthetic+detector": RandomSyntheticTest(source=images, k=k, seed=seed),
     }
+    if not image_inputs:
+        methods = {name: m for name, m in methods.items() if name not in GENERATOR_METHODS}
+    return methods
 
 
 @dataclass

@@ -106,7 +106,8 @@ def reward_curve(curve: list[list[float]]) -> bytes:
 
 
 def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> bytes:
-    """Images (N, C, H, W) in rows of at most 8, each scaled to its own range."""
+    """Images (N, C, H, W) in rows of at most 8, each scaled to its own range; inputs (N, C, L)
+    or (N, F) are drawn as one curve per channel."""
     n = len(images)
     columns, rows = min(n, 8), -(-n // 8)
     fig, axes = _figure(1.8 * columns, 2.1 * rows, columns=columns, rows=rows)
@@ -114,6 +115,12 @@ def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> b
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
         data = image.float().numpy()
+        if data.ndim < 3:
+            for channel in data.reshape(-1, data.shape[-1]):
+                ax.plot(channel, lw=0.8)
+            ax.set_title(title, fontsize=8)
+            ax.set_yticks([])
+            continue
         data = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
         low, high = float(data.min()), float(data.max())
         data = (data - low) / (high - low) if high > low else np.zeros_like(data)
