@@ -186,3 +186,32 @@ def test_bad_shapes_ranks_labels_and_data(users, tmp_path):
             line = error_line(run(*command, *args))
             assert wanted in line, (command, args, line)
             assert not out.exists() and not chips.exists()
+
+
+# ---- no leak: the baselines' real images are never the accuracy images ---------------------
+
+
+def test_real_images_are_held_out_of_the_accuracy_data(users, tmp_path):
+    from cimtest.data import load_data
+    from cimtest.data.dataset import hold_out
+
+    mlp = users["mlp"]
+    out = tmp_path / "run"
+    small = ("--fault", LEVELS["mlp"], "--chips", 16, "--eval-chips", 8, "--images", 16,
+             "--steps", 3, "--btv-steps", 5, "--k", 2)
+    result = run("compare", *mlp.args, "--data", mlp.data, *small, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "30 of its 120 images held out (seeded split, share 0.25, seed 0)" in result.stdout
+    setup = json.loads((out / "comparison.json").read_text())["setup"]
+    assert setup["real_split"] == {"share": 0.25, "seed": 0, "real_images": 30,
+                                   "data_images": 90, "of": 120}
+    assert setup["data_images"] == 90 and setup["real_images"] == 30
+    page = tmp_path / "report.html"
+    assert run("report", out, "-o", page).exit_code == 0
+    assert "held out (seeded split, share 0.25, seed 0)" in page.read_text()
+    data = load_data(mlp.data, (20,))
+    rest, pool = hold_out(data, 0.25, seed=0)
+    rows = {tuple(r) for r in rest.x.tolist()}
+    assert len(pool) == 30 and not any(tuple(r) in rows for r in pool.x.tolist())
+    same = run("compare", *mlp.args, "--data", mlp.data, "--real", mlp.data, *small)
+    assert "--real is the --data file" in error_line(same)

@@ -38,7 +38,7 @@ __all__ = ["compare_cmd", "comparison_table", "print_comparison", "run_compariso
 def run_comparison(
     loaded: LoadedModel,
     dataset: Dataset,
-    real: Dataset,
+    real: Dataset | None,
     fault: str,
     *,
     chips: int,
@@ -54,11 +54,13 @@ def run_comparison(
     bits_per_cell: int,
     memory: str,
     input_range: tuple[float, float] | None = None,
+    real_share: float | None = None,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
-    of the synthetic and noise images (None: the zoo model's, else (-1, 1))."""
+    of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
+    holds out `real_share` of `dataset` as the real-image pool (seeded)."""
     from cimtest.report import compare, default_methods
-    from cimtest.report.comparison import GENERATOR_METHODS
+    from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
 
     image_inputs = len(loaded.input_shape) == 3
     if not image_inputs:
@@ -71,7 +73,8 @@ def run_comparison(
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
                        array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
-                       progress=lambda stage, done, total: update(done, total, stage))
+                       progress=lambda stage, done, total: update(done, total, stage),
+                       real_share=REAL_SHARE if real_share is None else real_share)
 
 
 NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}
@@ -101,16 +104,22 @@ def print_comparison(result: Comparison, title: str) -> None:
 
 
 def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
-                normalise: str | None = None) -> Dataset:
-    """Images the real-image baselines draw from: --real, else the digits training split."""
+                normalise: str | None = None, data: str | None = None) -> Dataset | None:
+    """Images the real-image baselines draw from: --real, else the digits training split for
+    a zoo model on its digits, else None (`compare` holds out a seeded share of `dataset`)."""
+    from pathlib import Path
+
     from cimtest.data import digits
 
     if real is not None:
+        if data is not None and Path(real).resolve() == Path(data).resolve():
+            raise ConfigError("--real is the --data file: the real images must not be those "
+                              "that define accuracy (omit --real for a seeded split)")
         return resolve_data(loaded, real, normalise=normalise)
-    if loaded.data_size is not None:
+    if data is None and loaded.data_size is not None:
         train = digits(size=loaded.data_size, task=loaded.task).train
         return dataclasses.replace(train, name=f"{train.name} training split")
-    return dataset
+    return None
 
 
 @handle_errors
@@ -131,7 +140,12 @@ def compare_cmd(
     output: str = typer.Option(None, "-o", "--output", help="Write the RUN directory here "
                                "(for `cimtest report`)."),
     real: str = typer.Option(None, "--real", help="Real images for the baselines that need "
-                             "them (default: the digits training split, else --data)."),
+                             "them, never those of --data (default: the digits training split "
+                             "for a zoo model on its digits, else a seeded --real-share of "
+                             "--data held out, the rest defining accuracy)."),
+    real_share: float = typer.Option(0.25, "--real-share", help="Share of --data held out "
+                                     "as the real-image pool when no --real is given "
+                                     "(seeded split, seed 0)."),
     data: str = options.DATA,
     normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
@@ -150,6 +164,8 @@ def compare_cmd(
     if chips < 10 or eval_chips < 1:
         raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
                           f"{chips} and {eval_chips}")
+    if not 0 < real_share < 1:
+        raise ConfigError(f"--real-share must be in (0, 1); got {real_share}")
     if not 1 <= k < images:
         raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
     if output is not None:
@@ -169,13 +185,19 @@ def compare_cmd(
     ideal_chip = Population(loaded.module, "none", n=1, memory=memory)
     check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()
-    result = run_comparison(loaded, dataset, real_images(loaded, dataset, real, normalise), fault,
+    pool = real_images(loaded, dataset, real, normalise, data)
+    result = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory, input_range=low_high)
+                            bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
+                            real_share=real_share)
     total_s = time.perf_counter() - start
     if output is not None:
+        if result.setup["real_split"] is not None:  # accuracy is on the images not held out
+            from cimtest.data.dataset import hold_out
+
+            dataset = hold_out(dataset, real_share, result.setup["real_split"]["seed"])[0]
         ideal = float(ideal_chip.accuracy(dataset.x, dataset.y)[0])
         save_run(result, output, ideal)
     if json:
@@ -186,6 +208,7 @@ def compare_cmd(
     print_comparison(result, title)
     stdout.print(f"each chip forwarded once: {result.forwards['train']} inputs per training "
                  f"chip, {result.forwards['eval']} per evaluation chip (incl. "
-                 f"{len(dataset)} labelled images); total {total_s:.0f} s")
+                 f"{result.setup['data_images']} labelled images); total {total_s:.0f} s")
+    stdout.print(f"real images of the baselines: {result.setup['real']}")
     if output is not None:
         stdout.print(f"saved {output} (render with `cimtest report {output} -o report.html`)")

@@ -9,7 +9,8 @@ import torch
 
 from cimtest.exceptions import DataError
 
-__all__ = ["TASKS", "DataSplits", "Dataset", "channel_stats", "check_task", "normalise"]
+__all__ = ["TASKS", "DataSplits", "Dataset", "channel_stats", "check_task", "hold_out",
+           "normalise"]
 
 TASKS: tuple[str, ...] = ("classification", "segmentation")
 """The tasks a dataset can hold labels for."""
@@ -137,6 +138,24 @@ class DataSplits:
         low = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
         high = max((1.0 - m) / s for m, s in zip(self.mean, self.std))
         return (low, high)
+
+
+def hold_out(data: Dataset, share: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Split `data` in two by a seeded draw: (the rest, `share` of it held out).
+
+    ``round(share * N)`` samples (at least 1, leaving at least 1) are drawn without
+    replacement by ``torch.randperm(N, generator=torch.Generator().manual_seed(seed))``; both
+    parts keep the original order. Used to keep a real-image pool apart from the images
+    that define a chip's accuracy.
+    """
+    if not 0 < share < 1 or len(data) < 2:
+        raise DataError(f"Cannot hold out a share {share!r} of {data.name!r} ({len(data)} "
+                        "samples): the share must be in (0, 1) and the data hold 2 or more.")
+    count = min(max(round(share * len(data)), 1), len(data) - 1)
+    drawn = torch.randperm(len(data), generator=torch.Generator().manual_seed(int(seed)))
+    held = torch.zeros(len(data), dtype=torch.bool)
+    held[drawn[:count]] = True
+    return data.subset(~held), data.subset(held)
 
 
 def channel_stats(pixels: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from cimtest.data import Dataset
+from cimtest.data.dataset import hold_out
 from cimtest.engine import InputBank, Population, chip_scores
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
@@ -34,7 +35,15 @@ from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.hybrid import HybridTest
 from cimtest.metrics import cutoff_at, rate, roc_auc, roc_curve, test_metrics
 
-__all__ = ["GENERATOR_METHODS", "Comparison", "compare", "default_methods"]
+__all__ = ["GENERATOR_METHODS", "REAL_SEED", "REAL_SHARE", "Comparison", "compare",
+           "default_methods"]
+
+REAL_SHARE = 0.25
+"""Without separate real images, this share of the labelled data is held out as the real-image
+pool of the baselines; the rest defines each chip's accuracy."""
+REAL_SEED = 0
+"""Seed of that split (`cimtest.data.dataset.hold_out`), fixed so the accuracy images do not
+change with the methods' seed."""
 
 GENERATOR_METHODS = ("egis", "hybrid", "random-synthetic+detector")
 """The methods whose inputs come from EGIS's image generator: image models (C, H, W) only."""
@@ -130,6 +139,7 @@ def compare(
     bits_per_cell: int = 1,
     memory: str = "2GB",
     progress: Progress | None = None,
+    real_share: float = REAL_SHARE,
 ) -> Comparison:
     """Fit every method on the training chips and score it on the evaluation chips.
 
@@ -142,9 +152,10 @@ def compare(
     data : Dataset
         Labelled images that define each chip's accuracy (pass iff accuracy > A_cutoff).
     real : Dataset, optional
-        Real images the real-image baselines may draw their test images from (default:
-        `data`); keep them apart from `data` where you can (the CLI uses the digits'
-        training split).
+        Real images the real-image baselines may draw their test images from; never the
+        images that define accuracy. Default: `real_share` of `data` held out by a seeded
+        split (`REAL_SEED`), the rest of `data` defining accuracy; ``setup["real_split"]``
+        records it.
     methods : dict of str to ScreeningTest, optional
         Default: `default_methods()`. A method's parents must come before it.
     train_chips, eval_chips : int
@@ -153,6 +164,8 @@ def compare(
         Population seeds; they must differ.
     cutoff : float
         Percentile p of A_p over the training chips' accuracies.
+    real_share : float
+        Share of `data` held out as the real-image pool when `real` is None.
     """
     if model.task != "classification":
         raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
@@ -163,7 +176,16 @@ def compare(
                           f"got {train_chips} and {eval_chips}")
     methods = default_methods(seed=seed) if methods is None else methods
     report = progress or (lambda *a: None)
-    real = data if real is None else real
+    split = None
+    if real is None:
+        total = len(data)
+        data, real = hold_out(data, real_share, REAL_SEED)
+        split = {"share": real_share, "seed": REAL_SEED, "real_images": len(real),
+                 "data_images": len(data), "of": total}
+        real = Dataset(real.x, real.y, real.num_classes, real.task,
+                       f"{real.name}: {len(real)} of its {total} images held out (seeded split, "
+                       f"share {real_share:g}, seed {REAL_SEED}); the other {len(data)} define "
+                       "accuracy")
     kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory}
     train = Population(model.module, fault, seed, train_chips, **kw)
     evaluation = Population(model.module, fault, eval_seed, eval_chips, **kw)
@@ -236,6 +258,7 @@ def compare(
         "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
         "eval_seed": eval_seed, "cutoff": f"A{cutoff:g}", "cutoff_accuracy": a_cutoff,
         "data": data.name, "data_images": n_data, "real": real.name,
+        "real_images": len(real), "real_split": split,
         "array_size": None if array_size is None else list(array_size),
         "bits_per_cell": bits_per_cell,
         "params": {name: _json_params(m) for name, m in methods.items()},

@@ -100,7 +100,8 @@ def _setup_table(doc: dict) -> str:
              ("cutoff", f"{setup['cutoff']} = {doc['cutoff_accuracy']:.2f} %"),
              ("ideal chip accuracy", f"{doc['ideal_accuracy']:.2f} %"),
              ("labelled data", f"{setup['data']} ({setup['data_images']} images)"),
-             ("real images of the baselines", setup["real"]),
+             ("real images of the baselines", setup["real"]
+              + (f" ({setup['real_images']} images)" if "real_images" in setup else "")),
              ("inputs per training chip", forwards["train"]),
              ("inputs per evaluation chip", forwards["eval"]),
              ("campaign seconds (training, evaluation)",
