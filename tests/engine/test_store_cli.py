@@ -47,7 +47,7 @@ def run(*args):
 
 def campaign(model_args, store, *extra, fault="mult:eta=0.3"):
     return run("campaign", *model_args, "--fault", fault, "--chips", 40, "--seed", 3,
-               "--test-images", 30, "--memory", "1KB", "--store", store, "--json", *extra)
+               "--test-images", 30, "--memory", "120KB", "--store", store, "--json", *extra)
 
 
 def one_error_line(result, message):

@@ -62,5 +62,5 @@ def test_build_is_deterministic_and_leaves_global_rng_alone(name):
 
 
 def test_unknown_name_is_a_model_error():
-    with pytest.raises(ModelError, match="unknown zoo model 'resnet21'; known: resnet20"):
+    with pytest.raises(ModelError, match="unknown zoo model 'resnet21' \\(did you mean resnet20"):
         get_entry("resnet21")

@@ -191,9 +191,13 @@ def parse_array_size(text: str | None) -> tuple[int, int] | None:
     """``"128x128"`` → (128, 128); None keeps one array per layer."""
     if text is None:
         return None
-    shape = parse_shape(text)
+    try:
+        shape = parse_shape(text)
+    except ConfigError:
+        shape = None
     if shape is None or len(shape) != 2:
-        raise ConfigError(f"array size must look like 128x128; got {text!r}")
+        raise ConfigError(f"--array-size must be ROWSxCOLS, two positive integers such as "
+                          f"128x128; got {text!r}")
     return shape  # type: ignore[return-value]
 
 

@@ -35,7 +35,8 @@ def export(
     if fmt is None:
         fmt = next((name for name, ext in FORMATS.items() if ext == suffix), "")
     if fmt not in FORMATS:
-        raise ConfigError(f"--format must be parquet or csv; got {fmt!r}")
+        raise ConfigError(f"--format must be parquet or csv; got {fmt!r}" if fmt else
+                          f"-o must end in .parquet or .csv (or give --format); got '{output}'")
     check_output(output, (FORMATS[fmt],))
     from cimtest.engine import SQLiteStore
 

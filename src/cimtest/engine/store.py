@@ -546,6 +546,9 @@ class SQLiteStore(BaseStore):
             self._remove_partial_databases()
             self._repair_side_files()
             yield
+        except BaseException:
+            self.close()  # a failed session leaves no open database (nor its -wal/-shm files)
+            raise
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

@@ -573,7 +573,9 @@ class EntropyImageTest(ScreeningTest):
         if not detector_path.is_file():
             raise ArtifactError(f"detector '{detector_path}' does not exist")
         if _sha256(detector_path) != artifact.info.get("detector_sha256"):
-            raise ArtifactError(f"'{detector_path}' is not the detector saved with this test")
+            raise ArtifactError(f"'{detector_path}' is not the detector saved with this test "
+                                "(its sha256 differs from the one recorded in "
+                                f"{ARTIFACT_FILE}): it was edited or replaced; refit the test")
         test = cls.from_params(artifact.params)
         test.images_ = artifact.tensors["images"]
         test.inputs_ = test.images_

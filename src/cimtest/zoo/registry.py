@@ -8,6 +8,7 @@ trains them on the embedded digits.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,5 +171,9 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return _ENTRIES[name]
     except (KeyError, TypeError):
-        known = ", ".join(_ENTRIES)
-        raise ModelError(f"unknown zoo model {name!r}; known: {known}") from None
+        close = difflib.get_close_matches(str(name), list(_ENTRIES), n=3, cutoff=0.6)
+        names = f"{', '.join(close[:-1])} or {close[-1]}" if len(close) > 1 else "".join(close)
+        hint = f" (did you mean {names}?)" if close else ""
+        raise ModelError(f"unknown zoo model {name!r}{hint}; `cimtest zoo list` shows all "
+                         f"{len(_ENTRIES)}, or give package.module:factory or a .pt2 "
+                         "archive") from None
