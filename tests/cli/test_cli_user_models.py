@@ -215,3 +215,45 @@ def test_real_images_are_held_out_of_the_accuracy_data(users, tmp_path):
     assert len(pool) == 30 and not any(tuple(r) in rows for r in pool.x.tolist())
     same = run("compare", *mlp.args, "--data", mlp.data, "--real", mlp.data, *small)
     assert "--real is the --data file" in error_line(same)
+
+
+# ---- calibrate inside compare and egis fit --------------------------------------------------
+
+
+def test_compare_and_egis_fit_calibrate_the_level_or_report_its_drop(users, tmp_path):
+    branchy, mlp = users["branchy"], users["mlp"]
+    small = ("--chips", 16, "--images", 16, "--steps", 3, "--k", 2)
+    fitted = run("egis", "fit", *branchy.args, "--data", branchy.data, "--fault",
+                 "egis-typical", "--drop", 25, "--calibration-chips", 8, *small, "--batch", 8,
+                 "--splits", 1, "--rho", 0.5, "-o", tmp_path / "egis", "--json")
+    assert fitted.exit_code == 0, fitted.output
+    doc = json.loads(fitted.stdout)
+    level = doc["calibration"]["level"]
+    assert doc["fault"] == f"rram:sigma={level:.4g},sys=0.25,cor=0.25,lambda=0.001"
+    assert doc["calibration"]["drop"] == 25 and doc["mean_drop"] > 0
+    assert "calibrated rram:sigma=" in fitted.stderr
+    out = tmp_path / "run"
+    compared = run("compare", *mlp.args, "--data", mlp.data, "--fault", "mult", "--drop", 30,
+                   "--calibration-chips", 8, *small, "--eval-chips", 8, "--btv-steps", 5,
+                   "-o", out)
+    assert compared.exit_code == 0, compared.output
+    setup = json.loads((out / "comparison.json").read_text())["setup"]
+    assert setup["fault"].startswith("mult:eta=") and setup["calibration"]["drop"] == 30
+    assert f"calibrated {setup['fault']}: mean drop" in compared.stdout
+    given = run("compare", *mlp.args, "--data", mlp.data, "--fault", LEVELS["mlp"], *small,
+                "--eval-chips", 8, "--btv-steps", 5)
+    assert given.exit_code == 0, given.output
+    assert given.stdout.startswith(f"{LEVELS['mlp']}: mean accuracy drop ")
+    assert "over 16 chips (ideal chip 100.00 %)" in given.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("fault, drop, wanted", [
+    ("egis-typical:sigma=0.2", "2", "give the fault without it"),
+    ("mult+bitflip", "2", "one fault kind"),
+    ("mult", "-1", "positive"),
+    ("mult:eat=1", "2", "eat"),
+])
+def test_bad_drop_is_refused_before_the_model_loads(fault, drop, wanted):
+    for command in (("compare",), ("egis", "fit", "-o", "/tmp/never-written")):
+        line = error_line(run(*command, "no_such_module:f", "--fault", fault, "--drop", drop))
+        assert wanted in line

@@ -25,6 +25,7 @@ from cimtest.cli.common import (
 )
 from cimtest.cli.egis_cmd import parse_cutoff
 from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
+from cimtest.cli.levels import calibrated_fault, check_drop, drop_line
 from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -126,7 +127,12 @@ def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
 def compare_cmd(
     model: str = options.MODEL,
     fault: str = typer.Option(..., "--fault", help="Fault spec of both populations, e.g. "
-                              "egis-typical:sigma=0.05797 or bitflip:p=1e-3."),
+                              "egis-typical:sigma=0.05797 or bitflip:p=1e-3; without its "
+                              "level with --drop."),
+    drop: float = typer.Option(None, "--drop", help="Calibrate the level of --fault first: "
+                               "the one whose mean accuracy drop is this many points."),
+    calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
+                                          "estimate of the --drop calibration."),
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
     eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
                                    "(default: as many as --chips)."),
@@ -173,10 +179,10 @@ def compare_cmd(
     low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    from cimtest.faults import parse_spec
-
-    parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
+    from cimtest.data.dataset import hold_out
     from cimtest.engine import Population
+    from cimtest.report.comparison import REAL_SEED
     from cimtest.report.run import save_run
 
     loaded = resolve_model(model, weights, input_shape, "classification", data)
@@ -186,6 +192,13 @@ def compare_cmd(
     check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()
     pool = real_images(loaded, dataset, real, normalise, data)
+    scored = dataset if pool is not None else hold_out(dataset, real_share, REAL_SEED)[0]
+    calibration = None
+    if drop is not None:  # on the images that define accuracy
+        fault, calibration = calibrated_fault(
+            loaded, fault, drop, scored, seed=seed, chips=calibration_chips,
+            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory)
+        note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     result = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
@@ -193,16 +206,17 @@ def compare_cmd(
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
                             real_share=real_share)
     total_s = time.perf_counter() - start
+    ideal = float(ideal_chip.accuracy(scored.x, scored.y)[0])
+    level = drop_line(fault, ideal, result.train_accuracy, calibration)
+    result.setup.update(mean_drop=ideal - float(result.train_accuracy.mean()),
+                        calibration=None if calibration is None else calibration.as_dict())
     if output is not None:
-        if result.setup["real_split"] is not None:  # accuracy is on the images not held out
-            from cimtest.data.dataset import hold_out
-
-            dataset = hold_out(dataset, real_share, result.setup["real_split"]["seed"])[0]
-        ideal = float(ideal_chip.accuracy(dataset.x, dataset.y)[0])
         save_run(result, output, ideal)
     if json:
+        note(level)
         emit_json(result.rows)
         return
+    stdout.print(level)
     title = (f"{loaded.name} under {fault}: {chips} training + {eval_chips} evaluation chips, "
              f"cutoff {cutoff.upper()} = {result.cutoff_accuracy:.2f} %")
     print_comparison(result, title)

@@ -23,6 +23,7 @@ from cimtest.cli.common import (
     check_output,
     emit_json,
     handle_errors,
+    note,
     parse_array_size,
     parse_input_range,
     parse_normalise,
@@ -30,6 +31,7 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
+from cimtest.cli.levels import calibrated_fault, check_drop, drop_line, ideal_accuracy
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +67,11 @@ def fit(
     model: str = options.MODEL,
     output: str = typer.Option(..., "-o", "--output", help="Test set folder to write."),
     fault: str = typer.Option("egis-typical", "--fault", help="Fault spec of the chips, e.g. "
-                              "egis-typical:sigma=0.15."),
+                              "egis-typical:sigma=0.15; without its level with --drop."),
+    drop: float = typer.Option(None, "--drop", help="Calibrate the level of --fault first: "
+                               "the one whose mean accuracy drop is this many points."),
+    calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
+                                          "estimate of the --drop calibration."),
     chips: int = typer.Option(1000, help="D, labelled training chips."),
     images: int = typer.Option(2048, help="N, images in the synthetic image dataset."),
     k: str = typer.Option("4", "--k", help="K, images kept by the compaction; a list such as "
@@ -106,9 +112,7 @@ def fit(
                           "earlier in their own range: give one of them")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    from cimtest.faults import parse_spec
-
-    parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
     from cimtest.engine import Campaign, Population
     from cimtest.methods.egis import LabelledChips
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
@@ -127,9 +131,16 @@ def fit(
     dataset = resolve_data(loaded, data, test_images, normalise)
     if proposal is None:
         low_high = resolve_input_range(low_high, loaded, dataset, data)
+    check_memory(Population(loaded.module, "none", n=1, memory=memory))
+    calibration = None
+    if drop is not None:
+        fault, calibration = calibrated_fault(
+            loaded, fault, drop, dataset, seed=seed, chips=calibration_chips,
+            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory)
+        note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
+    ideal = ideal_accuracy(loaded, dataset, array_size=geometry, bits_per_cell=bits_per_cell)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
-    check_memory(population)
     stores = _stores(store)
     start = time.perf_counter()
     with progress_bar("labelling chips") as update:
@@ -146,6 +157,8 @@ def fit(
                                       array_size=geometry, bits_per_cell=bits_per_cell))
         info[name] = {"cutoff_accuracy": a_cutoff, "data": dataset.name,
                       "data_images": len(dataset)}
+    level = drop_line(fault, ideal, accuracy, calibration)
+    mean_drop = ideal - float(accuracy.mean())
     del accuracy  # from here on only the labels exist
     timings: dict[str, float] = {"labels_s": time.perf_counter() - start}
     with progress_bar("egis fit", unit="steps") as update:
@@ -173,6 +186,8 @@ def fit(
                 "best_reward": t.best_reward_} for (c, kk), t in tests.items()]
     report_doc = {
         "model": loaded.name, "fingerprint": loaded.fingerprint, "output": str(output),
+        "fault": fault, "ideal_accuracy": ideal, "mean_drop": mean_drop,
+        "calibration": None if calibration is None else calibration.as_dict(),
         "images": images, "input_range": first.input_range, "chips": chips, "members": members,
         "h_c": [curve[0, 0], curve[-1, 0]], "h_s": [curve[0, 1], curve[-1, 1]],
         "sid_entropy": list(first.sid_entropy_), **timings,
@@ -180,7 +195,7 @@ def fit(
     if json:
         emit_json(report_doc)
         return
-    stdout.print(f"labelled {chips} chips under {fault}")
+    stdout.print(f"labelled {chips} chips under {level}")
     stdout.print(f"generator: H_c {curve[0, 0]:.3f} -> {curve[-1, 0]:.3f}, H_s {curve[0, 1]:.3f}"
                  f" -> {curve[-1, 1]:.3f} ({steps} steps)")
     if first.input_range is not None:

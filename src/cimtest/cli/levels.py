@@ -1,0 +1,103 @@
+"""The fault level of `compare` and `egis fit`: calibrated to a mean accuracy drop (--drop),
+or given, in which case the drop it causes is reported from the chips already evaluated."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cimtest.cli.common import progress_bar
+from cimtest.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cimtest.data import Dataset
+    from cimtest.engine.calibrate import Calibration
+    from cimtest.loading import LoadedModel
+
+__all__ = [
+    "CALIBRATION_ITERATIONS",
+    "calibrated_fault",
+    "check_drop",
+    "drop_line",
+    "ideal_accuracy",
+]
+
+CALIBRATION_ITERATIONS = 10
+"""Bisection steps of the calibration inside `compare` and `egis fit` (the search range of
+`cimtest.engine.calibrate.DEFAULT_BRACKETS` narrowed 1,024-fold in log space)."""
+
+_LEVEL_KEY = re.compile(r"(?:^|[:,])\s*(?:p|eta|sigma)\s*=")
+
+
+def check_drop(fault: str, drop: float | None, chips: int) -> None:
+    """Refuse, before any work, a --drop that is not positive, a fault that gives its own
+    level with --drop, a spec that does not parse, or too few calibration chips."""
+    from cimtest.faults import parse_spec
+
+    if drop is None:
+        parse_spec(fault)
+        return
+    if not drop > 0:
+        raise ConfigError(f"--drop must be a positive number of points; got {drop:g}")
+    if chips < 2:
+        raise ConfigError(f"--calibration-chips must be at least 2; got {chips}")
+    stack = parse_spec(fault, allow_missing_level=True)
+    if len(stack.faults) != 1:
+        raise ConfigError(f"--drop calibrates one fault kind; {fault!r} holds "
+                          f"{len(stack.faults)}")
+    if _LEVEL_KEY.search(fault):
+        raise ConfigError(f"--drop calibrates the level: give the fault without it, e.g. "
+                          f"--fault {fault.split(':')[0]} --drop {drop:g}; got {fault!r}")
+
+
+def calibrated_fault(
+    loaded: LoadedModel,
+    fault: str,
+    drop: float,
+    dataset: Dataset,
+    *,
+    seed: int,
+    chips: int,
+    array_size: tuple[int, int] | None,
+    bits_per_cell: int,
+    memory: str,
+) -> tuple[str, Calibration]:
+    """The spec of `fault` at the level whose mean accuracy drop on `dataset` meets `drop`
+    points (`cimtest.engine.calibrate.calibrate`, `chips` chips of seed `seed`), and the
+    calibration; the level is kept to 4 significant digits, as printed."""
+    from cimtest.engine import Population
+    from cimtest.engine.calibrate import calibrate
+    from cimtest.faults import parse_spec
+
+    template = parse_spec(fault, allow_missing_level=True)
+    population = Population(loaded.module, "none", seed, chips, array_size=array_size,
+                            bits_per_cell=bits_per_cell, memory=memory)
+    with progress_bar(f"calibrating {fault} to a {drop:g}-point drop") as update:
+        result = calibrate(population, template, dataset.x, dataset.y, [drop],
+                           task=loaded.task, iterations=CALIBRATION_ITERATIONS,
+                           progress=update)[0]
+    return template.with_level(float(f"{result.level:.4g}")).spec(), result
+
+
+def ideal_accuracy(loaded: LoadedModel, dataset: Dataset, **kw) -> float:
+    """The ideal chip's accuracy (percent) on `dataset`."""
+    from cimtest.engine import Population
+
+    return float(Population(loaded.module, "none", n=1, **kw).accuracy(
+        dataset.x, dataset.y, task=loaded.task)[0])
+
+
+def drop_line(spec: str, ideal: float, accuracy: np.ndarray, calibration=None) -> str:
+    """One line: the level and the mean accuracy drop it causes on the chips evaluated (and
+    the calibration that chose it, if any)."""
+    mean = ideal - float(accuracy.mean())
+    line = (f"{spec}: mean accuracy drop {mean:.2f} points over {accuracy.size} chips "
+            f"(ideal chip {ideal:.2f} %)")
+    if calibration is not None:
+        line = (f"calibrated {spec}: mean drop {calibration.measured_drop:.2f} points on "
+                f"{calibration.chips} calibration chips (target {calibration.drop:g}, 95 % "
+                f"band {calibration.ci_low:.2f}-{calibration.ci_high:.2f}); {mean:.2f} points "
+                f"over the {accuracy.size} training chips")
+    return line
