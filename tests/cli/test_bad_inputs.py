@@ -9,7 +9,6 @@ store) are made once per module on a tiny MLP, then edited or corrupted per case
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -324,8 +323,8 @@ def test_refused_in_one_line_with_nothing_left_behind(name, kit, tmp_path, monke
     before = sorted(os.listdir(here))
     result = runner.invoke(app, _expand(args, kit))
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or \
-        isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("cimtest: error: "), result.stderr
     for text in expected:
@@ -354,5 +353,5 @@ def test_the_unedited_artefacts_load(kit, tmp_path, monkeypatch):
                  ["report", kit["run"], "-o", "r.html"]):
         result = runner.invoke(app, ["-q", *map(str, args)])
         assert result.exit_code in (0, 1), result.output  # 1: a verdict "fail"/"uncertain"
-        assert json.dumps(result.stderr) == '""'
+        assert result.stderr == ""
 
