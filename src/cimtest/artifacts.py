@@ -65,6 +65,11 @@ class Artifact:
         Version of cimtest that wrote the artefact.
     info : dict
         Anything else worth keeping, JSON values only (loss curve, σ_y of the ideal chip...).
+    model : dict or None
+        How to load the model again (`cimtest.loading.LoadedModel.reference`: name, spec
+        such as a zoo name or ``module:factory``, weights path), so that commands need
+        ``--model`` only when it cannot be found again; None if the test was fitted on a
+        bare module.
     """
 
     method: str
@@ -75,6 +80,7 @@ class Artifact:
     fingerprint: str
     cimtest_version: str = __version__
     info: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
 
 
 def save_artifact(path: str | Path, artifact: Artifact) -> Path:
@@ -96,6 +102,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
         "fingerprint": artifact.fingerprint,
         "cimtest_version": artifact.cimtest_version,
         "info": artifact.info,
+        "model": artifact.model,
     }
     try:
         metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
@@ -174,6 +181,7 @@ def load_artifact(
         fingerprint=meta["fingerprint"],
         cimtest_version=meta["cimtest_version"],
         info=meta.get("info", {}),
+        model=meta.get("model") if isinstance(meta.get("model"), dict) else None,
     )
     if expected_fingerprint is not None and expected_fingerprint != artifact.fingerprint:
         message = (f"test '{path}' was made for the model with fingerprint "
