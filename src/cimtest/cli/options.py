@@ -37,6 +37,14 @@ CHIP_MODEL = typer.Option(
     ..., "--model",
     help="The chip's model: zoo name, module:factory or .pt2, with the chip's weights in --weights.",
 )
+TEST_MODEL = typer.Option(
+    None, "--model",
+    help="The model the test was fitted for: zoo name, module:factory or .pt2 (default: the "
+    "one the test names, with the weights it was fitted with).")
+CHIP_OR_TEST_MODEL = typer.Option(
+    None, "--model",
+    help="The chip's model: zoo name, module:factory or .pt2, with the chip's weights in "
+    "--weights (default: the model the test names).")
 CHIP_WEIGHTS = typer.Option(None, help="The chip's weights (.safetensors or .pt).")
 REFERENCE = typer.Option(
     None, "--reference",
