@@ -15,7 +15,7 @@ from cimtest.engine.reference import reference_forward
 from cimtest.engine.seeding import chip_generators
 from cimtest.exceptions import ConfigError
 from cimtest.faults import parse_spec
-from cimtest.loading import load_model
+from cimtest.loading import load_model, reload_model
 from cimtest.methods.btv import BayesianTestVector
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.report import compare, default_methods
@@ -60,6 +60,10 @@ def test_methods_on_each_rank(users, name):
     real = load_data(user.real, loaded.input_shape)
     btv = BayesianTestVector(steps=5, seed=0).fit(loaded)
     assert btv.sample_.shape[1:] == SHAPES[name]
+    named = btv.to_artifact().model  # the test remembers its model and loads it again
+    assert named == {"name": user.spec, "spec": user.spec, "weights": str(user.weights),
+                     "input_shape": list(SHAPES[name])}
+    assert reload_model(named).fingerprint == loaded.fingerprint
     images = len(SHAPES[name]) == 3
     methods = default_methods(k=2, egis={"images": 16, "steps": 2}, btv={"steps": 5},
                               image_inputs=images)

@@ -20,7 +20,8 @@ from torch import nn
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
 
-__all__ = ["LoadedModel", "check_finite", "first_layer", "load_model", "load_weights"]
+__all__ = ["LoadedModel", "check_finite", "first_layer", "load_model", "load_weights",
+           "reload_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -45,6 +46,17 @@ class LoadedModel:
     source: str | None = None
     """For zoo models: ``"shipped"`` (the same weights on every machine) or ``"trained here"``
     (numbers vary with the CPU that trained them)."""
+    spec: str = ""
+    """The MODEL that loads it again: a zoo name, ``module:factory`` or a ``.pt2`` path
+    (absolute)."""
+    weights: str | None = None
+    """The weights file it was loaded with (absolute path), if any."""
+
+    def reference(self) -> dict[str, object]:
+        """What a test stores to load this model again (`reload_model`): name, spec, weights
+        and input shape."""
+        return {"name": self.name, "spec": self.spec, "weights": self.weights,
+                "input_shape": list(self.input_shape)}
 
     @property
     def num_classes(self) -> int | None:
@@ -296,6 +308,8 @@ def load_model(
         raise ModelError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
     _logger.info("loaded %s (%s, input %s)", name, task, input_shape)
     return LoadedModel(
+        spec=str(Path(spec).resolve()) if spec.endswith(".pt2") else spec,
+        weights=None if weights is None else str(Path(weights).resolve()),
         module=module,
         name=name,
         task=task,
@@ -305,3 +319,29 @@ def load_model(
         data_size=data_size,
         source=source,
     )
+
+
+def reload_model(
+    reference: object,
+    *,
+    weights: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    task: str | None = None,
+) -> LoadedModel:
+    """Load again the model a test remembers (`LoadedModel.reference`), with `weights`
+    instead of the remembered ones if given, without training a zoo model.
+
+    Raises
+    ------
+    ModelError
+        If the test remembers no model, or it cannot be loaded again (a module that does
+        not import from here, a moved weights file, a zoo model not trained here).
+    """
+    spec = reference.get("spec") if isinstance(reference, dict) else None
+    if not isinstance(spec, str) or not spec:
+        raise ModelError("the test does not name the model it was fitted for")
+    stored, shape = reference.get("weights"), reference.get("input_shape")
+    if input_shape is None and isinstance(shape, list) and shape:
+        input_shape = tuple(int(v) for v in shape)
+    return load_model(spec, weights=weights if weights is not None else stored,
+                      input_shape=input_shape, task=task, train_if_missing=False)

@@ -257,3 +257,60 @@ def test_bad_drop_is_refused_before_the_model_loads(fault, drop, wanted):
     for command in (("compare",), ("egis", "fit", "-o", "/tmp/never-written")):
         line = error_line(run(*command, "no_such_module:f", "--fault", fault, "--drop", drop))
         assert wanted in line
+
+
+# ---- tests remember their model -------------------------------------------------------------
+
+
+def test_tests_remember_their_model(users, tmp_path):
+    """btv evaluate / apply and egis evaluate / apply find the model a test names; --model
+    is needed only when it cannot be found again."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from cimtest.artifacts import load_artifact
+
+    mlp, branchy = users["mlp"], users["branchy"]
+    btv = tmp_path / "btv.safetensors"
+    assert run("btv", "fit", *mlp.args, "-o", btv, "--steps", 5).exit_code == 0
+    named = load_artifact(btv).model
+    assert named == {"name": mlp.spec, "spec": mlp.spec, "weights": str(mlp.weights),
+                     "input_shape": [20]}
+    evaluate = ("--data", mlp.data, "--fault", LEVELS["mlp"], "--chips", 8, "--test-images",
+                60, "--fresh", 10, "--json")
+    result = run("btv", "evaluate", btv, *evaluate)
+    assert result.exit_code == 0, result.output
+    assert f"model {mlp.spec} with {mlp.weights} (named by {btv})" in result.stderr
+    chip = tmp_path / "chip.safetensors"
+    state = load_file(mlp.weights)
+    save_file({k: v * 1.5 for k, v in state.items()}, chip)
+    verdict = run("btv", "apply", btv, "--weights", chip, "--json")
+    assert verdict.exit_code in (0, 1), verdict.output
+    assert json.loads(verdict.stdout)["verdict"] in ("certain", "uncertain")
+    moved = tmp_path / "moved.safetensors"
+    shutil.copy(mlp.weights, moved)
+    mlp.weights.rename(tmp_path / "away.safetensors")
+    try:
+        line = error_line(run("btv", "evaluate", btv, *evaluate))
+        assert "give --model" in line and "mlp.safetensors" in line
+        given = run("btv", "evaluate", btv, "--model", mlp.spec, "--weights", moved, *evaluate)
+        assert given.exit_code == 0, given.output
+    finally:
+        (tmp_path / "away.safetensors").rename(mlp.weights)
+
+    egis = tmp_path / "egis"
+    small = ("--chips", 16, "--images", 16, "--steps", 3, "--batch", 8, "--splits", 1,
+             "--rho", 0.5, "--k", 2)
+    fit = run("egis", "fit", *branchy.args, "--data", branchy.data, "--fault",
+              LEVELS["branchy"], "-o", egis, *small)
+    assert fit.exit_code == 0, fit.output
+    result = run("egis", "evaluate", egis, "--data", branchy.data, "--chips", 8, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["chips"] == 8
+    chip = tmp_path / "chip2.safetensors"
+    save_file({k: v * 1.2 if v.is_floating_point() else v
+               for k, v in load_file(branchy.weights).items()}, chip)
+    verdict = run("egis", "apply", egis, "--weights", chip, "--json")
+    assert verdict.exit_code in (0, 1), verdict.output
+    assert json.loads(verdict.stdout)["verdict"] in ("pass", "fail")

@@ -27,7 +27,7 @@ from cimtest.cli.common import (
     progress_bar,
     stdout,
 )
-from cimtest.cli.inputs import resolve_data, resolve_model
+from cimtest.cli.inputs import remembered_model, resolve_data, resolve_model
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def fit(
 @handle_errors
 def apply(
     test: str = TEST,
-    model: str = options.CHIP_MODEL,
+    model: str = options.CHIP_OR_TEST_MODEL,
     weights: str = options.CHIP_WEIGHTS,
     reference: str = options.REFERENCE,
     reference_weights: str = options.REFERENCE_WEIGHTS,
@@ -146,17 +146,26 @@ def apply(
 
     The chip's weights are quantised as a chip (its ideal chip) and fed the stored sample.
     A chip's weights differ from the model the test was made for, so the fingerprint check
-    runs on --reference when given, else on the chip's own weights (then only a chip equal
-    to the reference passes the check; pass --force to skip it).
+    runs on --reference when given, else on the model the test names when --model is not
+    given (the chip is then that model with --weights), else on the chip's own weights
+    (then only a chip equal to the reference passes the check; pass --force to skip it).
     """
     from cimtest.artifacts import load_artifact
     from cimtest.engine import Population
     from cimtest.methods.btv import BayesianTestVector
 
-    chip = resolve_model(model, weights, input_shape, task)
-    expected = chip.fingerprint
+    stored = load_artifact(test)
+    if model is None:
+        chip = remembered_model(stored.model, test, weights, input_shape, task,
+                                stored.input_shape)
+        expected = stored.fingerprint if weights is None else remembered_model(
+            stored.model, test, None, input_shape, task, stored.input_shape).fingerprint
+    else:
+        chip = resolve_model(model, weights, input_shape, task, known_shape=stored.input_shape)
+        expected = chip.fingerprint
     if reference is not None:
-        expected = resolve_model(reference, reference_weights, input_shape, task).fingerprint
+        expected = resolve_model(reference, reference_weights, input_shape, task,
+                                 known_shape=stored.input_shape).fingerprint
     artifact = load_artifact(test, expected, force=force)
     if tuple(artifact.input_shape) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {artifact.input_shape}; the chip's "
@@ -180,7 +189,7 @@ def apply(
 @handle_errors
 def evaluate(
     test: str = TEST,
-    model: str = typer.Option(..., "--model", help="The model the test was fitted for."),
+    model: str = options.TEST_MODEL,
     fault: list[str] = FAULTS,
     chips: int = typer.Option(200, help="Chips per fault spec."),
     seed: int = options.SEED,
@@ -234,7 +243,13 @@ def evaluate(
     from cimtest.methods.btv import BayesianTestVector, chip_results, summarise
     from cimtest.report.btv_tables import TITLES, paper_tables
 
-    loaded = resolve_model(model, weights, input_shape, task, data)
+    stored = load_artifact(test)
+    if model is None:
+        loaded = remembered_model(stored.model, test, weights, input_shape, task,
+                                  stored.input_shape)
+    else:
+        loaded = resolve_model(model, weights, input_shape, task, data,
+                               known_shape=stored.input_shape)
     btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
     dataset = None
     if loaded.task in ("classification", "segmentation"):

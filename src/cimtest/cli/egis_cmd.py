@@ -30,12 +30,18 @@ from cimtest.cli.common import (
     progress_bar,
     stdout,
 )
-from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
+from cimtest.cli.inputs import (
+    remembered_model,
+    resolve_data,
+    resolve_input_range,
+    resolve_model,
+)
 from cimtest.cli.levels import calibrated_fault, check_drop, drop_line, ideal_accuracy
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
     from cimtest.engine import BaseStore
+    from cimtest.loading import LoadedModel
 
 __all__ = ["app"]
 
@@ -234,7 +240,7 @@ def _stores(folder: str | None) -> dict[str, BaseStore | None]:
 @handle_errors
 def evaluate(
     tests: list[str] = TESTDIRS,
-    model: str = typer.Option(..., "--model", help="The model the tests were fitted for."),
+    model: str = options.TEST_MODEL,
     fault: str = typer.Option(None, "--fault", help="Fault spec of the population (default: "
                               "the training spec)."),
     chips: int = typer.Option(1000, help="Chips of the independent population."),
@@ -279,7 +285,7 @@ def evaluate(
     from cimtest.report import plots
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
-    loaded = resolve_model(model, weights, input_shape, "classification", data)
+    loaded = _test_model(tests[0], model, weights, input_shape)
     dataset = resolve_data(loaded, data, test_images, normalise)
     loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
     training = loaded_tests[0][0].training_
@@ -332,7 +338,7 @@ def evaluate(
 @handle_errors
 def apply(
     test: str = TESTDIR,
-    model: str = options.CHIP_MODEL,
+    model: str = options.CHIP_OR_TEST_MODEL,
     weights: str = options.CHIP_WEIGHTS,
     reference: str = options.REFERENCE,
     reference_weights: str = options.REFERENCE_WEIGHTS,
@@ -352,8 +358,10 @@ def apply(
         raise ConfigError(f"test set '{test}' has {len(members)} members; choose one with --k "
                           "and --cutoff: " + ", ".join(m.name for m in members))
     test = str(members[0])
-    chip = resolve_model(model, weights, input_shape, "classification")
+    chip = _test_model(test, model, weights, input_shape)
     expected = chip.fingerprint
+    if model is None and weights is not None:  # the chip is the named model with --weights
+        expected = _test_model(test, None, None, input_shape).fingerprint
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape,
                                  "classification").fingerprint
@@ -373,6 +381,21 @@ def apply(
                      f"cutoff {verdict['cutoff']}, K = {egis.k})")
     if failed:
         raise typer.Exit(1)
+
+
+def _test_model(member: str, model: str | None, weights: str | None,
+                input_shape: str | None) -> LoadedModel:
+    """`model` (with `weights`), or the model the test in folder `member` names; either
+    takes the test's input shape unless --input-shape says otherwise."""
+    from cimtest.artifacts import load_artifact
+    from cimtest.methods.egis import ARTIFACT_FILE
+
+    stored = load_artifact(Path(member) / ARTIFACT_FILE)
+    if model is None:
+        return remembered_model(stored.model, member, weights, input_shape, "classification",
+                                stored.input_shape)
+    return resolve_model(model, weights, input_shape, "classification",
+                         known_shape=stored.input_shape)
 
 
 def _geometry(training: dict) -> tuple[int, int] | None:

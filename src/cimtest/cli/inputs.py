@@ -6,14 +6,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from cimtest.cli.common import parse_input_shape, parse_normalise
-from cimtest.exceptions import DataError
+from cimtest.exceptions import CimtestError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from cimtest.data import Dataset
     from cimtest.loading import LoadedModel
 
-__all__ = ["float_accuracy", "near_chance", "resolve_data", "resolve_input_range",
-           "resolve_model"]
+__all__ = ["float_accuracy", "near_chance", "remembered_model", "resolve_data",
+           "resolve_input_range", "resolve_model"]
 
 NEAR_CHANCE = 0.25
 """A float model scores near chance on labelled data when its accuracy is below chance plus
@@ -38,6 +38,34 @@ def resolve_model(
 
     shape = parse_input_shape(input_shape) or known_shape
     return load_model(model, weights=weights, input_shape=shape, task=task, data=data)
+
+
+def remembered_model(
+    stored: dict | None,
+    test: str,
+    weights: str | None,
+    input_shape: str | None,
+    task: str | None,
+    known_shape: tuple[int, ...] | None = None,
+) -> LoadedModel:
+    """The model test `test` remembers (its artefact's ``model``), loaded again (with
+    `weights` instead of the remembered ones if given); a `ConfigError` naming --model when
+    the test names none or it cannot be found again."""
+    from cimtest.cli.common import note
+    from cimtest.loading import reload_model
+
+    if stored is None:
+        raise ConfigError(f"test '{test}' does not name the model it was fitted for; give "
+                          "--model")
+    try:
+        loaded = reload_model(stored, weights=weights, task=task,
+                              input_shape=parse_input_shape(input_shape) or known_shape)
+    except CimtestError as exc:
+        raise ConfigError(f"cannot load the model test '{test}' names ({stored.get('spec')}) "
+                          f"again: {exc}; give --model") from None
+    note(f"model {loaded.spec}" + (f" with {loaded.weights}" if loaded.weights else "")
+         + f" (named by {test})")
+    return loaded
 
 
 def resolve_data(

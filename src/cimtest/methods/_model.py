@@ -9,7 +9,7 @@ from cimtest.exceptions import ConfigError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
 
-__all__ = ["ideal_chip", "resolve_model"]
+__all__ = ["ideal_chip", "model_reference", "resolve_model"]
 
 
 def resolve_model(
@@ -23,6 +23,11 @@ def resolve_model(
         raise ConfigError("cannot infer the model's input shape; give the module an "
                           "input_shape attribute or pass a LoadedModel")
     return model, tuple(int(v) for v in shape), state_fingerprint(model), None
+
+
+def model_reference(model: LoadedModel | nn.Module) -> dict | None:
+    """How a test can load `model` again (`LoadedModel.reference`); None for a bare module."""
+    return model.reference() if isinstance(model, LoadedModel) else None
 
 
 def ideal_chip(module: nn.Module, seed: int) -> tuple[Population, nn.Module]:

@@ -38,7 +38,7 @@ from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.faults import parse_spec
 from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
-from cimtest.methods._model import ideal_chip
+from cimtest.methods._model import ideal_chip, model_reference
 from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
 from cimtest.metrics import coverage, false_alarm_rate, rate, roc_auc, verifiable_coverage
 
@@ -146,6 +146,9 @@ class BayesianTestVector(ScreeningTest):
         Shapes of one input and one output of the model.
     fingerprint_ : str
         Fingerprint of the model the test was fitted on.
+    model_ : dict or None
+        How to load that model again (`cimtest.loading.LoadedModel.reference`), stored in
+        the artefact; None when fitted on a bare module.
 
     Examples
     --------
@@ -247,6 +250,7 @@ class BayesianTestVector(ScreeningTest):
         self.input_shape_ = shape
         self.output_shape_ = output_shape
         self.fingerprint_ = fingerprint
+        self.model_ = model_reference(model)
         self.mean_ = mean.detach().clone()
         self.log_var_ = log_var.detach().clone()
         self.loss_curve_ = curve
@@ -379,6 +383,7 @@ class BayesianTestVector(ScreeningTest):
             thresholds=thresholds,
             input_shape=self.input_shape_,
             fingerprint=self.fingerprint_,
+            model=getattr(self, "model_", None),
             info={
                 "sigma_ideal": self.sigma_ideal_,
                 "output_shape": list(self.output_shape_),
@@ -401,6 +406,7 @@ class BayesianTestVector(ScreeningTest):
             raise ArtifactError(f"btv artefact has unknown parameters: {exc}") from exc
         test.input_shape_ = tuple(artifact.input_shape)
         test.fingerprint_ = artifact.fingerprint
+        test.model_ = artifact.model
         test.mean_ = artifact.tensors["mean"]
         test.log_var_ = artifact.tensors["log_var"]
         test.sample_ = artifact.tensors["sample"]

@@ -44,7 +44,7 @@ from cimtest.artifacts import Artifact, load_artifact, save_artifact
 from cimtest.engine import BaseStore, Campaign, Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import LoadedModel
-from cimtest.methods._model import ideal_chip, resolve_model
+from cimtest.methods._model import ideal_chip, model_reference, resolve_model
 from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
 from cimtest.methods.compaction import SignatureReward, anneal
 from cimtest.methods.detector import Detector
@@ -304,6 +304,9 @@ class EntropyImageTest(ScreeningTest):
         Shapes of one input and one output.
     fingerprint_ : str
         Fingerprint of the model.
+    model_ : dict or None
+        How to load the model again (`cimtest.loading.LoadedModel.reference`); None when
+        proposed on a bare module.
     """
 
     needs = ("chip labels",)
@@ -426,6 +429,7 @@ class EntropyImageTest(ScreeningTest):
         self.sid_ = sid
         self.input_shape_ = shape
         self.fingerprint_ = fingerprint
+        self.model_ = model_reference(model)
         self.training_ = {}
         return sid
 
@@ -442,6 +446,7 @@ class EntropyImageTest(ScreeningTest):
             setattr(self, name, getattr(other, name))
         for name in _PROPOSAL:
             setattr(self, name, getattr(other, name))
+        self.model_ = getattr(other, "model_", None)
         self.training_ = {}
         self._check_params()
         return self
@@ -537,6 +542,7 @@ class EntropyImageTest(ScreeningTest):
             thresholds={"probability": 0.5},
             input_shape=self.input_shape_,
             fingerprint=self.fingerprint_,
+            model=getattr(self, "model_", None),
             info={**info, "k": self.k, "chosen": [int(i) for i in self.chosen_],
                   "training": self.training_, "output_shape": list(self.output_shape_),
                   "best_reward": self.best_reward_, "sid_entropy": list(self.sid_entropy_),
@@ -585,6 +591,7 @@ class EntropyImageTest(ScreeningTest):
         test.input_shape_ = tuple(artifact.input_shape)
         test.output_shape_ = tuple(artifact.info["output_shape"])
         test.fingerprint_ = artifact.fingerprint
+        test.model_ = artifact.model
         test.training_ = artifact.info["training"]
         test.best_reward_ = float(artifact.info["best_reward"])
         return test, artifact.info

@@ -28,7 +28,7 @@ from cimtest.engine import BaseStore
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.loading import LoadedModel
-from cimtest.methods._model import resolve_model
+from cimtest.methods._model import model_reference, resolve_model
 from cimtest.methods.base import ChipOutcomes, check_is_fitted
 from cimtest.methods.egis import (
     ARTIFACT_FILE,
@@ -124,6 +124,7 @@ def fit_grid(
                             f"{proposal.fingerprint_[:12]}..., this model {fingerprint[:12]}...)")
     else:
         base.adopt_proposal(proposal)
+        base.model_ = model_reference(model)  # an SID read back does not know the model
     sid = base.sid_
     signatures = chip_signatures(chips[0].population(module, base.memory), sid, store=store,
                                  progress=progress)
