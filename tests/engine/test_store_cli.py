@@ -1,14 +1,12 @@
 """The store from the CLI: campaign --store/--new/--dask, export and status, and their errors."""
 
-import importlib
 import json
 import sqlite3
-import sys
 import textwrap
 
 import pandas as pd
 import pytest
-from safetensors.torch import save_file
+from conftest import factory_module
 from typer.testing import CliRunner
 
 from cimtest.cli.main import app
@@ -32,13 +30,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def model_args(tmp_path_factory):
+    """A tiny MLP trained a little on the digits (an untrained one scores near chance, which
+    every command warns about)."""
     root = tmp_path_factory.mktemp("storecli")
-    (root / "storeclitiny.py").write_text(FACTORY)
-    sys.path.insert(0, str(root))
-    module = importlib.import_module("storeclitiny").tiny()
-    save_file(module.state_dict(), root / "tiny.safetensors")
-    yield ["storeclitiny:tiny", "--weights", str(root / "tiny.safetensors")]
-    sys.path.remove(str(root))
+    with factory_module(root, "storeclitiny", FACTORY):
+        yield ["storeclitiny:tiny", "--weights", str(root / "tiny.safetensors")]
 
 
 def run(*args):
