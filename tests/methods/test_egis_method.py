@@ -186,7 +186,7 @@ def test_fitted_test_beats_chance_on_independent_chips(tiny, fitted):
     """TA on 300 chips the test never saw (seed 7), truth at the training cutoff. A test
     that guesses scores 50 % ± 2.9 (one binomial SE at 300 chips), so it stays below 58 %
     (2.8 SE) with probability 0.997; this tiny fit (64 chips, K = 2) reaches 62 %."""
-    model, data, chips = tiny
+    model, data, _ = tiny
     train_acc = Population(model, FAULT, 0, 64).accuracy(data.test.x, data.test.y)
     cutoff = train_acc.median().item()
     evaluation = Population(model, FAULT, 7, 300)

@@ -12,7 +12,7 @@ from torch import nn
 
 from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
-from cimtest.engine.memory import chunk_size, parse_memory
+from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
 from cimtest.engine.rows import fill_rows, sparse_rows
 from cimtest.engine.seeding import chip_generators
 from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
@@ -22,6 +22,11 @@ from cimtest.metrics import mean_iou
 __all__ = ["ChipSpec", "Population", "weight_layout"]
 
 _logger = logging.getLogger(__name__)
+
+DENSE_CHUNK = 32
+"""Most chips per chunk when chips run one after another (`DENSE_INPUTS`): a larger chunk
+holds more weights and reports progress less often, and 32 chips already give every
+thread blocks of chips to draw."""
 
 Progress = Callable[[int, int], None]
 
@@ -165,12 +170,18 @@ class Population:
     def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
         """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
 
-        Always a multiple of `MICRO_BATCH` (at least one micro-batch), so that results do
-        not depend on the chunk size.
+        From `DENSE_INPUTS` shared inputs (no per-read faults) chips run one after another,
+        so one chip's activations are counted once, and a chunk holds at most `DENSE_CHUNK`
+        chips; below, every chip's activations are counted. Always a multiple
+        of `MICRO_BATCH` (at least one micro-batch), so that results do not depend on the
+        chunk size.
         """
-        weight_bytes = 3 * self.mapped.reference.numel() * 4
+        weight_bytes = BYTES_PER_WEIGHT * self.mapped.reference.numel()
         act = n_inputs * activation_bytes(self.mapped.ideal, input_shape)
-        chips = chunk_size(self.memory, weight_bytes + act, self.n)
+        if n_inputs >= DENSE_INPUTS and not self._per_read.faults:
+            chips = min(DENSE_CHUNK, chunk_size(max(self.memory - act, 0), weight_bytes, self.n))
+        else:
+            chips = chunk_size(self.memory, weight_bytes + act, self.n)
         return max(MICRO_BATCH, chips - chips % MICRO_BATCH)
 
     def forward(self, chips: Sequence[int], x: torch.Tensor, *,
