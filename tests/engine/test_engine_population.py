@@ -187,3 +187,21 @@ def test_patch_matmul_conv_equals_the_convolution(kernel, stride, padding, dilat
     expected = conv(x)
     conv.__class__ = _PatchMatmulConv2d
     assert torch.allclose(conv(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "output_padding", "dilation", "n",
+                          "side"), [
+    (2, 1, 0, 0, 1, 1, 1), (4, 2, 1, 0, 1, 1, 2), (3, 2, 1, 1, 2, 2, 3), (2, 2, 0, 0, 1, 3, 4),
+    (3, 1, 1, 0, 1, 1, 8),
+])
+def test_patch_matmul_transposed_conv_equals_the_convolution(kernel, stride, padding,
+                                                             output_padding, dilation, n, side):
+    from cimtest.engine.batched import _PatchMatmulConvTranspose2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(6, 5, kernel, stride, padding, output_padding,
+                                    dilation=dilation)
+    x = torch.randn(n, 6, side, side)
+    expected = conv(x)
+    conv.__class__ = _PatchMatmulConvTranspose2d
+    assert torch.allclose(conv(x), expected, atol=1e-5)

@@ -71,6 +71,29 @@ class _PatchMatmulConv2d(nn.Conv2d):
         return out.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
 
 
+class _PatchMatmulConvTranspose2d(nn.ConvTranspose2d):
+    """A ConvTranspose2d (groups 1, zero padding) that computes small outputs as
+    fold(Wᵀ @ x): oneDNN's transposed convolution rounds differently with the thread count
+    (the DCGAN generator at one input, 8 against 1-4 threads); a matmul on one MKL thread
+    and `F.fold`'s fixed summation order do not."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.dim() != 4 or output_size is not None:
+            return super().forward(x, output_size)
+        n, c_in, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        (dh, dw), (oh, ow) = self.dilation, self.output_padding
+        ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1
+        wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1
+        if n * ho * wo > SMALL_OUTPUT:
+            return super().forward(x)
+        cols = self.weight.reshape(c_in, -1).t() @ x.transpose(0, 1).reshape(c_in, -1)
+        cols = cols.reshape(-1, n, h * w).transpose(0, 1)
+        out = F.fold(cols, (ho + 2 * ph, wo + 2 * pw), (kh, kw), dilation=(dh, dw),
+                     stride=(sh, sw))[..., ph : ph + ho, pw : pw + wo]
+        return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
+
+
 def _patches(
     x: torch.Tensor,
     kernel: tuple[int, int],
@@ -90,12 +113,14 @@ def _patches(
 
 
 def _with_patch_matmuls(module: nn.Module) -> nn.Module:
-    """A copy of `module` whose plain convolutions are `_PatchMatmulConv2d` (same parameters)."""
+    """A copy of `module` whose plain (transposed) convolutions run as patch matmuls (same
+    parameters)."""
     module = copy.deepcopy(module)
+    patched = {nn.Conv2d: _PatchMatmulConv2d, nn.ConvTranspose2d: _PatchMatmulConvTranspose2d}
     for layer in module.modules():
-        if type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros" \
+        if type(layer) in patched and layer.groups == 1 and layer.padding_mode == "zeros" \
                 and not isinstance(layer.padding, str):
-            layer.__class__ = _PatchMatmulConv2d
+            layer.__class__ = patched[type(layer)]
     return module
 
 
