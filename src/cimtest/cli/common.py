@@ -209,15 +209,21 @@ def parse_floats(text: str, what: str) -> list[float]:
         raise ConfigError(f"{what} must be a comma-separated list of numbers; got {text!r}") from None
 
 
+def _finite_floats(text: str) -> list[float]:
+    """``"1,-2.5"`` → [1.0, -2.5]; [] unless every comma-separated item is a finite number."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        return []
+    return values if all(math.isfinite(v) for v in values) else []
+
+
 def parse_input_range(text: str | None) -> tuple[float, float] | None:
     """``"-1,1"`` → (-1.0, 1.0): --input-range LO,HI, two finite numbers with LO < HI."""
     if text is None:
         return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 2 or not all(math.isfinite(v) for v in values) or values[0] >= values[1]:
+    values = _finite_floats(text)
+    if len(values) != 2 or values[0] >= values[1]:
         raise ConfigError(f"--input-range must be two numbers LO,HI with LO < HI; got {text!r}")
     return values[0], values[1]
 
@@ -227,13 +233,9 @@ def parse_normalise(text: str | None) -> tuple[list[float], list[float]] | None:
     --normalise, an even count of finite numbers, means first, positive stds."""
     if text is None:
         return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
+    values = _finite_floats(text)
     half = len(values) // 2
-    if not values or len(values) % 2 or not all(math.isfinite(v) for v in values) \
-            or min(values[half:]) <= 0:
+    if not values or len(values) % 2 or min(values[half:]) <= 0:
         raise ConfigError(f"--normalise must be MEAN,STD (one pair for all channels, or all "
                           f"means then all stds) with positive stds; got {text!r}")
     return values[:half], values[half:]
