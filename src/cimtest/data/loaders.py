@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cimtest.data.cifar import cifar_files, read_cifar_file
 from cimtest.data.dataset import Dataset, check_task, normalise
 from cimtest.data.digits import SIZES, digits, digits_pixels
 from cimtest.exceptions import DataError
@@ -33,9 +34,6 @@ _logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".pgm", ".png")
 """File endings (any case) read as images in an image folder; other files are ignored."""
 
-_CIFAR_PIXELS = 3 * 32 * 32
-_CIFAR_TEST_FILES = ("test_batch.bin", "test.bin")
-_CIFAR_TRAIN_GLOBS = ("data_batch_*.bin", "train.bin")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's "L" conversion
 
 Stats = float | Sequence[float] | None
@@ -134,7 +132,7 @@ def data_input_shape(
     if not path.exists():
         raise DataError(f"Data path {path} does not exist.")
     colour = channels if channels in (1, 3) else None
-    if path.is_dir() and _cifar_files(path) or path.suffix.lower() == ".bin":
+    if path.is_dir() and cifar_files(path) or path.suffix.lower() == ".bin":
         return (colour or 3, 32, 32)
     if path.is_dir():
         return _folder_shape(path, colour)
@@ -279,7 +277,7 @@ def _read(
     """Dispatch on the path: return the inputs as read, int64 labels, the known class count
     and the (mean, std) stored with the data (an ``.npz``'s), if any."""
     if path.is_dir():
-        cifar = _cifar_files(path)
+        cifar = cifar_files(path)
         read = _read_cifar(cifar, shape, task) if cifar else _read_image_folder(path, shape, task)
         return (*read, None)
     suffix = path.suffix.lower()
@@ -433,25 +431,13 @@ def _npz_labels(
     return torch.from_numpy(y.astype(np.int64))
 
 
-def _cifar_files(folder: Path) -> list[Path]:
-    """The test batch of a CIFAR folder if there is one, else its train batches, else []."""
-    for name in _CIFAR_TEST_FILES:
-        if (folder / name).is_file():
-            return [folder / name]
-    for pattern in _CIFAR_TRAIN_GLOBS:
-        found = sorted(p for p in folder.glob(pattern) if p.is_file())
-        if found:
-            return found
-    return []
-
-
 def _read_cifar(
     files: list[Path], shape: tuple[int, ...], task: str
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """CIFAR-10/100 batches, concatenated, converted to `shape` (bilinear, grey if C = 1)."""
     _require_classification(files[0], task, "a CIFAR batch")
     shape = _require_images(files[0], shape, "a CIFAR batch")
-    batches = [_read_cifar_file(f) for f in files]
+    batches = [read_cifar_file(f) for f in files]
     kinds = {k for _, _, k in batches}
     if len(kinds) > 1:
         raise DataError(f"{files[0].parent} mixes CIFAR-10 and CIFAR-100 batches.")
@@ -471,37 +457,3 @@ def _read_cifar(
         )
     labels = torch.from_numpy(np.concatenate([y for _, y, _ in batches]).astype(np.int64))
     return pixels.contiguous(), labels, kinds.pop()
-
-
-def _read_cifar_file(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return uint8 (n, 3, 32, 32) pixels, uint8 labels and 10 or 100 from one batch file.
-
-    A CIFAR-10 record is 1 label byte + 3072 pixel bytes (3x32x32, row-major); a CIFAR-100
-    record is 2 label bytes (coarse, fine; the fine label is used) + 3072. The kind is the
-    record size that divides the file size; if both do, CIFAR-100 when the file or folder
-    name contains "100", else CIFAR-10.
-    """
-    try:
-        size = path.stat().st_size
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise DataError(f"CIFAR file {path} cannot be read: {err}") from err
-    if size == 0:
-        raise DataError(f"CIFAR file {path} is empty.")
-    fits10, fits100 = size % (_CIFAR_PIXELS + 1) == 0, size % (_CIFAR_PIXELS + 2) == 0
-    if not (fits10 or fits100):
-        raise DataError(
-            f"CIFAR file {path} is truncated or not a CIFAR batch: its {size} bytes are not a "
-            f"multiple of the {_CIFAR_PIXELS + 1}-byte CIFAR-10 or {_CIFAR_PIXELS + 2}-byte "
-            "CIFAR-100 record."
-        )
-    if fits10 and fits100:
-        fits100 = "100" in path.name or "100" in path.parent.name
-    kind, label_bytes = (100, 2) if fits100 else (10, 1)
-    records = data.reshape(-1, _CIFAR_PIXELS + label_bytes)
-    labels = records[:, label_bytes - 1]
-    if int(labels.max()) >= kind or (kind == 100 and int(records[:, 0].max()) >= 20):
-        raise DataError(
-            f"CIFAR file {path} has labels out of range for CIFAR-{kind}; it is not a CIFAR batch."
-        )
-    return records[:, label_bytes:].reshape(-1, 3, 32, 32), labels, kind
