@@ -9,11 +9,12 @@ document. Budgets on the 2-core reference machine, one torch thread per experime
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cimtest.cli.markdown import markdown, pct, rows_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,42 +50,6 @@ def _level(results: Results, step: str, drop: float | None = None) -> float:
     rows = results[step]
     row = rows[0] if drop is None else next(r for r in rows if r["drop"] == drop)
     return float(row["level"])
-
-
-def _pct(row: dict, key: str) -> str:
-    value = row.get(key)
-    if value is None:
-        return "-"
-    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    band = "" if low is None else f" [{100 * low:.1f}, {100 * high:.1f}]"
-    return f"{100 * value:.1f}{band}"
-
-
-def _markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    """A DataFrame as a markdown table, index columns first, numbers rounded."""
-    frame = table.reset_index()
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "---|" * len(frame.columns)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _rows_table(rows: dict[str, dict[str, object]], index: str) -> str:
-    """A markdown table of one row per key of `rows` (named `index`), a column per inner key."""
-    import pandas as pd
-
-    return _markdown(pd.DataFrame.from_dict(rows, orient="index").rename_axis(index))
-
-
-def _cell(value: object, digits: int) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or math.isnan(value):
-        return "-"
-    if isinstance(value, float) and not float(value).is_integer() and abs(value) < 1:
-        return f"{value:.3f}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 # --- btv: paper 1 on resnet20-8 at full size (docs/results-btv.md) ----------------------------
@@ -149,11 +114,11 @@ def _render_btv(results: Results) -> dict[str, str]:
     tables = paper_tables(results["evaluate"], "offset=0")
     blocks = {
         "btv-levels": _levels_table(results, [n for n, *_ in _BTV_KINDS], "cal-"),
-        "btv-coverage": _markdown(tables["coverage"]),
-        "btv-verifiable": _markdown(tables["verifiable"]),
-        "btv-offsets": _markdown(tables["offsets"]),
-        "btv-harm": _markdown(tables["harm"].drop(columns="spec")),
-        "btv-layers": _markdown(_named_levels(
+        "btv-coverage": markdown(tables["coverage"]),
+        "btv-verifiable": markdown(tables["verifiable"]),
+        "btv-offsets": markdown(tables["offsets"]),
+        "btv-harm": markdown(tables["harm"].drop(columns="spec")),
+        "btv-layers": markdown(_named_levels(
             paper_tables(results["layers"], "offset=0")["layers"], results["layers"]))
         + "\n\nMean accuracy (%) and AUC of σ_y for a 1-point drop on the same chips:\n\n"
         + _layer_harm(results["layers"]),
@@ -182,7 +147,7 @@ def _layer_harm(rows: list[dict]) -> str:
         fraction = "all" if row["layers"] is None else f"{100 * row['layers']:g}%"
         auc = "-" if row["auc"] is None else f"{row['auc']:.2f}"
         cells.setdefault(row["fault"], {})[fraction] = f"{row['accuracy_mean']:.2f} ({auc})"
-    return _rows_table(cells, "fault")
+    return rows_table(cells, "fault")
 
 
 def _levels_table(results: Results, names: Sequence[str], prefix: str) -> str:
@@ -191,7 +156,7 @@ def _levels_table(results: Results, names: Sequence[str], prefix: str) -> str:
     for name in names:
         rows[name] = {f"{r['drop']:g} pt": f"{r['level']:.4g} ({r['measured_drop']:.2f})"
                       for r in results[f"{prefix}{name}"]}
-    return _rows_table(rows, "fault")
+    return rows_table(rows, "fault")
 
 
 def _false_alarm_rule(rows: list[dict]) -> str:
@@ -199,8 +164,8 @@ def _false_alarm_rule(rows: list[dict]) -> str:
              "|---|---|---|---|---|"]
     for row in (r for r in rows if r["rule"] == "false_alarm" and r["layers"] is None):
         auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
-        lines.append(f"| {row['level']} | {_pct(row, 'coverage')} | "
-                     f"{_pct(row, 'false_alarm_ideal')} | {_pct(row, 'false_alarm_nodrop')} | "
+        lines.append(f"| {row['level']} | {pct(row, 'coverage')} | "
+                     f"{pct(row, 'false_alarm_ideal')} | {pct(row, 'false_alarm_nodrop')} | "
                      f"{auc} |")
     return "\n".join(lines)
 
@@ -212,9 +177,9 @@ def _sweep_table(results: Results) -> str:
         fit = results[f"sweep-fit-{name}"]
         for row in (r for r in results[f"sweep-{name}"] if r["rule"] == "offset=0"):
             lines.append(f"| {name} | {fit['final_loss']:.3g} | {fit['sigma_ideal']:.3g} | "
-                         f"{row['level']} | {_pct(row, 'coverage')} | "
-                         f"{_pct(row, 'false_alarm_ideal')} | "
-                         f"{_pct(row, 'false_alarm_nodrop')} | {row['auc']:.3f} | "
+                         f"{row['level']} | {pct(row, 'coverage')} | "
+                         f"{pct(row, 'false_alarm_ideal')} | "
+                         f"{pct(row, 'false_alarm_nodrop')} | {row['auc']:.3f} | "
                          f"{row['auc_point']:.3f} |")
     return "\n".join(lines)
 
@@ -294,11 +259,11 @@ def _render_zoo(results: Results) -> dict[str, str]:
                              for m, f in fits.items()}).T.rename_axis("model")
     return {
         "zoo-levels": _zoo_levels(results),
-        "zoo-coverage": _markdown(pd.DataFrame(coverage).T.rename_axis("model")),
-        "zoo-verifiable": _markdown(pd.DataFrame(verifiable).T.rename_axis("model")),
-        "zoo-fa": _markdown(pd.DataFrame(far).T.rename_axis("model")),
-        "zoo-harm": _markdown(pd.concat(harm)),
-        "zoo-fit": _markdown(fit_rows, digits=0),
+        "zoo-coverage": markdown(pd.DataFrame(coverage).T.rename_axis("model")),
+        "zoo-verifiable": markdown(pd.DataFrame(verifiable).T.rename_axis("model")),
+        "zoo-fa": markdown(pd.DataFrame(far).T.rename_axis("model")),
+        "zoo-harm": markdown(pd.concat(harm)),
+        "zoo-fit": markdown(fit_rows, digits=0),
     }
 
 
@@ -318,7 +283,7 @@ def _zoo_levels(results: Results) -> str:
     for model, kinds, *_ in _ZOO_CALIBRATED:
         rows[model] = {name: ", ".join(f"{r['level']:.3g}" for r in results[f"cal-{model}-{name}"])
                        for name, *_ in kinds}
-    return _rows_table(rows, "model")
+    return rows_table(rows, "model")
 
 
 # --- egis: paper 2 on resnet20-8 at full size (docs/results-egis.md) --------------------------
