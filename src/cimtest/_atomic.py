@@ -1,7 +1,7 @@
 """Write files and folders atomically: build beside the target, rename onto it on success.
 
 A crash, an error or a full disk leaves the old target (or nothing) in place, never half
-of a new one.
+of a new one; a file's data is flushed to disk before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -25,10 +25,21 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are ordinary files
     try:
         yield Path(tmp)
+        _fsync(tmp)  # the data on disk before the name points at it
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path: str | Path) -> None:
+    """Flush a file's (or a folder's entries') writes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -27,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cimtest._atomic import atomic_file
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import DIGEST_KEY, content_digest, state_fingerprint
 from cimtest.zoo.registry import get_entry
@@ -82,9 +81,11 @@ def save_trained(result: TrainResult) -> Path:
     weights, meta = _paths(cache_dir() / "zoo", result.metadata["name"])
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
-    _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
+    with atomic_file(weights) as tmp:
+        save_file(state, str(tmp))
     text = metadata_text(result.metadata)
-    _atomic_write(meta, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    with atomic_file(meta) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return weights
 
 
@@ -171,15 +172,3 @@ def _check_digest(meta: Path, weights: Path, metadata: dict) -> None:
         raise ModelError(f"zoo metadata {meta} fails its digest check: it was edited or "
                          f"corrupted after it was written; delete it and {weights.name} to "
                          "retrain")
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to `path`, then move it onto `path`."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
