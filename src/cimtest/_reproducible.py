@@ -21,13 +21,15 @@ own choice of instruction set (faster on AVX-512, other last bits).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PORTABLE", "mkl_strict", "pin", "portable"]
+__all__ = ["PORTABLE", "mkl_single_threaded", "mkl_strict", "pin", "portable"]
 
 PORTABLE = {
     "MKL_CBWR": "AUTO,STRICT",
@@ -55,17 +57,37 @@ def pin() -> None:
 
 
 @functools.cache
-def _mkl_get():
+def _mkl(symbol: str):
     import torch
 
     try:
         library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-        return library.mkl_serv_cbwr_get
+        return getattr(library, symbol)
     except (OSError, AttributeError):  # a torch built without MKL, or on another OS
         return None
 
 
 def mkl_strict() -> bool | None:
     """Whether MKL runs in strict reproducibility mode; None where torch has no MKL."""
-    get = _mkl_get()
+    get = _mkl("mkl_serv_cbwr_get")
     return None if get is None else bool(get(_ALL) & _STRICT)
+
+
+@contextlib.contextmanager
+def mkl_single_threaded() -> Iterator[None]:
+    """MKL on one thread in the calling thread while the block runs.
+
+    On AMD CPUs MKL keeps its AUTO branch, where strict mode does not cover every small
+    product (M = 8, N = 16 products changed their last bits from 2 threads on). One MKL
+    thread per product makes each independent of the thread count; torch still spreads
+    batched products and convolutions over its own threads.
+    """
+    local = _mkl("MKL_Set_Num_Threads_Local")
+    if local is None:
+        yield
+        return
+    previous = local(1)
+    try:
+        yield
+    finally:
+        local(previous)

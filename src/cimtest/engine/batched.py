@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from cimtest._reproducible import PORTABLE, mkl_strict, portable
+from cimtest._reproducible import PORTABLE, mkl_single_threaded, mkl_strict, portable
 from cimtest.hardware import MappedModel
 
 _logger = logging.getLogger(__name__)
@@ -146,8 +146,14 @@ class BatchedForward:
         """Forward chip weights `flat` (float32, (B, P)) on `x`.
 
         `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
-        *input_shape). Returns float32 of shape (B, N, *output_shape).
+        *input_shape). Returns float32 of shape (B, N, *output_shape). MKL runs each product
+        on one thread (`mkl_single_threaded`), so the outputs do not depend on the thread
+        count.
         """
+        with mkl_single_threaded():
+            return self._forward(flat, x, per_chip_input)
+
+    def _forward(self, flat: torch.Tensor, x: torch.Tensor, per_chip_input: bool):
         n_chips = flat.shape[0]
         if not per_chip_input and x.shape[0] >= DENSE_INPUTS:
             weights = self.mapped.layer_weights(flat)
