@@ -146,14 +146,11 @@ class BatchedForward:
         """Forward chip weights `flat` (float32, (B, P)) on `x`.
 
         `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
-        *input_shape). Returns float32 of shape (B, N, *output_shape). MKL runs each product
-        on one thread (`mkl_single_threaded`), so the outputs do not depend on the thread
-        count.
+        *input_shape). Returns float32 of shape (B, N, *output_shape). Under vmap, MKL runs
+        each product on one thread (`mkl_single_threaded`): the chips' small products would
+        otherwise round differently with the thread count on AMD CPUs. The dense path's
+        products (at least `DENSE_INPUTS` rows) gave the same bits on 1 to 8 threads.
         """
-        with mkl_single_threaded():
-            return self._forward(flat, x, per_chip_input)
-
-    def _forward(self, flat: torch.Tensor, x: torch.Tensor, per_chip_input: bool):
         n_chips = flat.shape[0]
         if not per_chip_input and x.shape[0] >= DENSE_INPUTS:
             weights = self.mapped.layer_weights(flat)
@@ -167,7 +164,8 @@ class BatchedForward:
                 x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
         weights = self.mapped.layer_weights(flat)
         in_dims = (0, 0 if per_chip_input else None)
-        return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
+        with mkl_single_threaded():
+            return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
 
 
 @functools.cache
