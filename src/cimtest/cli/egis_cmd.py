@@ -183,7 +183,9 @@ def fit(
                          images=images, steps=steps, batch=batch, splits=splits, rho=rho,
                          input_range=low_high, memory=memory, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
-    save_grid(output, tests, info)
+    from cimtest.report.plots import write_egis_figures
+
+    save_grid(output, tests, info, figures=write_egis_figures)
     first = next(iter(tests.values()))
     curve = first.entropy_curve_
     members = [{"cutoff": c, "k": kk, "dir": member_name(c, kk),

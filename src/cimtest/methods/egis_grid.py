@@ -145,7 +145,7 @@ def save_grid(
     tests: dict[tuple[str | None, int], EntropyImageTest],
     info: dict[str | None, dict[str, object]] | None = None,
     *,
-    figures: bool = True,
+    figures: Callable[[Path, dict[str, EntropyImageTest]], None] | None = None,
 ) -> Path:
     """Write the test set TESTDIR atomically (a crash never leaves half of it); return it.
 
@@ -157,8 +157,10 @@ def save_grid(
         What `fit_grid` returns (members sharing one SID).
     info : dict of cutoff to dict, optional
         Metadata saved with each member of that cutoff (e.g. ``cutoff_accuracy``).
-    figures : bool
-        Also draw paper 2's Fig. 3 (entropy curve) and, per member, Fig. 4a and 4b.
+    figures : callable, optional
+        ``figures(folder, members)`` draws into the set's folder before it is renamed into
+        place, `members` by member folder name (the CLI passes
+        `cimtest.report.plots.write_egis_figures`: paper 2's Fig. 3, 4a and 4b).
     """
     if not tests:
         raise ConfigError("save_grid needs at least one test")
@@ -177,13 +179,8 @@ def save_grid(
                                 "chosen": test.chosen_.tolist(),
                                 "best_reward": test.best_reward_,
                                 "digest": stored_digest(tmp / name / ARTIFACT_FILE)})
-                if figures:
-                    _member_figures(tmp / name, test)
-            if figures:
-                from cimtest.report import plots
-
-                (tmp / "entropy.png").write_bytes(plots.entropy_curves(
-                    first.entropy_curve_.tolist()))
+            if figures is not None:
+                figures(tmp, {member_name(c, k): test for (c, k), test in tests.items()})
             index = json.loads(json.dumps({
                 "members": members, "images": first.images, "steps": first.steps,
                 "sid_entropy": list(first.sid_entropy_), "training": first.training_,
@@ -279,12 +276,3 @@ def _check_index(index: Path, document: dict) -> None:
         raise ArtifactError(f"test set index '{index}' fails its digest check: it was edited or "
                             "corrupted after it was written (--force does not override this); "
                             "refit the set")
-
-
-def _member_figures(folder: Path, test: EntropyImageTest) -> None:
-    """Paper 2 Fig. 4a (the annealing's reward curve) and 4b (the chosen images)."""
-    from cimtest.report import plots
-
-    (folder / "reward.png").write_bytes(plots.reward_curve(test.reward_curve_.tolist()))
-    titles = [f"SID {i}" for i in test.chosen_.tolist()]
-    (folder / "images.png").write_bytes(plots.image_grid(test.images_, titles))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ __all__ = [
     "reward_curve",
     "roc_curves",
     "test_metrics_by_k",
+    "write_egis_figures",
 ]
 
 
@@ -162,3 +164,15 @@ def _bin_label(low: float | None, high: float | None) -> str:
     if high is None:
         return f">= {low:g}"
     return f"{low:g}-{high:g}"
+
+
+def write_egis_figures(folder: Path, members: dict) -> None:
+    """Paper 2's Fig. 3 (entropy curve, from the shared generator) into `folder`, and per
+    member (by folder name) Fig. 4a (the annealing's reward curve) and 4b (the chosen
+    images)."""
+    first = next(iter(members.values()))
+    (folder / "entropy.png").write_bytes(entropy_curves(first.entropy_curve_.tolist()))
+    for name, test in members.items():
+        (folder / name / "reward.png").write_bytes(reward_curve(test.reward_curve_.tolist()))
+        titles = [f"SID {i}" for i in test.chosen_.tolist()]
+        (folder / name / "images.png").write_bytes(image_grid(test.images_, titles))
