@@ -2,7 +2,7 @@
 
 import pytest
 
-from cimtest._atomic import atomic_directory, atomic_file
+from cimtest._atomic import atomic_directory, atomic_file, partial_files
 
 
 def test_atomic_file_replaces_only_on_success(tmp_path):
@@ -16,6 +16,15 @@ def test_atomic_file_replaces_only_on_success(tmp_path):
         tmp.write_text("new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_partial_files_are_the_temporaries_of_atomic_file_only(tmp_path):
+    target = tmp_path / "x.db"
+    (tmp_path / ".x.db.csv.abcd_123.csv").write_text("another target's temporary")
+    (tmp_path / ".x.db.new.db").write_text("not a temporary of atomic_file")
+    with atomic_file(target) as tmp:
+        assert partial_files(target) == [tmp]
+    assert partial_files(target) == []
 
 
 def test_atomic_directory_replaces_only_on_success(tmp_path):

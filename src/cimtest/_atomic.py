@@ -7,13 +7,14 @@ of a new one; a file's data is flushed to disk before it is renamed into place.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_file"]
+__all__ = ["atomic_directory", "atomic_file", "partial_files"]
 
 
 @contextmanager
@@ -31,6 +32,14 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def partial_files(path: str | Path) -> list[Path]:
+    """The temporary files that `atomic_file(path)` blocks killed mid-write left beside `path`."""
+    path = Path(path)
+    # mkstemp's names: the prefix and suffix `atomic_file` gives, around 8 random characters
+    name = re.compile(re.escape(f".{path.name}.") + r"\w{8}" + re.escape(path.suffix))
+    return sorted(p for p in path.parent.iterdir() if name.fullmatch(p.name))
 
 
 def _fsync(path: str | Path) -> None:

@@ -97,4 +97,4 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     assert len(store.get_runs()) == KILLS + 1
     on_disk = sorted(p.name for p in store.side_dir.iterdir())
     assert on_disk == sorted(c.side_file for c in chunks)  # no orphan, no partial file
-    assert not list(path.parent.glob(".crash.db.new-*"))
+    assert not list(path.parent.glob(".crash.db.*"))

@@ -3,6 +3,7 @@
 import errno
 import os
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,15 +130,17 @@ def test_full_disk_on_a_side_file_leaves_the_store_unchanged(population, data, t
                                                              monkeypatch, reference):
     path = tmp_path / "x.db"
     written = []
+    write_bytes = Path.write_bytes
 
     def full_after_two(target, payload):
-        if len(written) == 2:
-            target.write_bytes(payload[:100])  # a partial write, then the disk is full
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(target)
-        target.write_bytes(payload)
+        if target.suffix == ".safetensors":
+            if len(written) == 2:
+                write_bytes(target, payload[:100])  # a partial write, then the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(target)
+        return write_bytes(target, payload)
 
-    monkeypatch.setattr(store_module, "_write_bytes", full_after_two)
+    monkeypatch.setattr(Path, "write_bytes", full_after_two)
     with pytest.raises(StoreError, match="disk full"):
         campaign(population, data, path).run()
     store = SQLiteStore(path, read_only=True)
@@ -202,11 +205,13 @@ def test_orphans_partial_files_and_half_built_databases_are_deleted(population, 
     campaign(population, data, path).run()
     side = SQLiteStore(path).side_dir
     (side / "chunk-48-56.safetensors").write_bytes(b"orphan")
-    (side / ".chunk-0-8.safetensors.tmp").write_bytes(b"partial")
+    (side / ".chunk-0-8.safetensors.k3j_x9a2.safetensors").write_bytes(b"partial")
     (side / "notes.txt").write_text("not ours")
-    (tmp_path / ".x.db.new-12345").write_bytes(b"half built")
+    (tmp_path / ".x.db.k3j_x9a2.db").write_bytes(b"half built")
+    (tmp_path / ".x.db.k3j_x9a2.db-wal").write_bytes(b"its log")
+    (tmp_path / ".x.db.csv.k3j_x9a2.csv").write_bytes(b"an export being written")
     campaign(population, data, path).run()
-    assert not (tmp_path / ".x.db.new-12345").exists()
+    assert sorted(p.name for p in tmp_path.glob(".x.db.*")) == [".x.db.csv.k3j_x9a2.csv"]
     (side / "notes.txt").unlink()
     assert_matches(SQLiteStore(path), reference)
 
@@ -224,7 +229,7 @@ def test_new_replaces_atomically(population, data, tmp_path, reference, monkeypa
     with pytest.raises(StoreError, match="simulated"):
         campaign(population, data, path, new=True).run()
     assert SQLiteStore(path).get_campaign().spec == "mult:eta=0.3"  # the old one, intact
-    assert not list(tmp_path.glob(".x.db.new-*"))
+    assert not list(tmp_path.glob(".x.db.*"))
     monkeypatch.undo()
     campaign(population, data, path, new=True).run()
     assert_matches(SQLiteStore(path), reference)
