@@ -23,10 +23,10 @@ import time
 import numpy as np
 import torch
 
-from cimtest.engine import Population
+from cimtest.engine import Population, StoredChips
 from cimtest.loading import load_model
 from cimtest.methods.base import ChipOutcomes
-from cimtest.methods.egis import EntropyImageTest, chip_signatures
+from cimtest.methods.egis import EntropyImageTest
 
 FAULT = "egis-typical:sigma=0.0566"
 
@@ -55,16 +55,16 @@ def main() -> None:
     torch.set_num_threads(2)
     n, d, k = (256, 200, 4) if args.quick else (2048, 1000, 4)
     model = load_model("resnet20-8")
-    test = EntropyImageTest(k=k, images=n, steps=args.steps, seed=0)
+    test = EntropyImageTest(k=k, sid_size=n, steps=args.steps, seed=0)
     sid, generator_s = timed(lambda: test.propose(model))
     population = Population(model.module, FAULT, seed=0, n=d)
-    signatures, signatures_s = timed(lambda: chip_signatures(population, sid))
+    signatures, signatures_s = timed(lambda: StoredChips(population).outputs(sid))
     roofline_s = roofline(population.mapped.ideal, sid, d)
     # labels without real data: pass iff a chip's mean logit margin is above the median, so
     # the benchmark needs no accuracy campaign (the compaction's cost does not depend on it)
     top2 = signatures.topk(2, dim=2).values
     margin = (top2[..., 0] - top2[..., 1]).mean(1).numpy()
-    outcomes = ChipOutcomes(margin > np.median(margin), float("nan"))
+    outcomes = ChipOutcomes(margin > np.median(margin))
     _, compaction_s = timed(lambda: test.learn(signatures, outcomes))
     one = test.respond(population.outputs(test.images_, chips=[0]))
     decide_ms = min(timed(lambda: test.decide(one))[1] for _ in range(20)) * 1e3

@@ -33,12 +33,9 @@ _logger = logging.getLogger(__name__)
 FORMAT = "cimtest-test"
 """Value of the ``format`` metadata key of every cimtest test artefact."""
 
-FORMAT_VERSION = 2
-"""Layout version of the artefact; a newer one is refused by older cimtest. Version 2 added
-the digest; a version-1 artefact (none) loads with a warning to refit it."""
-
-DIGEST_SINCE = 2
-"""First format version that carries a digest: from it on, a missing digest is an edit."""
+FORMAT_VERSION = 3
+"""Layout version of the artefact; a newer one is refused by older cimtest, an older one
+(before every method shared one layout, `cimtest.methods.persistence`) by this one."""
 
 _REQUIRED = ("method", "params", "thresholds", "input_shape", "fingerprint", "cimtest_version")
 
@@ -52,7 +49,7 @@ class Artifact:
     method : str
         Test method, e.g. ``"btv"``.
     tensors : dict of str to torch.Tensor
-        The test's arrays (float32, CPU), e.g. ``mean``, ``log_var``, ``sample``.
+        The test's arrays (CPU, dtype kept), e.g. ``mean_``, ``log_var_``, ``inputs_``.
     params : dict
         Hyper-parameters of the method (``get_params()``), JSON values only.
     thresholds : dict of str to float
@@ -109,8 +106,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
                     "cimtest": json.dumps(meta)}
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"artefact metadata is not JSON-serialisable: {exc}") from exc
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
-               for k, v in artifact.tensors.items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in artifact.tensors.items()}
     metadata[DIGEST_KEY] = content_digest(metadata, tensors)
     try:
         with atomic_file(path) as tmp:
@@ -164,7 +160,10 @@ def load_artifact(
     if version > FORMAT_VERSION:
         raise ArtifactError(f"'{path}' has artefact format {version}; this cimtest reads up to "
                             f"{FORMAT_VERSION} (upgrade cimtest)")
-    check_digest(path, metadata, tensors, version)
+    if version < FORMAT_VERSION:
+        raise ArtifactError(f"'{path}' has artefact format {version}, written by an older "
+                            f"cimtest; this one reads format {FORMAT_VERSION}: refit the test")
+    check_digest(path, metadata, tensors)
     try:
         meta = json.loads(metadata["cimtest"])
     except (KeyError, ValueError) as exc:
@@ -205,17 +204,11 @@ def stored_digest(path: str | Path) -> str | None:
 
 
 def check_digest(
-    path: str | Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor], version: int
+    path: str | Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]
 ) -> None:
     """Raise `ArtifactError` unless the digest stored in `metadata` is that of `metadata`
-    and `tensors`; an artefact older than `DIGEST_SINCE` has none and only gets a warning."""
-    stored = metadata.get(DIGEST_KEY)
-    if stored is None and version < DIGEST_SINCE:
-        _logger.warning("test artefact '%s' has no digest (format %d, written before cimtest "
-                        "checked them), so an edit to it would go unnoticed; refit it to add "
-                        "one", path, version)
-        return
-    if stored != content_digest(metadata, tensors):
+    and `tensors`."""
+    if metadata.get(DIGEST_KEY) != content_digest(metadata, tensors):
         raise ArtifactError(f"test artefact '{path}' fails its digest check: it was edited or "
                             "corrupted after it was written (--force does not override this); "
                             "refit it")

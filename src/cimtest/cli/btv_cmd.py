@@ -86,7 +86,6 @@ def fit(
         from cimtest.faults import parse_spec
 
         parse_spec(read_noise)  # a bad spec fails here, before the heavy imports and any work
-    from cimtest.artifacts import save_artifact
     from cimtest.methods.btv import BayesianTestVector, default_samples
 
     loaded = resolve_model(model, weights, input_shape, task, data)
@@ -95,10 +94,10 @@ def fit(
                               kl=kl, offset=offset, false_alarm=false_alarm,
                               read_noise=read_noise, seed=seed)
     start = time.perf_counter()
-    test.fit(loaded)
+    with progress_bar("btv fit", unit="steps") as update:
+        test.fit(loaded, progress=update)
     seconds = time.perf_counter() - start
-    artifact = test.to_artifact()
-    save_artifact(output, artifact)
+    test.save(output)
     curve = test.loss_curve_
     marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})
     report = {
@@ -111,7 +110,7 @@ def fit(
         "sigma_ideal": test.sigma_ideal_,
         "threshold": test.threshold_,
         "threshold_false_alarm": test.threshold_far_,
-        "storage_bytes": 2 * test.mean_.numel() * 4,
+        "storage_bytes": test.test_bytes(),
         "loss_curve": {int(k): float(curve[k]) for k in marks},
     }
     if json:
@@ -150,27 +149,25 @@ def apply(
     given (the chip is then that model with --weights), else on the chip's own weights
     (then only a chip equal to the reference passes the check; pass --force to skip it).
     """
-    from cimtest.artifacts import load_artifact
     from cimtest.engine import Population
     from cimtest.methods.btv import BayesianTestVector
 
-    stored = load_artifact(test)
+    stored = BayesianTestVector.load(test)
     if model is None:
-        chip = remembered_model(stored.model, test, weights, input_shape, task,
-                                stored.input_shape)
-        expected = stored.fingerprint if weights is None else remembered_model(
-            stored.model, test, None, input_shape, task, stored.input_shape).fingerprint
+        chip = remembered_model(stored.model_, test, weights, input_shape, task,
+                                stored.input_shape_)
+        expected = stored.fingerprint_ if weights is None else remembered_model(
+            stored.model_, test, None, input_shape, task, stored.input_shape_).fingerprint
     else:
-        chip = resolve_model(model, weights, input_shape, task, known_shape=stored.input_shape)
+        chip = resolve_model(model, weights, input_shape, task, known_shape=stored.input_shape_)
         expected = chip.fingerprint
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape, task,
-                                 known_shape=stored.input_shape).fingerprint
-    artifact = load_artifact(test, expected, force=force)
-    if tuple(artifact.input_shape) != tuple(chip.input_shape):
-        raise ArtifactError(f"test '{test}' is for inputs {artifact.input_shape}; the chip's "
+                                 known_shape=stored.input_shape_).fingerprint
+    btv = BayesianTestVector.load(test, expected, force=force)
+    if tuple(btv.input_shape_) != tuple(chip.input_shape):
+        raise ArtifactError(f"test '{test}' is for inputs {btv.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
-    btv = BayesianTestVector.from_artifact(artifact)
     sigma = btv.respond(Population(chip.module, "none", n=1).outputs(btv.sample_))
     uncertain = bool(btv.decide(sigma)[0])
     verdict = {"sigma_y": float(sigma[0]), "threshold": btv.decision_threshold(),
@@ -235,59 +232,37 @@ def evaluate(
     levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
     cells = [(spec, level, None) for spec, level in levels]
     cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
-    import torch
-
-    from cimtest.artifacts import load_artifact
     from cimtest.engine import Population
+    from cimtest.evaluation import Level, evaluate_btv
     from cimtest.methods.baselines import PointTestVectors
-    from cimtest.methods.btv import BayesianTestVector, chip_results, summarise
+    from cimtest.methods.btv import BayesianTestVector
     from cimtest.report.btv_tables import TITLES, paper_tables
 
-    stored = load_artifact(test)
+    stored = BayesianTestVector.load(test)
     if model is None:
-        loaded = remembered_model(stored.model, test, weights, input_shape, task,
-                                  stored.input_shape)
+        loaded = remembered_model(stored.model_, test, weights, input_shape, task,
+                                  stored.input_shape_)
     else:
         loaded = resolve_model(model, weights, input_shape, task, data,
-                               known_shape=stored.input_shape)
-    btv = BayesianTestVector.from_artifact(load_artifact(test, loaded.fingerprint, force=force))
+                               known_shape=stored.input_shape_)
+    btv = BayesianTestVector.load(test, loaded.fingerprint, force=force)
     dataset = None
     if loaded.task in ("classification", "segmentation"):
         dataset = resolve_data(loaded, data, test_images, normalise)
     base = Population(loaded.module, "none", seed, chips, array_size=geometry,
                       bits_per_cell=bits_per_cell, memory=memory)
     check_memory(base)
-    ideal_accuracy = None
-    if dataset is not None:
-        ideal_accuracy = base.with_faults("none", n=1).accuracy(
-            dataset.x, dataset.y, task=loaded.task)[0].item()
-    ideal_chip = base.mapped.ideal
-    if btv.read_noise is not None:
-        ideal_chip = base.with_faults(btv.read_noise, n=1)
-    fresh_sigma = btv.fresh_responses(ideal_chip, fresh, seed=seed) if fresh > 0 else None
-    thresholds = {f"offset={o:g}": btv.sigma_ideal_ + o for o in offset_values}
     images = None if dataset is None or point < 1 else _point_images(loaded, data, test_images,
                                                                             normalise)
     baseline = None if images is None else PointTestVectors(k=point, seed=seed)
     if baseline is not None:
         baseline.propose(loaded, images)
-    fresh_tests = None
-    if btv.threshold_far_ is not None and fresh_per_chip > 0:
-        fresh_tests = btv.draw(fresh_per_chip, torch.Generator().manual_seed(seed + 1))
-    far = None if fresh_tests is None else btv.threshold_far_
-    rows = []
-    for (spec, index), stack, fraction in cells:
-        population = base.with_faults(stack, n=chips)
-        with progress_bar(stack.spec()) as update:
-            results = chip_results(btv, population, *((dataset.x, dataset.y) if dataset else ()),
-                                   task=loaded.task, fresh=fresh_tests, progress=update,
-                                   point=None if baseline is None else baseline.inputs_)
-        for row in summarise(results, thresholds, ideal_accuracy=ideal_accuracy,
-                             fresh_sigma=fresh_sigma, far_threshold=far, drop=drop,
-                             point_threshold=None if baseline is None else baseline.sigma_ideal_):
-            rows.append({"fault": stack.kind, "level": stack.spec(), "level_index": index,
-                         "base_level": spec, "layers": fraction, **row,
-                         "ideal_accuracy": ideal_accuracy, "sigma_ideal": btv.sigma_ideal_})
+    levels = [Level(stack, spec, index, fraction) for (spec, index), stack, fraction in cells]
+    with progress_bar("btv evaluate") as update:
+        rows = evaluate_btv(btv, base, levels, dataset, offsets=offset_values, point=baseline,
+                            fresh=fresh, fresh_per_chip=fresh_per_chip, drop=drop, seed=seed,
+                            progress=update)
+    ideal_accuracy = rows[0]["ideal_accuracy"]
     tables = paper_tables(rows, f"offset={offset_values[0]:g}")
     if output:
         _write_csv(output, rows, tables)

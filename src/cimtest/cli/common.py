@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -26,30 +27,39 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from cimtest._validation import MAX_SEED, check_seed, parse_memory
 from cimtest.cli import options
 from cimtest.exceptions import CimtestError, ConfigError
 
 if TYPE_CHECKING:
+    from cimtest.data import Dataset
     from cimtest.engine import Population
+    from cimtest.loading import LoadedModel
+    from cimtest.report import Comparison
 
 __all__ = [
     "STATE",
     "check_memory",
     "check_output",
+    "comparison_table",
     "configure_output",
     "emit_json",
     "handle_errors",
     "note",
     "parse_array_size",
+    "parse_cutoff",
     "parse_floats",
     "parse_input_range",
     "parse_input_shape",
+    "parse_ks",
     "parse_normalise",
     "parse_shape",
+    "print_comparison",
     "progress_bar",
     "remember_global_options",
+    "run_comparison",
     "stderr",
     "stdout",
 ]
@@ -300,3 +310,91 @@ def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[in
                        rate=f"{shown} {unit}/s")
 
         yield update
+
+
+def parse_cutoff(text: str) -> float:
+    """``"A50"`` → 50.0: the percentile p of A_p."""
+    match = re.fullmatch(r"[Aa](\d+(?:\.\d+)?)", text.strip())
+    if not match or not 0 <= float(match.group(1)) <= 100:
+        raise ConfigError(f"--cutoff must look like A50 (a percentile 0..100); got {text!r}")
+    return float(match.group(1))
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"2,4,8"`` → [2, 4, 8]: the K values, each at least 1."""
+    try:
+        ks = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--k must be a comma-separated list of integers; got {text!r}") \
+            from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k needs integers of at least 1; got {text!r}")
+    return ks
+
+
+def run_comparison(
+    loaded: LoadedModel,
+    dataset: Dataset,
+    real: Dataset | None,
+    fault: str,
+    *,
+    chips: int,
+    eval_chips: int,
+    cutoff: float,
+    k: int,
+    images: int,
+    steps: int,
+    btv_steps: int,
+    seed: int,
+    eval_seed: int,
+    array_size: tuple[int, int] | None,
+    bits_per_cell: int,
+    memory: str,
+    input_range: tuple[float, float] | None = None,
+    real_share: float | None = None,
+) -> Comparison:
+    """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
+    of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
+    holds out `real_share` of `dataset` as the real-image pool (seeded)."""
+    from cimtest.report import compare, default_methods
+    from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
+
+    image_inputs = len(loaded.input_shape) == 3
+    if not image_inputs:
+        note(f"{', '.join(GENERATOR_METHODS)} left out: EGIS's generator makes images (C, H, W); "
+             f"the model takes {loaded.input_shape}")
+    methods = default_methods(k=k, seed=seed, input_range=input_range,
+                              egis={"sid_size": images, "steps": steps},
+                              btv={"steps": btv_steps}, image_inputs=image_inputs)
+    with progress_bar("compare", unit="steps") as update:
+        return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
+                       eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
+                       array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
+                       progress=update,
+                       real_share=REAL_SHARE if real_share is None else real_share)
+
+
+NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}
+
+
+def comparison_table(rows: list[dict], title: str = "") -> Table:
+    """The comparison as a rich table (percent, AUC, bytes, forwards, needs, seconds)."""
+    table = Table("method", "TA", "TE", "YL", "CTE", "BTE", "cov.", "FA", "AUC", "bytes",
+                  "fwd", "needs", "fit s", title=title or None)
+    for r in rows:
+        needs = "+".join(NEEDS[n] for n in r["needs"][1:]) or "model only"
+        table.add_row(r["method"], *(f"{r[k]:.1f}" for k in ("ta", "te", "yl", "cte", "bte",
+                                                              "coverage", "false_alarm")),
+                      f"{r['auc']:.3f}", f"{r['test_bytes']:,}", str(r["forward_passes"]),
+                      needs, f"{r['fit_s']:.1f}")
+    return table
+
+
+def print_comparison(result: Comparison, title: str) -> None:
+    """Print the table at least 150 columns wide (it does not fit 80), then the legend."""
+    wide = Console(highlight=False, width=max(stdout.width, 150))  # stdout caps any width
+    wide.print(comparison_table(result.rows, title))
+    stdout.print("percent of evaluation chips: TA accuracy, TE escapes (CTE critical, BTE "
+                 "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
+                 "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "
+                 "per chip")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cimtest.cli import options
 from cimtest.cli.common import (
@@ -18,109 +14,18 @@ from cimtest.cli.common import (
     handle_errors,
     note,
     parse_array_size,
+    parse_cutoff,
     parse_input_range,
     parse_normalise,
-    progress_bar,
+    print_comparison,
+    run_comparison,
     stdout,
 )
-from cimtest.cli.egis_cmd import parse_cutoff
-from cimtest.cli.inputs import resolve_data, resolve_input_range, resolve_model
+from cimtest.cli.inputs import real_images, resolve_data, resolve_input_range, resolve_model
 from cimtest.cli.levels import calibrated_fault, check_drop, drop_line
 from cimtest.exceptions import ConfigError
 
-if TYPE_CHECKING:
-    from cimtest.data import Dataset
-    from cimtest.loading import LoadedModel
-    from cimtest.report import Comparison
-
-__all__ = ["compare_cmd", "comparison_table", "print_comparison", "run_comparison"]
-
-
-def run_comparison(
-    loaded: LoadedModel,
-    dataset: Dataset,
-    real: Dataset | None,
-    fault: str,
-    *,
-    chips: int,
-    eval_chips: int,
-    cutoff: float,
-    k: int,
-    images: int,
-    steps: int,
-    btv_steps: int,
-    seed: int,
-    eval_seed: int,
-    array_size: tuple[int, int] | None,
-    bits_per_cell: int,
-    memory: str,
-    input_range: tuple[float, float] | None = None,
-    real_share: float | None = None,
-) -> Comparison:
-    """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
-    of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
-    holds out `real_share` of `dataset` as the real-image pool (seeded)."""
-    from cimtest.report import compare, default_methods
-    from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
-
-    image_inputs = len(loaded.input_shape) == 3
-    if not image_inputs:
-        note(f"{', '.join(GENERATOR_METHODS)} left out: EGIS's generator makes images (C, H, W); "
-             f"the model takes {loaded.input_shape}")
-    methods = default_methods(k=k, seed=seed, input_range=input_range,
-                              egis={"images": images, "steps": steps, "memory": memory},
-                              btv={"steps": btv_steps}, image_inputs=image_inputs)
-    with progress_bar("compare", unit="steps") as update:
-        return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
-                       eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
-                       array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
-                       progress=lambda stage, done, total: update(done, total, stage),
-                       real_share=REAL_SHARE if real_share is None else real_share)
-
-
-NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}
-
-
-def comparison_table(rows: list[dict], title: str = "") -> Table:
-    """The comparison as a rich table (percent, AUC, bytes, forwards, needs, seconds)."""
-    table = Table("method", "TA", "TE", "YL", "CTE", "BTE", "cov.", "FA", "AUC", "bytes",
-                  "fwd", "needs", "fit s", title=title or None)
-    for r in rows:
-        needs = "+".join(NEEDS[n] for n in r["needs"][1:]) or "model only"
-        table.add_row(r["method"], *(f"{r[k]:.1f}" for k in ("ta", "te", "yl", "cte", "bte",
-                                                              "coverage", "false_alarm")),
-                      f"{r['auc']:.3f}", f"{r['test_bytes']:,}", str(r["forward_passes"]),
-                      needs, f"{r['fit_s']:.1f}")
-    return table
-
-
-def print_comparison(result: Comparison, title: str) -> None:
-    """Print the table at least 150 columns wide (it does not fit 80), then the legend."""
-    wide = Console(highlight=False, width=max(stdout.width, 150))  # stdout caps any width
-    wide.print(comparison_table(result.rows, title))
-    stdout.print("percent of evaluation chips: TA accuracy, TE escapes (CTE critical, BTE "
-                 "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
-                 "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "
-                 "per chip")
-
-
-def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
-                normalise: str | None = None, data: str | None = None) -> Dataset | None:
-    """Images the real-image baselines draw from: --real, else the digits training split for
-    a zoo model on its digits, else None (`compare` holds out a seeded share of `dataset`)."""
-    from pathlib import Path
-
-    from cimtest.data import digits
-
-    if real is not None:
-        if data is not None and Path(real).resolve() == Path(data).resolve():
-            raise ConfigError("--real is the --data file: the real images must not be those "
-                              "that define accuracy (omit --real for a seeded split)")
-        return resolve_data(loaded, real, normalise=normalise)
-    if data is None and loaded.data_size is not None:
-        train = digits(size=loaded.data_size, task=loaded.task).train
-        return dataclasses.replace(train, name=f"{train.name} training split")
-    return None
+__all__ = ["compare_cmd"]
 
 
 @handle_errors

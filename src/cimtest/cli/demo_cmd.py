@@ -45,11 +45,11 @@ def demo(
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output '{folder}' exists and is not a folder")
     from cimtest import zoo
-    from cimtest.cli.compare_cmd import print_comparison, real_images, run_comparison
-    from cimtest.cli.info_cmd import model_report
-    from cimtest.cli.inputs import resolve_data
+    from cimtest.cli.common import print_comparison, run_comparison
+    from cimtest.cli.inputs import real_images, resolve_data
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate
+    from cimtest.evaluation.model import model_report
     from cimtest.faults import parse_spec
     from cimtest.loading import load_model
     from cimtest.report.html import write_report
@@ -59,7 +59,7 @@ def demo(
     if not zoo.is_trained(model):
         note(f"training {model} on the embedded digits (first run only)...")
         with progress_bar(f"training {model}", unit="epochs") as update:
-            zoo.load_trained(model, progress=lambda e, n, _: update(e, n))
+            zoo.load_trained(model, progress=update)
     loaded = load_model(model)
     dataset = resolve_data(loaded, None)
     info = model_report(loaded, dataset, None, 1)

@@ -9,7 +9,6 @@ turns it into pass/fail labels at the cutoff A_p, and hands only the labels to
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +24,9 @@ from cimtest.cli.common import (
     handle_errors,
     note,
     parse_array_size,
+    parse_cutoff,
     parse_input_range,
+    parse_ks,
     parse_normalise,
     progress_bar,
     stdout,
@@ -57,14 +58,6 @@ TESTDIRS = typer.Argument(..., help="Test sets or member folders (same model); a
                           "stands for all its members.")
 FORCE = typer.Option(False, "--force", help="Use the test although the model's fingerprint "
                      "differs from the one it was fitted for.")
-
-
-def parse_cutoff(text: str) -> float:
-    """``"A50"`` → 50.0: the percentile p of A_p."""
-    match = re.fullmatch(r"[Aa](\d+(?:\.\d+)?)", text.strip())
-    if not match or not 0 <= float(match.group(1)) <= 100:
-        raise ConfigError(f"--cutoff must look like A50 (a percentile 0..100); got {text!r}")
-    return float(match.group(1))
 
 
 @app.command("fit")
@@ -119,8 +112,8 @@ def fit(
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
-    from cimtest.engine import Campaign, Population
-    from cimtest.methods.egis import LabelledChips
+    from cimtest.engine import Campaign, Population, StoredChips
+    from cimtest.methods import ChipOutcomes
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
     from cimtest.metrics import cutoff_at
 
@@ -131,7 +124,7 @@ def fit(
                           "methods on it)")
     proposal = None if sid is None else load_proposal(sid, loaded.fingerprint)
     if proposal is not None:
-        images, steps = proposal.images, proposal.steps
+        images, steps = proposal.sid_size, proposal.steps
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
     dataset = resolve_data(loaded, data, test_images, normalise)
@@ -159,8 +152,7 @@ def fit(
             raise ConfigError(f"all {chips} chips fall on one side of {name} = {a_cutoff:.2f} "
                               "% (ties: use more test images, more chips or a wider "
                               "population)")
-        labelled.append(LabelledChips(fault, seed, accuracy > a_cutoff, cutoff=name,
-                                      array_size=geometry, bits_per_cell=bits_per_cell))
+        labelled.append(ChipOutcomes(accuracy > a_cutoff, a_cutoff, cutoff=name))
         info[name] = {"cutoff_accuracy": a_cutoff, "data": dataset.name,
                       "data_images": len(dataset)}
     level = drop_line(fault, ideal, accuracy, calibration)
@@ -171,17 +163,17 @@ def fit(
         stage_start = {"t": time.perf_counter(),
                        "stage": "generator" if proposal is None else "reused_sid"}
 
-        def report(stage: str, done: int, total: int, note: str) -> None:
-            if stage != stage_start["stage"]:
+        def report(done: int, total: int, stage: str | None = None) -> None:
+            name = (stage or "").split(":")[0]  # e.g. "compaction: T 0.500 best 88.00"
+            if name != stage_start["stage"]:
                 now = time.perf_counter()
                 timings[f"{stage_start['stage']}_s"] = now - stage_start["t"]
-                stage_start.update(t=now, stage=stage)
-            update(done, total, f"{stage} {note}".strip())  # e.g. "compaction T 0.5 best 88"
+                stage_start.update(t=now, stage=name)
+            update(done, total, stage)
 
-        tests = fit_grid(loaded, labelled, ks, store=stores["signatures"], proposal=proposal,
-                         progress=report,
-                         images=images, steps=steps, batch=batch, splits=splits, rho=rho,
-                         input_range=low_high, memory=memory, seed=seed)
+        tests = fit_grid(loaded, StoredChips(population, stores["signatures"]), labelled, ks,
+                         proposal=proposal, progress=report, sid_size=images, steps=steps,
+                         batch=batch, splits=splits, rho=rho, input_range=low_high, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
     from cimtest.report.plots import write_egis_figures
 
@@ -213,18 +205,6 @@ def fit(
                      f"K = {m['k']}: images {m['chosen']}, best validation accuracy "
                      f"{m['best_reward']:.2f} %")
     stdout.print(f"saved {output}")
-
-
-def parse_ks(text: str) -> list[int]:
-    """``"2,4,8"`` → [2, 4, 8]: the K values, each at least 1."""
-    try:
-        ks = sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise ConfigError(f"--k must be a comma-separated list of integers; got {text!r}") \
-            from None
-    if not ks or ks[0] < 1:
-        raise ConfigError(f"--k needs integers of at least 1; got {text!r}")
-    return ks
 
 
 def _stores(folder: str | None) -> dict[str, BaseStore | None]:
@@ -276,50 +256,37 @@ def evaluate(
 
     if fault is not None:
         parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
-    import numpy as np
     import pandas as pd
-    import torch
 
-    from cimtest.engine import Population, chip_scores
+    from cimtest.engine import Population
+    from cimtest.evaluation import evaluate_tests
     from cimtest.methods.egis import EntropyImageTest
-    from cimtest.methods.egis_grid import member_dirs
-    from cimtest.metrics import test_metrics
+    from cimtest.methods.egis_grid import ARTIFACT_FILE, member_dirs
     from cimtest.report import plots
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded = _test_model(tests[0], model, weights, input_shape)
     dataset = resolve_data(loaded, data, test_images, normalise)
-    loaded_tests = [EntropyImageTest.load(t, loaded.fingerprint, force=force) for t in tests]
-    training = loaded_tests[0][0].training_
+    loaded_tests = [EntropyImageTest.load(Path(t) / ARTIFACT_FILE, loaded.fingerprint,
+                                          force=force) for t in tests]
+    training = loaded_tests[0].training_
     spec = fault or training["fault"]
-    for path, (test, _) in zip(tests, loaded_tests):
-        if test.training_["seed"] == seed and (fault is None or fault == test.training_["fault"]):
+    for path, test in zip(tests, loaded_tests):
+        same_chips = fault is None or parse_spec(fault).spec() == test.training_["fault"]
+        if test.training_["seed"] == seed and same_chips:
             raise ConfigError(f"test '{path}' was fitted on chips of seed {seed}; evaluate on "
                               "an independent population (another --seed)")
     population = Population(loaded.module, spec, seed, chips,
                             array_size=_geometry(training), bits_per_cell=training["bits_per_cell"],
                             memory=memory)
     check_memory(population)
-    inputs = torch.cat([t.images_ for t, _ in loaded_tests] + [dataset.x])
-    signatures: list[list] = [[] for _ in loaded_tests]
-    accuracy = []
     with progress_bar("evaluating") as update:
-        for _, out in population.iter_chunks(inputs, progress=update):
-            offset = 0
-            for i, (test, _) in enumerate(loaded_tests):
-                signatures[i].append(test.respond(out[:, offset: offset + test.k]))
-                offset += test.k
-            accuracy.append(chip_scores(out[:, offset:], dataset.y, "classification"))
-    acc = torch.cat(accuracy).numpy()
-    rows = []
-    for path, (test, info), parts in zip(tests, loaded_tests, signatures):
-        flagged = test.decide(np.concatenate(parts))
-        row = {"test": str(path), "cutoff": info["cutoff"], "k": test.k,
-               **test_metrics(~flagged, acc, float(info["cutoff_accuracy"])),
-               "cutoff_accuracy": float(info["cutoff_accuracy"]), "chips": chips, "seed": seed,
-               "fault": spec, "accuracy_mean": float(acc.mean()),
-               "truly_pass": float(100.0 * (acc > float(info["cutoff_accuracy"])).mean())}
-        rows.append(row)
+        scored, acc = evaluate_tests(
+            loaded_tests, population, dataset,
+            [float(t.saved_info_["cutoff_accuracy"]) for t in loaded_tests], progress=update)
+    rows = [{"test": str(path), "cutoff": test.saved_info_["cutoff"], "k": test.k, **row,
+             "chips": chips, "seed": seed, "fault": spec, "accuracy_mean": float(acc.mean())}
+            for path, test, row in zip(tests, loaded_tests, scored)]
     if output:
         with atomic_file(output) as tmp:
             pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -353,7 +320,7 @@ def apply(
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
     from cimtest.engine import Population
     from cimtest.methods.egis import EntropyImageTest
-    from cimtest.methods.egis_grid import member_dirs
+    from cimtest.methods.egis_grid import ARTIFACT_FILE, member_dirs
 
     members = member_dirs(test, None if k is None else [k], None if cutoff is None else [cutoff])
     if len(members) > 1:
@@ -367,7 +334,7 @@ def apply(
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape,
                                  "classification").fingerprint
-    egis, info = EntropyImageTest.load(test, expected, force=force)
+    egis = EntropyImageTest.load(Path(test) / ARTIFACT_FILE, expected, force=force)
     if tuple(egis.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
@@ -375,7 +342,7 @@ def apply(
     probability = float(egis.detector_.probability(signature)[0])
     failed = bool(egis.decide(signature)[0])
     verdict = {"verdict": "fail" if failed else "pass", "pass_probability": probability,
-               "cutoff": info.get("cutoff"), "k": egis.k}
+               "cutoff": egis.saved_info_.get("cutoff"), "k": egis.k}
     if json:
         emit_json(verdict)
     else:
@@ -389,15 +356,15 @@ def _test_model(member: str, model: str | None, weights: str | None,
                 input_shape: str | None) -> LoadedModel:
     """`model` (with `weights`), or the model the test in folder `member` names; either
     takes the test's input shape unless --input-shape says otherwise."""
-    from cimtest.artifacts import load_artifact
-    from cimtest.methods.egis import ARTIFACT_FILE
+    from cimtest.methods.egis import EntropyImageTest
+    from cimtest.methods.egis_grid import ARTIFACT_FILE
 
-    stored = load_artifact(Path(member) / ARTIFACT_FILE)
+    stored = EntropyImageTest.load(Path(member) / ARTIFACT_FILE)
     if model is None:
-        return remembered_model(stored.model, member, weights, input_shape, "classification",
-                                stored.input_shape)
+        return remembered_model(stored.model_, member, weights, input_shape, "classification",
+                                stored.input_shape_)
     return resolve_model(model, weights, input_shape, "classification",
-                         known_shape=stored.input_shape)
+                         known_shape=stored.input_shape_)
 
 
 def _geometry(training: dict) -> tuple[int, int] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.table import Table
 
 from cimtest.cli import options
@@ -14,62 +12,8 @@ from cimtest.cli.common import (
     parse_normalise,
     stdout,
 )
-from cimtest.cli.inputs import float_accuracy, near_chance, resolve_data, resolve_model
+from cimtest.cli.inputs import near_chance, resolve_data, resolve_model
 from cimtest.exceptions import DataError
-
-if TYPE_CHECKING:
-    from cimtest.data import Dataset
-    from cimtest.loading import LoadedModel
-
-
-def model_report(
-    loaded: LoadedModel,
-    data: Dataset | None,
-    array_size: tuple[int, int] | None,
-    bits_per_cell: int,
-) -> dict:
-    """Everything `info` prints, as one JSON-safe dict."""
-    from cimtest.engine import Population
-    from cimtest.hardware import cells_per_weight
-
-    population = Population(loaded.module, "none", n=1, array_size=array_size,
-                            bits_per_cell=bits_per_cell)
-    per_weight = cells_per_weight(bits_per_cell)
-    layers = [
-        {
-            "name": layer.name,
-            "kind": layer.geometry.kind,
-            "weight_shape": list(layer.geometry.weight_shape),
-            "weights": layer.numel,
-            "rows": layer.geometry.rows,
-            "cols": layer.geometry.cols,
-            "arrays": layer.geometry.arrays,
-            "cells": layer.numel * per_weight,
-            "scale": layer.scale,
-        }
-        for layer in population.mapped.layers
-    ]
-    report = {
-        "float_accuracy": None,
-        "ideal_accuracy": None,
-        "data": None,
-        "name": loaded.name,
-        "task": loaded.task,
-        "input_shape": list(loaded.input_shape),
-        "output_shape": list(loaded.output_shape),
-        "fingerprint": loaded.fingerprint,
-        "params": sum(p.numel() for p in loaded.module.parameters()),
-        "mapped_weights": sum(r["weights"] for r in layers),
-        "cells": sum(r["cells"] for r in layers),
-        "arrays": sum(r["arrays"] for r in layers),
-        "bits_per_cell": bits_per_cell,
-        "layers": layers,
-    }
-    if data is not None:
-        report["float_accuracy"] = float_accuracy(loaded, data)
-        report["ideal_accuracy"] = population.accuracy(data.x, data.y, task=loaded.task)[0].item()
-        report["data"] = data.name
-    return report
 
 
 def print_report(report: dict) -> None:
@@ -116,6 +60,8 @@ def info(
         if data is not None or normalise is not None:
             raise
         dataset = None
+    from cimtest.evaluation.model import model_report
+
     report = model_report(loaded, dataset, geometry, bits_per_cell)
     own_digits = data is None and normalise is None and loaded.data_size is not None
     if dataset is not None and not own_digits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from cimtest.data import Dataset
     from cimtest.loading import LoadedModel
 
-__all__ = ["float_accuracy", "near_chance", "remembered_model", "resolve_data",
+__all__ = ["near_chance", "real_images", "remembered_model", "resolve_data",
            "resolve_input_range", "resolve_model"]
 
 NEAR_CHANCE = 0.25
@@ -101,19 +102,10 @@ def resolve_data(
     if test_images is not None:
         dataset = dataset.subset(min(test_images, len(dataset)))
     if check and not own_digits:
+        from cimtest.evaluation.model import float_accuracy
+
         near_chance(loaded, dataset, float_accuracy(loaded, dataset))
     return dataset
-
-
-def float_accuracy(loaded: LoadedModel, dataset: Dataset) -> float:
-    """The float model's accuracy (percent; mean IoU for segmentation) on `dataset`."""
-    import torch
-
-    from cimtest.engine import chip_scores
-
-    with torch.no_grad():
-        out = torch.cat([loaded.module(x) for x in dataset.x.split(512)])
-    return chip_scores(out.unsqueeze(0), dataset.y, loaded.task)[0].item()
 
 
 def near_chance(loaded: LoadedModel, dataset: Dataset, accuracy: float) -> bool:
@@ -154,3 +146,22 @@ def resolve_input_range(
     _logger.warning("no input range known for '%s'; synthetic images use %s (give "
                     "--input-range LO,HI or --data)", loaded.name, FALLBACK_RANGE)
     return FALLBACK_RANGE
+
+
+def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
+                normalise: str | None = None, data: str | None = None) -> Dataset | None:
+    """Images the real-image baselines draw from: --real, else the digits training split for
+    a zoo model on its digits, else None (`compare` holds out a seeded share of `dataset`)."""
+    from pathlib import Path
+
+    from cimtest.data import digits
+
+    if real is not None:
+        if data is not None and Path(real).resolve() == Path(data).resolve():
+            raise ConfigError("--real is the --data file: the real images must not be those "
+                              "that define accuracy (omit --real for a seeded split)")
+        return resolve_data(loaded, real, normalise=normalise)
+    if data is None and loaded.data_size is not None:
+        train = digits(size=loaded.data_size, task=loaded.task).train
+        return dataclasses.replace(train, name=f"{train.name} training split")
+    return None

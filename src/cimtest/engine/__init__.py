@@ -18,6 +18,7 @@ from cimtest.engine.store import (
     SQLiteStore,
     StoreStatus,
 )
+from cimtest.engine.stored import StoredChips
 
 __all__ = [
     "BaseStore",
@@ -38,6 +39,7 @@ __all__ = [
     "RunRecord",
     "SQLiteStore",
     "StoreStatus",
+    "StoredChips",
     "chip_generators",
     "chip_scores",
     "chip_seed",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,7 @@ from cimtest.engine.seeding import chip_generators
 from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
 from cimtest.hardware import MappedModel, map_model
 from cimtest.metrics import mean_iou
+from cimtest.progress import Progress
 
 __all__ = ["ChipSpec", "Population", "weight_layout"]
 
@@ -27,8 +28,6 @@ DENSE_CHUNK = 32
 """Most chips per chunk when chips run one after another (`DENSE_INPUTS`): a larger chunk
 holds more weights and reports progress less often, and 32 chips already give every
 thread blocks of chips to draw."""
-
-Progress = Callable[[int, int], None]
 
 DELTA_SHARE = 0.002
 """Chips whose static faults are all cell faults editing at most this expected share of the
@@ -125,6 +124,13 @@ class Population:
         other.n = self.n if n is None else int(n)
         other._static, other._per_read = faults.split_time()
         return other
+
+    def recipe(self) -> dict[str, object]:
+        """How to rebuild these chips, as JSON: fault spec, seed, count, crossbar geometry."""
+        array_size = self.spec.array_size
+        return {"fault": self.spec.faults.spec(), "seed": self.seed, "n": self.n,
+                "array_size": None if array_size is None else list(array_size),
+                "bits_per_cell": self.spec.bits_per_cell}
 
     @property
     def sparse(self) -> bool:

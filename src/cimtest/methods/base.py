@@ -1,8 +1,16 @@
-"""The contract every test method follows: fit from the model, respond to chips, decide.
+"""The one contract every test method follows, in the spirit of scikit-learn's estimators.
 
-Modelled on scikit-learn's estimators: the constructor only stores its keyword arguments,
-learned state ends in an underscore and is created only by `fit`, `get_params` reads the
-constructor signature, and using a method before `fit` raises `NotFittedError`.
+The constructor only stores its keyword arguments; learned state ends in an underscore and is
+created only by `fit` (or `propose` + `learn`); `get_params` reads the constructor signature;
+using a method before it is fitted raises `NotFittedError`. Every method is used the same way:
+
+- ``fit(model, chips, outcomes, data, progress=...)``: propose inputs, measure the training
+  chips on them (methods that learn from chips), learn; return self;
+- ``respond(outputs) → features``, ``score(features) → float64``, ``decide(features) → bool``;
+- ``save(path)`` and ``TestMethod.load(path)``: one safetensors artefact per test.
+
+`propose` and `learn` are `fit` in two halves, so that a comparison can run ONE campaign over
+the training chips for every method's inputs.
 """
 
 from __future__ import annotations
@@ -10,48 +18,30 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
 
 from cimtest.exceptions import ConfigError, NotFittedError
+from cimtest.progress import Progress, staged
 
-__all__ = ["ChipOutcomes", "ScreeningTest", "TestMethod", "check_is_fitted"]
+__all__ = ["ChipOutcomes", "Chips", "Need", "TestMethod", "check_is_fitted"]
+
+Need = Literal["real images", "chip labels", "chip accuracies"]
+"""What a test needs besides the model."""
 
 
-class TestMethod(ABC):
-    """Base of the test methods: ``fit(model)`` → ``respond(outputs)`` → ``decide(scores)``."""
+class Chips(Protocol):
+    """The D training chips as a method sees them: their count and their outputs on inputs
+    (a `cimtest.engine.Population`, or `cimtest.engine.StoredChips` to keep them in a store)."""
 
-    __test__ = False  # not a pytest test class despite the name
+    n: int
 
-    @abstractmethod
-    def fit(self, model: Any) -> TestMethod:
-        """Learn the test from `model` (and whatever else the method needs); return self."""
+    def outputs(self, x: torch.Tensor, *, progress: Progress | None = None) -> torch.Tensor: ...
 
-    @abstractmethod
-    def respond(self, outputs: Any) -> np.ndarray:
-        """Turn chips' outputs on the test inputs into one score or signature per chip."""
-
-    @abstractmethod
-    def decide(self, scores: np.ndarray) -> np.ndarray:
-        """Turn scores into verdicts: bool of shape (n_chips,), True = flagged."""
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments as stored, by name (read from the signature)."""
-        names = [
-            p.name
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-        return {name: getattr(self, name) for name in names}
-
-    def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-        }
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
+    def recipe(self) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -61,26 +51,30 @@ class ChipOutcomes:
     Attributes
     ----------
     passed : numpy.ndarray
-        bool (D,): True = the chip's accuracy is above `cutoff_accuracy`.
-    cutoff_accuracy : float
-        A_cutoff (percent) that made the labels.
+        bool (D,): True = the chip passes.
+    cutoff_accuracy : float or None
+        A_cutoff (percent) that made the labels, when known.
     accuracy : numpy.ndarray or None
         float64 (D,) exact accuracies, only for tests that need them (``"chip accuracies"``
-        in `ScreeningTest.needs`); None hides them from the others.
+        in `TestMethod.needs`); `TestMethod.fit` hides them from the others.
+    cutoff : str or None
+        Name of the rule that made the labels (e.g. ``"A50"``), kept as metadata.
     """
 
     passed: np.ndarray
-    cutoff_accuracy: float
+    cutoff_accuracy: float | None = None
     accuracy: np.ndarray | None = None
+    cutoff: str | None = None
 
     def __post_init__(self) -> None:
-        passed = np.asarray(self.passed)
+        passed = self.passed.numpy() if isinstance(self.passed, torch.Tensor) else self.passed
+        passed = np.asarray(passed)
         if passed.dtype != np.bool_ or passed.ndim != 1:
-            raise ConfigError(f"ChipOutcomes.passed must be bool of shape (D,); got "
+            raise ConfigError(f"chip outcomes take pass/fail labels as bool of shape (D,); got "
                               f"{passed.dtype} {passed.shape}")
         if passed.all() or not passed.any():
             raise ConfigError("the training chips must include both pass and fail chips")
-        object.__setattr__(self, "passed", passed)
+        object.__setattr__(self, "passed", passed.copy())
         if self.accuracy is not None:
             accuracy = np.asarray(self.accuracy, dtype=np.float64)
             if accuracy.shape != passed.shape:
@@ -89,41 +83,100 @@ class ChipOutcomes:
 
     def labels_only(self) -> ChipOutcomes:
         """The same outcomes without the accuracies."""
-        return ChipOutcomes(self.passed, self.cutoff_accuracy)
+        return ChipOutcomes(self.passed, self.cutoff_accuracy, None, self.cutoff)
+
+    def known_to(self, method: TestMethod) -> ChipOutcomes:
+        """What `method` may see: the accuracies only if it declares it needs them."""
+        return self if "chip accuracies" in method.needs else self.labels_only()
 
 
-class ScreeningTest(TestMethod):
-    """A pass/fail screen fitted in two steps, so that a comparison can share one campaign.
+class TestMethod(ABC):
+    """Base of every test method: ``fit`` → ``respond`` → ``score`` / ``decide``; ``save``."""
 
-    `propose` picks the inputs to measure training chips on (from the model, and real images
-    for tests that need them); `learn` fits the decision from those chips' outputs and
-    `ChipOutcomes`. Afterwards `inputs_` holds what each chip forwards at test time,
-    `respond` turns outputs on `inputs_` into features, `score` into one number per chip
-    (higher = more likely to fail, for ROC curves), and `decide` into verdicts.
-    """
+    __test__ = False  # not a pytest test class despite the name
 
-    needs: ClassVar[tuple[str, ...]] = ()
-    """What the test needs besides the model: ``"real images"``, ``"chip labels"``,
-    ``"chip accuracies"``."""
+    name: ClassVar[str]
+    """Tag of the method's artefacts, e.g. ``"btv"``."""
+
+    needs: ClassVar[tuple[Need, ...]] = ()
+    """What the test needs besides the model."""
+
+    state: ClassVar[tuple[str, ...]] = ()
+    """Learned attributes `save` writes (besides ``inputs_``, ``threshold_`` and the model's
+    shape, fingerprint and reference)."""
+
+    parents: ClassVar[tuple[str, ...]] = ()
+    """Parameters holding fitted methods this one is built on: proposed after them and saved
+    with it."""
+
+    _registry: ClassVar[dict[str, type[TestMethod]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            TestMethod._registry[cls.name] = cls
+
+    # -- the contract -------------------------------------------------------------------
+
+    def fit(
+        self,
+        model: Any,
+        chips: Chips | None = None,
+        outcomes: ChipOutcomes | None = None,
+        data: Any = None,
+        *,
+        progress: Progress | None = None,
+    ) -> TestMethod:
+        """Propose inputs from `model` (and `data` for tests that need real images); for
+        tests that learn from chips, measure `chips` on them and learn from `outcomes`.
+
+        Parameters
+        ----------
+        model : LoadedModel or torch.nn.Module
+            The float model (a module needs an ``input_shape`` attribute).
+        chips : Chips, optional
+            The D training chips (a `Population`); needed when `needs` names chip labels.
+        outcomes : ChipOutcomes, optional
+            Their pass/fail labels (and accuracies, shown only to tests that need them).
+        data : Dataset, optional
+            Real images, for tests that need them.
+        progress : Progress, optional
+            ``progress(done, total, stage)``.
+        """
+        learns = "chip labels" in self.needs or "chip accuracies" in self.needs
+        if learns and (chips is None or outcomes is None):
+            raise ConfigError(f"{type(self).__name__} learns from chips: pass chips= (the D "
+                              "training chips) and outcomes= (their ChipOutcomes)")
+        if learns and len(outcomes.passed) != chips.n:
+            raise ConfigError(f"{chips.n} chips but {len(outcomes.passed)} outcomes")
+        candidates = self.propose(model, data, progress=progress)
+        if not learns:
+            return self
+        outputs = chips.outputs(candidates, progress=staged(progress, "chips"))
+        self.learn(outputs, outcomes.known_to(self), progress=progress)
+        self.training_ = {**chips.recipe(), "cutoff": outcomes.cutoff,
+                          "passed": int(outcomes.passed.sum())}
+        return self
 
     @abstractmethod
-    def propose(self, model: Any, data: Any = None) -> torch.Tensor:
+    def propose(self, model: Any, data: Any = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """Candidate inputs (N, *input_shape) to measure the training chips on."""
 
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> TestMethod:
+        """Fit the decision from the training chips' outputs (D, N, *out) on `propose`'s
+        inputs. Tests that learn nothing from chips (thresholds from the ideal chip) keep it."""
+        check_is_fitted(self, ("threshold_",))
+        return self
+
     @abstractmethod
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> ScreeningTest:
-        """Fit the decision from the training chips' outputs (D, N, *out) on `propose`'s inputs."""
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Features of each chip from its outputs (n, len(inputs_), *out) on `inputs_`."""
 
     @abstractmethod
     def score(self, features: np.ndarray) -> np.ndarray:
         """float64 (n,): higher means more likely to fail."""
-
-    def fit(self, model: Any, population: Any, chips: ChipOutcomes, data: Any = None):
-        """Propose inputs, measure `population` (the D training chips) on them, learn."""
-        if len(chips.passed) != population.n:
-            raise ConfigError(f"{population.n} chips but {len(chips.passed)} outcomes")
-        candidates = self.propose(model, data)
-        return self.learn(population.outputs(candidates), chips)
 
     def decide(self, features: np.ndarray) -> np.ndarray:
         """Verdicts, bool (n,): True = flagged (score above the learnt `threshold_`)."""
@@ -134,6 +187,63 @@ class ScreeningTest(TestMethod):
         """Bytes a tester stores for the test inputs (float32)."""
         check_is_fitted(self, ("inputs_",))
         return int(self.inputs_.numel()) * 4
+
+    def model_bytes(self) -> int:
+        """Bytes of the learned decision model a tester stores beside the inputs (0: none)."""
+        return 0
+
+    def save(self, path: str | Path, info: dict[str, object] | None = None) -> Path:
+        """Write the fitted test as one safetensors artefact (atomic); return the path.
+
+        `info` adds JSON metadata, read back as `saved_info_` (e.g. the cutoff).
+        """
+        from cimtest.methods.persistence import save_method
+
+        return save_method(self, path, info or {})
+
+    @classmethod
+    def load(
+        cls, path: str | Path, fingerprint: str | None = None, *, force: bool = False
+    ) -> TestMethod:
+        """Read a test written by `save`: of this class (or any, from `TestMethod`).
+
+        Raises `ArtifactError` if the file is missing, corrupt or edited, holds another
+        method, or was made for a model other than `fingerprint` (unless `force`).
+        """
+        from cimtest.methods.persistence import load_method
+
+        return load_method(cls, path, fingerprint, force=force)
+
+    # -- scikit-learn conventions ------------------------------------------------------
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments as stored, by name (read from the signature)."""
+        return {name: getattr(self, name) for name in _param_names(type(self))}
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def fitted_parents(self) -> dict[str, TestMethod]:
+        """The fitted methods this one is built on, by parameter name."""
+        return {name: getattr(self, name) for name in self.parents}
+
+    def _remember(self, model: Any) -> None:
+        """Record the model's input shape, fingerprint and how to load it again."""
+        from cimtest.methods._model import model_reference, resolve_model
+
+        _, shape, fingerprint, _ = resolve_model(model)
+        self.input_shape_ = shape
+        self.fingerprint_ = fingerprint
+        self.model_ = model_reference(model)
+
+
+def _param_names(cls: type) -> list[str]:
+    return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def check_is_fitted(method: TestMethod, attributes: tuple[str, ...] = ()) -> None:

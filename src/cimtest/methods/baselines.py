@@ -1,4 +1,4 @@
-"""Baseline tests to weigh the papers' methods against, each a `ScreeningTest`.
+"""Baseline tests to weigh the papers' methods against, each a `TestMethod`.
 
 - `PointTestVectors`: paper 1's point-estimate baseline, K real images and the σ_y rule
   with the ideal chip's σ_y as threshold;
@@ -23,10 +23,12 @@ from cimtest._validation import check_interval
 from cimtest.data import Dataset
 from cimtest.exceptions import ConfigError
 from cimtest.methods._model import ideal_chip, resolve_model
-from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
+from cimtest.methods.base import ChipOutcomes, TestMethod, check_is_fitted
 from cimtest.methods.btv import spread
 from cimtest.methods.detector import AccuracyRegressor, Detector
-from cimtest.methods.egis import EntropyImageTest, default_range
+from cimtest.methods.egis import EntropyImageTest
+from cimtest.methods.generator import default_range
+from cimtest.progress import Progress
 
 __all__ = [
     "DatasetAwareTest",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class PointTestVectors(ScreeningTest):
+class PointTestVectors(TestMethod):
     """K real images; a chip is flagged when its σ_y on them exceeds the ideal chip's.
 
     σ_y is paper 1's spread (RMS deviation of a chip's outputs from their mean), pooled
@@ -53,27 +55,26 @@ class PointTestVectors(ScreeningTest):
         Seeds the choice of the images.
     """
 
+    name = "point-vectors"
     needs = ("real images",)
+    state = ("sigma_ideal_",)
 
     def __init__(self, *, k: int = 4, offset: float = 0.0, seed: int = 0) -> None:
         self.k = k
         self.offset = offset
         self.seed = seed
 
-    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+    def propose(self, model, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """Pick K real images; measure the ideal chip's σ_y on them."""
         check_interval("k", self.k, 1, None, type(self).__name__)
         module, _, _, _ = resolve_model(model)
         self.inputs_ = _real_images(data, self.k, self.seed, type(self).__name__)
+        self._remember(model)
         population, _ = ideal_chip(module, self.seed)
         self.sigma_ideal_ = float(self.respond(population.outputs(self.inputs_))[0])
         self.threshold_ = self.sigma_ideal_ + float(self.offset)
         return self.inputs_
-
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> PointTestVectors:
-        """Nothing to learn from chips: the threshold comes from the ideal chip."""
-        check_is_fitted(self, ("threshold_",))
-        return self
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
         """σ_y per chip, float64 (n,), from outputs (n, K, *out) on `inputs_`."""
@@ -85,7 +86,7 @@ class PointTestVectors(ScreeningTest):
         return np.asarray(features, dtype=np.float64)
 
 
-class FGSMTestImages(ScreeningTest):
+class FGSMTestImages(TestMethod):
     """Adversarial test images near the ideal chip's decision boundaries (Li et al. 2019).
 
     Each of K real seed images x is moved along the sign of the gradient of the ideal chip's
@@ -105,14 +106,17 @@ class FGSMTestImages(ScreeningTest):
         Seeds the choice of the seed images.
     """
 
+    name = "fgsm"
     needs = ("real images", "chip labels")
+    state = ("eps_", "labels_")
 
     def __init__(self, *, k: int = 4, step: float = 0.9, seed: int = 0) -> None:
         self.k = k
         self.step = step
         self.seed = seed
 
-    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+    def propose(self, model, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """Make the K adversarial images from K real seed images."""
         owner = type(self).__name__
         check_interval("k", self.k, 1, None, owner)
@@ -129,6 +133,7 @@ class FGSMTestImages(ScreeningTest):
         moved = seeds + _per_input(self.step * self.eps_, seeds) * direction
         self.inputs_ = moved.detach()
         self.labels_ = population.outputs(self.inputs_)[0].argmax(dim=1)
+        self._remember(model)
         return self.inputs_
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
@@ -136,9 +141,10 @@ class FGSMTestImages(ScreeningTest):
         check_is_fitted(self, ("labels_",))
         return (outputs.argmax(dim=2) != self.labels_).sum(dim=1).double().numpy()
 
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> FGSMTestImages:
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> FGSMTestImages:
         """The mismatch count above which a chip fails, best on the training labels."""
-        self.threshold_ = best_threshold(self.respond(outputs), ~chips.passed)
+        self.threshold_ = best_threshold(self.respond(outputs), ~outcomes.passed)
         return self
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -146,7 +152,7 @@ class FGSMTestImages(ScreeningTest):
         return np.asarray(features, dtype=np.float64)
 
 
-class DatasetAwareTest(ScreeningTest):
+class DatasetAwareTest(TestMethod):
     """K real images and a regressor of chip accuracy (Ma et al., ITC 2022).
 
     `propose` draws `candidates` real images; `learn` keeps the K whose ideal-class
@@ -160,23 +166,26 @@ class DatasetAwareTest(ScreeningTest):
         Test images kept.
     candidates : int
         Real images measured on the training chips before choosing K.
-    estimators : int
+    detector_estimators : int
         Boosting rounds of the regressor.
     seed : int
         Seeds the candidates and the regressor.
     """
 
+    name = "dataset-aware"
     needs = ("real images", "chip accuracies")
+    state = ("chosen_", "regressor_", "cutoff_accuracy_")
 
     def __init__(
-        self, *, k: int = 4, candidates: int = 256, estimators: int = 100, seed: int = 0
+        self, *, k: int = 4, candidates: int = 256, detector_estimators: int = 100, seed: int = 0
     ) -> None:
         self.k = k
         self.candidates = candidates
-        self.estimators = estimators
+        self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+    def propose(self, model, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """Draw the candidate real images and the ideal chip's labels on them."""
         owner = type(self).__name__
         check_interval("k", self.k, 1, None, owner)
@@ -186,22 +195,24 @@ class DatasetAwareTest(ScreeningTest):
         self.candidates_ = _real_images(data, max(n, self.k), self.seed, owner)
         population, _ = ideal_chip(module, self.seed)
         self.ideal_labels_ = population.outputs(self.candidates_)[0].argmax(dim=1)
+        self._remember(model)
         return self.candidates_
 
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> DatasetAwareTest:
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> DatasetAwareTest:
         """Choose the K images and fit the regressor on the chips' exact accuracies."""
-        if chips.accuracy is None:
+        if outcomes.accuracy is None:
             raise ConfigError("DatasetAwareTest needs the training chips' accuracies")
         check_is_fitted(self, ("candidates_",))
         probs = outputs.softmax(dim=2)
         ideal_p = probs.gather(2, self.ideal_labels_.view(1, -1, 1).expand(len(probs), -1, 1))
-        corr = np.nan_to_num(_correlation(ideal_p[..., 0].double().numpy(), chips.accuracy))
+        corr = np.nan_to_num(_correlation(ideal_p[..., 0].double().numpy(), outcomes.accuracy))
         self.chosen_ = np.sort(np.argsort(-np.abs(corr), kind="stable")[: self.k])
         self.inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
         features = _flatten(outputs[:, torch.as_tensor(self.chosen_)])
-        self.regressor_ = AccuracyRegressor(n_estimators=self.estimators,
-                                            seed=self.seed).fit(features, chips.accuracy)
-        self.cutoff_accuracy_ = float(chips.cutoff_accuracy)
+        self.regressor_ = AccuracyRegressor(n_estimators=self.detector_estimators,
+                                            seed=self.seed).fit(features, outcomes.accuracy)
+        self.cutoff_accuracy_ = float(outcomes.cutoff_accuracy)
         self.threshold_ = 0.0
         return self
 
@@ -219,17 +230,24 @@ class DatasetAwareTest(ScreeningTest):
         """Flagged iff the predicted accuracy is not above A_cutoff."""
         return self.score(features) >= self.threshold_
 
+    def model_bytes(self) -> int:
+        """Bytes of the regressor in LightGBM's text format."""
+        check_is_fitted(self, ("regressor_",))
+        return self.regressor_.size_bytes()
 
-class _ImagesAndDetector(ScreeningTest):
+
+class _ImagesAndDetector(TestMethod):
     """K inputs chosen without looking at chips, and the EGIS detector on their signatures."""
 
     needs = ("chip labels",)
+    state = ("detector_",)
 
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> _ImagesAndDetector:
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> _ImagesAndDetector:
         """Train the detector on the chips' signatures and pass/fail labels."""
         check_is_fitted(self, ("inputs_",))
-        self.detector_ = Detector(n_estimators=self.estimators,
-                                  seed=self.seed).fit(self.respond(outputs), chips.passed)
+        self.detector_ = Detector(n_estimators=self.detector_estimators,
+                                  seed=self.seed).fit(self.respond(outputs), outcomes.passed)
         self.threshold_ = 0.5
         return self
 
@@ -243,6 +261,11 @@ class _ImagesAndDetector(ScreeningTest):
         check_is_fitted(self, ("detector_",))
         return 1.0 - self.detector_.probability(features)
 
+    def model_bytes(self) -> int:
+        """Bytes of the detector in LightGBM's text format."""
+        check_is_fitted(self, ("detector_",))
+        return self.detector_.size_bytes()
+
 
 class NoiseImagesTest(_ImagesAndDetector):
     """Ablation: K uniform-noise images over the input range + the EGIS detector.
@@ -253,32 +276,36 @@ class NoiseImagesTest(_ImagesAndDetector):
         Noise images.
     input_range : (float, float) or None
         Range of the noise; None: the digits range for zoo models, else (-1, 1).
-    estimators : int
+    detector_estimators : int
         Boosting rounds of the detector.
     seed : int
         Seeds the noise and the detector.
     """
+
+    name = "noise+detector"
 
     def __init__(
         self,
         *,
         k: int = 4,
         input_range: tuple[float, float] | None = None,
-        estimators: int = 100,
+        detector_estimators: int = 100,
         seed: int = 0,
     ) -> None:
         self.k = k
         self.input_range = input_range
-        self.estimators = estimators
+        self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+    def propose(self, model, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """Draw the K noise images (the model gives only the shape and range)."""
         check_interval("k", self.k, 1, None, type(self).__name__)
         _, shape, _, data_size = resolve_model(model)
         low, high = self.input_range or default_range(data_size)
         gen = torch.Generator().manual_seed(int(self.seed))
         self.inputs_ = low + (high - low) * torch.rand((self.k, *shape), generator=gen)
+        self._remember(model)
         return self.inputs_
 
 
@@ -292,26 +319,30 @@ class RandomSyntheticTest(_ImagesAndDetector):
         proposed one (as in a comparison), else its generator is trained here.
     k : int
         Images drawn at random from the SID.
-    estimators : int
+    detector_estimators : int
         Boosting rounds of the detector.
     seed : int
         Seeds the draw and the detector.
     """
+
+    name = "random-synthetic+detector"
+    state = ("detector_", "chosen_")
 
     def __init__(
         self,
         *,
         source: EntropyImageTest | None = None,
         k: int = 4,
-        estimators: int = 100,
+        detector_estimators: int = 100,
         seed: int = 0,
     ) -> None:
         self.source = source
         self.k = k
-        self.estimators = estimators
+        self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model, data: Dataset | None = None) -> torch.Tensor:
+    def propose(self, model, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
         """K random SID images (the source's generator is trained first if needed)."""
         source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
         sid = getattr(source, "sid_", None)
@@ -321,6 +352,7 @@ class RandomSyntheticTest(_ImagesAndDetector):
         gen = torch.Generator().manual_seed(int(self.seed))
         self.chosen_ = torch.randperm(len(sid), generator=gen)[: self.k].sort().values.numpy()
         self.inputs_ = sid[torch.as_tensor(self.chosen_)].clone()
+        self._remember(model)
         return self.inputs_
 
 

@@ -24,39 +24,23 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from cimtest._validation import check_interval, check_option
-from cimtest.artifacts import Artifact
-from cimtest.engine import Population, chip_scores
-from cimtest.exceptions import ArtifactError, ConfigError
+from cimtest.engine import Population
+from cimtest.exceptions import ConfigError
 from cimtest.faults import parse_spec
-from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
-from cimtest.methods._model import ideal_chip, model_reference
-from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
-from cimtest.metrics import coverage, false_alarm_rate, rate, roc_auc, verifiable_coverage
+from cimtest.methods._model import ideal_chip, resolve_model
+from cimtest.methods.base import TestMethod, check_is_fitted
+from cimtest.progress import Progress, report
 
-__all__ = [
-    "METHOD",
-    "BayesianTestVector",
-    "ChipResults",
-    "chip_results",
-    "default_samples",
-    "kl_divergence",
-    "spread",
-    "summarise",
-]
+__all__ = ["BayesianTestVector", "default_samples", "kl_divergence", "spread"]
 
 _logger = logging.getLogger(__name__)
-
-METHOD = "btv"
-"""The ``method`` tag of Bayesian test vector artefacts."""
 
 _FRESH_CHUNK = 256
 """Inputs forwarded at once when drawing fresh samples on a chip module."""
@@ -92,7 +76,7 @@ def kl_divergence(
     return per_element.mean() if reduction == "mean" else per_element.sum()
 
 
-class BayesianTestVector(ScreeningTest):
+class BayesianTestVector(TestMethod):
     """A Bayesian test vector and its threshold(s), learned from the model alone.
 
     Parameters
@@ -157,6 +141,10 @@ class BayesianTestVector(ScreeningTest):
     >>> uncertain = test.decide(sigma)                                       # doctest: +SKIP
     """
 
+    name = "btv"
+    state = ("mean_", "log_var_", "sigma_ideal_", "threshold_far_", "loss_curve_",
+             "output_shape_")
+
     def __init__(
         self,
         *,
@@ -205,25 +193,26 @@ class BayesianTestVector(ScreeningTest):
                 raise ConfigError(f"The 'read_noise' parameter of {owner} must hold per-read "
                                   f"faults only (suffix @per-read); got {self.read_noise!r}.")
 
-    def fit(
-        self, model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None
-    ) -> BayesianTestVector:
-        """Learn the vector on the ideal chip of `model` and set the threshold(s).
+    def propose(
+        self,
+        model: LoadedModel | nn.Module,
+        data: object = None,
+        *,
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """Learn the vector on the ideal chip of `model` and set the threshold(s); return the
+        stored sample, the test's inputs (the model alone: `data` is ignored).
 
         Parameters
         ----------
         model : LoadedModel or torch.nn.Module
-            The float model; it is quantised into its ideal chip (int8), never changed.
-        input_shape : tuple of int, optional
-            Shape of one input; taken from a `LoadedModel` or a module's ``input_shape``
-            attribute when not given.
-
-        Returns
-        -------
-        self
+            The float model (a module needs an ``input_shape`` attribute); it is quantised
+            into its ideal chip (int8), never changed.
+        progress : Progress, optional
+            ``progress(step, steps, "btv")`` after each Adam step.
         """
         self._check_params()
-        module, shape, fingerprint = _resolve(model, input_shape)
+        module, shape, _, _ = resolve_model(model)
         population, ideal = ideal_chip(module, int(self.seed))
         with torch.no_grad():
             output_shape = tuple(ideal(torch.zeros(1, *shape)).shape[1:])
@@ -246,15 +235,14 @@ class BayesianTestVector(ScreeningTest):
             loss.backward()
             optimiser.step()
             curve[step] = loss.item()
+            report(progress, step + 1, self.steps, "btv")
         _logger.info("btv fit: loss %.4g -> %.4g in %d steps", curve[0], curve[-1], self.steps)
-        self.input_shape_ = shape
+        self._remember(model)
         self.output_shape_ = output_shape
-        self.fingerprint_ = fingerprint
-        self.model_ = model_reference(model)
         self.mean_ = mean.detach().clone()
         self.log_var_ = log_var.detach().clone()
         self.loss_curve_ = curve
-        self.sample_ = self.draw(1, gen)[0]
+        self.inputs_ = self.draw(1, gen)[0]
         # through the engine, the path every chip takes, so the ideal chip scores exactly this
         self.sigma_ideal_ = float(self.respond(population.outputs(self.sample_))[0])
         self.threshold_ = self.sigma_ideal_ + float(self.offset)
@@ -263,7 +251,7 @@ class BayesianTestVector(ScreeningTest):
             chip = ideal if self.read_noise is None else population.with_faults(self.read_noise)
             fresh = self._fresh(chip, self.far_draws, gen)
             self.threshold_far_ = _quantile_threshold(fresh, self.false_alarm)
-        return self
+        return self.inputs_
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
         """σ_y of each chip: the spread of its outputs for the stored test, pooled over N.
@@ -280,7 +268,7 @@ class BayesianTestVector(ScreeningTest):
             float64 (n_chips,): the RMS deviation of each chip's n_samples x output elements
             from their mean (population standard deviation, as eq. 4).
         """
-        check_is_fitted(self, ("sample_",))
+        check_is_fitted(self, ("inputs_",))
         if outputs.dim() < 2 or outputs.shape[1] != self.n_samples:
             raise ConfigError(
                 f"respond needs outputs of shape (n_chips, {self.n_samples}, ...); "
@@ -310,24 +298,15 @@ class BayesianTestVector(ScreeningTest):
         """
         return np.asarray(sigma_y, dtype=np.float64) > self.decision_threshold(rule)
 
-    def propose(self, model: LoadedModel | nn.Module, data: object = None) -> torch.Tensor:
-        """Fit from the model alone (`data` is ignored); the stored sample is the test input."""
-        return self.fit(model).sample_
-
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> BayesianTestVector:
-        """Nothing to learn from chips: the thresholds come from the ideal chip."""
-        check_is_fitted(self, ("threshold_",))
-        return self
-
     def score(self, sigma_y: np.ndarray) -> np.ndarray:
         """σ_y itself (higher = more uncertain)."""
         return np.asarray(sigma_y, dtype=np.float64)
 
     @property
-    def inputs_(self) -> torch.Tensor:
-        """What a chip forwards: the stored sample (n_samples, *input_shape)."""
-        check_is_fitted(self, ("sample_",))
-        return self.sample_
+    def sample_(self) -> torch.Tensor:
+        """The stored sample (n_samples, *input_shape): what a chip forwards (`inputs_`)."""
+        check_is_fitted(self, ("inputs_",))
+        return self.inputs_
 
     def test_bytes(self) -> int:
         """Bytes stored: mean and variance, float32 (paper 1's accounting)."""
@@ -370,53 +349,6 @@ class BayesianTestVector(ScreeningTest):
         check_is_fitted(self, ("mean_",))
         return self._fresh(chip, draws, torch.Generator().manual_seed(int(seed)))
 
-    def to_artifact(self) -> Artifact:
-        """The fitted test as an `Artifact` (mean, log-variance, sample, thresholds...)."""
-        check_is_fitted(self, ("threshold_",))
-        thresholds = {"offset": self.threshold_}
-        if self.threshold_far_ is not None:
-            thresholds["false_alarm"] = self.threshold_far_
-        return Artifact(
-            method=METHOD,
-            tensors={"mean": self.mean_, "log_var": self.log_var_, "sample": self.sample_},
-            params=self.get_params(),
-            thresholds=thresholds,
-            input_shape=self.input_shape_,
-            fingerprint=self.fingerprint_,
-            model=getattr(self, "model_", None),
-            info={
-                "sigma_ideal": self.sigma_ideal_,
-                "output_shape": list(self.output_shape_),
-                "final_loss": float(self.loss_curve_[-1]),
-                "loss_curve": self.loss_curve_.tolist(),
-            },
-        )
-
-    @classmethod
-    def from_artifact(cls, artifact: Artifact) -> BayesianTestVector:
-        """Rebuild a fitted test from an `Artifact` written by `to_artifact`."""
-        if artifact.method != METHOD:
-            raise ArtifactError(f"artefact holds a '{artifact.method}' test, not '{METHOD}'")
-        missing = {"mean", "log_var", "sample"} - set(artifact.tensors)
-        if missing or "offset" not in artifact.thresholds or "sigma_ideal" not in artifact.info:
-            raise ArtifactError("btv artefact lacks tensors, thresholds or sigma_ideal")
-        try:
-            test = cls(**artifact.params)
-        except TypeError as exc:
-            raise ArtifactError(f"btv artefact has unknown parameters: {exc}") from exc
-        test.input_shape_ = tuple(artifact.input_shape)
-        test.fingerprint_ = artifact.fingerprint
-        test.model_ = artifact.model
-        test.mean_ = artifact.tensors["mean"]
-        test.log_var_ = artifact.tensors["log_var"]
-        test.sample_ = artifact.tensors["sample"]
-        test.loss_curve_ = np.asarray(artifact.info.get("loss_curve", []), dtype=np.float64)
-        test.output_shape_ = tuple(artifact.info.get("output_shape", ()))
-        test.sigma_ideal_ = float(artifact.info["sigma_ideal"])
-        test.threshold_ = artifact.thresholds["offset"]
-        test.threshold_far_ = artifact.thresholds.get("false_alarm")
-        return test
-
     def draw(self, tests: int, generator: torch.Generator) -> torch.Tensor:
         """Eq. 5: fresh samples ``N(0, 1) * sqrt(exp(log_var_)) + mean_`` of the vector.
 
@@ -450,188 +382,6 @@ class BayesianTestVector(ScreeningTest):
         return spread(out.reshape(*x.shape[:2], *out.shape[1:]).double()).numpy()
 
 
-@dataclass(frozen=True)
-class ChipResults:
-    """What a campaign measures per chip: σ_y for the stored test and, with data, accuracy.
-
-    Attributes
-    ----------
-    sigma_y : numpy.ndarray
-        float64 (n_chips,): σ_y for the stored sample.
-    accuracy : numpy.ndarray or None
-        float64 (n_chips,) accuracy in percent (mean IoU in percent for segmentation), or
-        None when no labelled data was given (generators, discriminators).
-    sigma_fresh : numpy.ndarray or None
-        float64 (n_chips, K): σ_y for K fresh tests (the same K for every chip), or None.
-    sigma_point : numpy.ndarray or None
-        float64 (n_chips,): σ_y pooled over real images (the point-estimate baseline), or
-        None.
-    """
-
-    sigma_y: np.ndarray
-    accuracy: np.ndarray | None
-    sigma_fresh: np.ndarray | None = None
-    sigma_point: np.ndarray | None = None
-
-
-def chip_results(
-    test: BayesianTestVector,
-    population: Population,
-    x: torch.Tensor | None = None,
-    y: torch.Tensor | None = None,
-    *,
-    task: str = "classification",
-    fresh: torch.Tensor | None = None,
-    point: torch.Tensor | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ChipResults:
-    """σ_y of every chip of `population` for the stored test, and its accuracy on (x, y).
-
-    One pass per chunk of chips: the test's samples and the data go through each chip
-    together, so σ_y and accuracy come from the very same weights (per-read noise aside).
-
-    Parameters
-    ----------
-    test : BayesianTestVector
-        A fitted test.
-    population : Population
-        The chips.
-    x, y : torch.Tensor, optional
-        Labelled data: float32 (T, *input_shape) and int64 labels; None skips accuracy.
-    task : str
-        ``"classification"`` or ``"segmentation"`` (how accuracy is scored).
-    fresh : torch.Tensor, optional
-        float32 (K, n_samples, *input_shape): K fresh tests (`BayesianTestVector.draw`)
-        every chip also answers, for the false-alarm rule.
-    point : torch.Tensor, optional
-        float32 (P, *input_shape): real images whose pooled σ_y is the point-estimate
-        baseline (`cimtest.methods.baselines.PointTestVectors`), measured on the same chips.
-    progress : callable, optional
-        ``progress(done, total)`` after each chunk.
-    """
-    check_is_fitted(test, ("sample_",))
-    n = test.sample_.shape[0]
-    k = 0 if fresh is None else fresh.shape[0]
-    p = 0 if point is None else point.shape[0]
-    parts = [test.sample_] + ([] if fresh is None else [fresh.reshape(-1, *fresh.shape[2:])])
-    parts += ([] if point is None else [point]) + ([] if x is None else [x])
-    sigmas, scores, fresh_sigmas, point_sigmas = [], [], [], []
-    for _, out in population.iter_chunks(torch.cat(parts), progress=progress):
-        sigmas.append(test.respond(out[:, :n]))
-        if k:
-            tests = out[:, n : n + k * n].reshape(out.shape[0] * k, n, *out.shape[2:])
-            fresh_sigmas.append(test.respond(tests).reshape(out.shape[0], k))
-        if p:
-            point_sigmas.append(spread(out[:, n + k * n : n + k * n + p].double()).numpy())
-        if x is not None:
-            scores.append(chip_scores(out[:, n + k * n + p :], y, task).numpy())
-    return ChipResults(
-        np.concatenate(sigmas),
-        np.concatenate(scores) if scores else None,
-        np.concatenate(fresh_sigmas) if fresh_sigmas else None,
-        np.concatenate(point_sigmas) if point_sigmas else None,
-    )
-
-
-def summarise(
-    results: ChipResults,
-    thresholds: dict[str, float],
-    *,
-    ideal_accuracy: float | None = None,
-    fresh_sigma: np.ndarray | None = None,
-    far_threshold: float | None = None,
-    point_threshold: float | None = None,
-    drop: float = 1.0,
-) -> list[dict[str, object]]:
-    """One row of test metrics per threshold, rates as fractions with 95 % Wilson bands.
-
-    Flags use the verdict rule of `BayesianTestVector.decide` (σ_y > t). The rows of
-    `thresholds` score σ_y of the stored sample; the row ``"false_alarm"`` (when
-    `far_threshold` is given) scores every (chip, fresh test) pair of
-    ``results.sigma_fresh`` instead, since that threshold is meant for fresh samples.
-
-    Parameters
-    ----------
-    results : ChipResults
-        σ_y (and accuracy) of the faulty chips.
-    thresholds : dict of str to float
-        Thresholds of the stored sample to score, by label (e.g. ``{"offset=0": 0.41}``).
-    ideal_accuracy : float, optional
-        A_baseline: the ideal chip's accuracy (needed with accuracy).
-    fresh_sigma : numpy.ndarray, optional
-        float64 (draws,) σ_y of the ideal chip for fresh samples of the vector.
-    far_threshold : float, optional
-        `threshold_far_` of the test; needs ``results.sigma_fresh``.
-    point_threshold : float, optional
-        σ_y of the ideal chip on the real images of ``results.sigma_point``; adds the
-        point-estimate baseline's ``coverage_point``, ``false_alarm_nodrop_point`` and
-        ``auc_point`` to every row (the same chips, the same verdict rule).
-    drop : float
-        A chip counts as damaged when its accuracy dropped by at least this many points.
-
-    Returns
-    -------
-    list of dict
-        Keys: ``rule, threshold, chips, coverage[_low, _high], coverage_dropped[...],
-        verifiable_coverage[...], false_alarm_ideal[...], false_alarm_nodrop[...], auc,
-        dropped, accuracy_mean, sigma_mean`` (None where not measurable).
-    """
-    accuracy = results.accuracy
-    if accuracy is not None and ideal_accuracy is None:
-        raise ConfigError("summarise needs ideal_accuracy when chips have an accuracy")
-    cases = [(rule, t, results.sigma_y, accuracy) for rule, t in thresholds.items()]
-    if far_threshold is not None:
-        if results.sigma_fresh is None:
-            raise ConfigError("the false_alarm row needs chip results with fresh tests")
-        k = results.sigma_fresh.shape[1]
-        cases.append(("false_alarm", far_threshold, results.sigma_fresh.reshape(-1),
-                      None if accuracy is None else np.repeat(accuracy, k)))
-    rows = []
-    for rule, t, sigma, acc in cases:
-        damaged = None if acc is None else ideal_accuracy - acc >= drop
-        row: dict[str, object] = {"rule": rule, "threshold": t, "chips": int(sigma.size)}
-        _put(row, "coverage", coverage(sigma, t, strict=True))
-        _put(row, "coverage_dropped",
-             None if damaged is None else coverage(sigma[damaged], t, strict=True))
-        _put(row, "verifiable_coverage", None if damaged is None else verifiable_coverage(
-            sigma, t, acc, ideal_accuracy, strict=True))
-        _put(row, "false_alarm_ideal",
-             None if fresh_sigma is None else false_alarm_rate(fresh_sigma > t))
-        _put(row, "false_alarm_nodrop",
-             None if damaged is None else false_alarm_rate(sigma[~damaged] > t))
-        row["auc"] = None if damaged is None else _finite(roc_auc(sigma, damaged))
-        row["dropped"] = None if damaged is None else rate(damaged).value
-        row["accuracy_mean"] = None if acc is None else float(acc.mean())
-        row["sigma_mean"] = float(sigma.mean())
-        if point_threshold is not None and rule != "false_alarm":
-            _point_columns(row, results.sigma_point, point_threshold, damaged)
-        rows.append(row)
-    return rows
-
-
-def _point_columns(
-    row: dict[str, object], sigma: np.ndarray | None, t: float, damaged: np.ndarray | None
-) -> None:
-    """The point-estimate baseline's coverage, harmless-chip false alarms and AUC."""
-    if sigma is None:
-        raise ConfigError("the point-estimate columns need chip results with real images")
-    _put(row, "coverage_point", coverage(sigma, t, strict=True))
-    _put(row, "false_alarm_nodrop_point",
-         None if damaged is None else false_alarm_rate(sigma[~damaged] > t))
-    row["auc_point"] = None if damaged is None else _finite(roc_auc(sigma, damaged))
-
-
-def _put(row: dict[str, object], name: str, value) -> None:
-    """Store a `Rate` as ``name``, ``name_low``, ``name_high`` (None when not measurable)."""
-    row[name] = None if value is None else _finite(value.value)
-    row[f"{name}_low"] = None if value is None else _finite(value.low)
-    row[f"{name}_high"] = None if value is None else _finite(value.high)
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
 def spread(outputs: torch.Tensor) -> torch.Tensor:
     """RMS deviation from the mean over every dimension after the first: (B, ...) → (B,)."""
     flat = outputs.reshape(outputs.shape[0], -1)
@@ -643,14 +393,3 @@ def _quantile_threshold(sigmas: np.ndarray, false_alarm: float) -> float:
     ordered = np.sort(sigmas)
     allowed = math.floor(false_alarm * ordered.size)
     return float(ordered[ordered.size - allowed - 1])
-
-
-def _resolve(
-    model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None
-) -> tuple[nn.Module, tuple[int, ...], str]:
-    if isinstance(model, LoadedModel):
-        return model.module, tuple(input_shape or model.input_shape), model.fingerprint
-    shape = input_shape or getattr(model, "input_shape", None)
-    if shape is None:
-        raise ConfigError("cannot infer the model's input shape; pass input_shape=(C, H, W)")
-    return model, tuple(int(v) for v in shape), state_fingerprint(model)

@@ -24,6 +24,7 @@ import numpy as np
 
 from cimtest.exceptions import ConfigError
 from cimtest.methods.detector import Detector
+from cimtest.progress import Progress, report
 
 __all__ = [
     "CompactionResult",
@@ -116,7 +117,7 @@ def anneal(
     t_final: float = 0.03,
     rho: float = 0.98,
     seed: int = 0,
-    progress: Callable[[int, int, float, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> CompactionResult:
     """Algorithm 1: simulated annealing for the K-subset of N images with the best reward.
 
@@ -131,7 +132,7 @@ def anneal(
     seed : int
         Seeds the initial set, the proposals and the acceptance draws.
     progress : callable, optional
-        ``progress(iteration, total, temperature, best_reward)`` after each iteration.
+        ``progress(iteration, total, "compaction: T ... best ...")`` after each iteration.
     """
     if not 1 <= k < n:
         raise ConfigError(f"compaction needs 1 <= K < N; got K={k}, N={n}")
@@ -163,8 +164,7 @@ def anneal(
             best, r_best = new.copy(), r_new
         curve[step] = (t, r_new, r_best)
         step += 1
-        if progress is not None:
-            progress(step, total, t, r_best)
+        report(progress, step, total, f"compaction: T {t:.3f} best {r_best:.2f}")
         t *= rho
     _logger.info("compaction: best reward %.3f after %d iterations, %d distinct sets",
                  r_best, total, len(cache))

@@ -9,7 +9,6 @@ compaction (the reward model of Algorithm 1), with fewer trees for speed.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -80,7 +79,7 @@ class Detector:
 
     def size_bytes(self) -> int:
         """Bytes of the model in LightGBM's text format (what a tester stores)."""
-        return len(self.booster_.model_to_string().encode())
+        return len(self.to_string().encode())
 
     def fit(self, features: np.ndarray, passed: np.ndarray) -> Detector:
         """Train on signatures `features` (D, F) float and labels `passed` (D,) bool."""
@@ -113,28 +112,22 @@ class Detector:
         """Verdicts, bool (n,): True = pass (probability of pass above 0.5)."""
         return self.probability(features) > 0.5
 
-    def save(self, path: str | Path) -> Path:
-        """Write the booster in LightGBM's text format to `path`; return the path."""
-        path = Path(path)
-        self.booster_.save_model(str(path))  # LightGBM's save_model always writes text
-        return path
+    def to_string(self) -> str:
+        """The booster in LightGBM's text format (what a test artefact stores)."""
+        return self.booster_.model_to_string()
 
     @classmethod
-    def load(cls, path: str | Path) -> Detector:
-        """Read a detector written by `save` (LightGBM text format)."""
+    def from_string(cls, text: str) -> Detector:
+        """A detector from LightGBM's text format (`to_string`); never unpickles."""
         import lightgbm
 
-        path = Path(path)
-        if not path.is_file():
-            raise ArtifactError(f"detector '{path}' does not exist")
         try:
-            booster = lightgbm.Booster(model_file=str(path))
+            booster = lightgbm.Booster(model_str=text)
         except lightgbm.basic.LightGBMError as exc:
-            raise ArtifactError(f"'{path}' is not a LightGBM text model: {exc}") from exc
+            raise ArtifactError(f"not a LightGBM text model: {exc}") from exc
         detector = cls()
         detector.booster_ = booster
         return detector
-
 
 
 class AccuracyRegressor(Detector):

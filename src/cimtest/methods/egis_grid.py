@@ -5,8 +5,9 @@ The generator sees only the model and the signatures only the chips, so neither 
 the cutoff or on K: fitting A50/A60/A70 x K = 2, 4, 8, 16 costs one generator and one
 campaign plus twelve annealing runs on the cached signatures. A test set is saved as
 TESTDIR with ``grid.json``, ``sid.safetensors`` (the SID and the generator's entropy
-curve), the figure ``entropy.png`` (paper Fig. 3) and one EGIS test folder per member
-(``A50-k4/`` with its ``reward.png`` and ``images.png``, paper Fig. 4a/4b). ``grid.json``
+curve), the figure ``entropy.png`` (paper Fig. 3) and one folder per member (``A50-k4/``
+with the test ``test.safetensors`` and its ``reward.png`` and ``images.png``, paper
+Fig. 4a/4b). ``grid.json``
 records the digest of the SID and of every member's artefact and carries a digest of its own,
 so an edited index, or a member swapped for another test, is refused on load.
 """
@@ -24,21 +25,16 @@ from torch import nn
 
 from cimtest._atomic import atomic_directory
 from cimtest.artifacts import Artifact, load_artifact, save_artifact, stored_digest
-from cimtest.engine import BaseStore
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import model_reference, resolve_model
-from cimtest.methods.base import ChipOutcomes, check_is_fitted
-from cimtest.methods.egis import (
-    ARTIFACT_FILE,
-    GENERATOR_PARAMS,
-    EntropyImageTest,
-    LabelledChips,
-    chip_signatures,
-)
+from cimtest.methods.base import ChipOutcomes, Chips, check_is_fitted
+from cimtest.methods.egis import GENERATOR_PARAMS, EntropyImageTest
+from cimtest.progress import Progress, staged
 
 __all__ = [
+    "ARTIFACT_FILE",
     "GRID_FILE",
     "SID_FILE",
     "fit_grid",
@@ -50,6 +46,9 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+
+ARTIFACT_FILE = "test.safetensors"
+"""The member test inside a member's folder."""
 
 GRID_FILE = "grid.json"
 """The test set's index: its members (cutoff, K, folder) and what they share."""
@@ -68,55 +67,51 @@ def member_name(cutoff: str | None, k: int) -> str:
 
 def fit_grid(
     model: LoadedModel | nn.Module,
-    chips: Sequence[LabelledChips],
+    chips: Chips,
+    outcomes: Sequence[ChipOutcomes],
     ks: Sequence[int],
     *,
-    store: BaseStore | None = None,
     proposal: EntropyImageTest | None = None,
-    progress: Callable[[str, int, int, str], None] | None = None,
+    progress: Progress | None = None,
     **params: object,
 ) -> dict[tuple[str | None, int], EntropyImageTest]:
-    """One EGIS test per (labelling, K), sharing the generator and the signature campaign.
+    """One EGIS test per (labelling, K), sharing the generator and one measurement of the chips.
 
     Parameters
     ----------
     model : LoadedModel or torch.nn.Module
         The float model (a module needs an ``input_shape`` attribute).
-    chips : sequence of LabelledChips
-        The same D chips labelled by each cutoff (same fault, seed, count and geometry;
-        distinct ``cutoff`` names).
+    chips : Chips
+        The D training chips (a `Population`, or `cimtest.engine.StoredChips` to keep their
+        outputs in a store and resume a killed fit).
+    outcomes : sequence of ChipOutcomes
+        The same chips labelled by each cutoff (distinct ``cutoff`` names; only the labels
+        are read).
     ks : sequence of int
         The K values, each fitted for every labelling.
-    store : BaseStore, optional
-        Keeps the signature campaign's outputs (see `chip_signatures`).
     proposal : EntropyImageTest, optional
         A SID made earlier for this model (`load_proposal`): used instead of training the
         generator, e.g. to fit tests for another population on the same images.
-    progress : callable, optional
-        ``progress(stage, done, total, note)`` as in `EntropyImageTest.fit`.
+    progress : Progress, optional
+        ``progress(done, total, stage)`` through the generator, the chips and the compaction.
     **params
-        Parameters of `EntropyImageTest` other than ``k`` (images, steps, seed, ...).
+        Parameters of `EntropyImageTest` other than ``k`` (sid_size, steps, seed, ...).
 
     Returns
     -------
     dict of (cutoff, K) to EntropyImageTest
-        In the order of `chips`, then `ks`.
+        In the order of `outcomes`, then `ks`.
     """
-    chips = list(chips)
+    outcomes = list(outcomes)
     ks = sorted({int(k) for k in ks})
-    if not chips or not ks:
+    if not outcomes or not ks:
         raise ConfigError("fit_grid needs at least one labelling of the chips and one K")
-    if any(not isinstance(c, LabelledChips) for c in chips):
-        raise ConfigError("fit_grid takes the chips as LabelledChips (pass/fail labels only)")
-    recipes = {json.dumps({k: v for k, v in c.as_dict().items()
-                           if k not in ("cutoff", "passed")}, sort_keys=True) for c in chips}
-    if len(recipes) > 1:
-        raise ConfigError("fit_grid needs the same chips under every labelling; got "
-                          f"{len(recipes)} different populations")
-    if len({c.cutoff for c in chips}) < len(chips):
+    if any(len(o.passed) != chips.n for o in outcomes):
+        raise ConfigError(f"fit_grid needs one label per chip ({chips.n}) in every labelling")
+    if len({o.cutoff for o in outcomes}) < len(outcomes):
         raise ConfigError("fit_grid needs a distinct cutoff name per labelling")
     base = EntropyImageTest(k=ks[0], **params)
-    module, _, fingerprint, _ = resolve_model(model)
+    _, _, fingerprint, _ = resolve_model(model)
     if proposal is None:
         base.propose(model, progress=progress)
     elif proposal.fingerprint_ != fingerprint:
@@ -125,15 +120,14 @@ def fit_grid(
     else:
         base.adopt_proposal(proposal)
         base.model_ = model_reference(model)  # an SID read back does not know the model
-    sid = base.sid_
-    signatures = chip_signatures(chips[0].population(module, base.memory), sid, store=store,
-                                 progress=progress)
+    signatures = chips.outputs(base.sid_, progress=staged(progress, "signatures"))
     tests = {}
-    for labelled in chips:
-        outcomes = ChipOutcomes(labelled.labels.numpy(), float("nan"))  # labels only
+    for labelled in outcomes:
         for k in ks:
-            test = base.sharing_proposal(k).learn(signatures, outcomes, progress=progress)
-            test.training_ = labelled.as_dict()
+            test = base.sharing_proposal(k).learn(signatures, labelled.labels_only(),
+                                                  progress=progress)
+            test.training_ = {**chips.recipe(), "cutoff": labelled.cutoff,
+                              "passed": int(labelled.passed.sum())}
             tests[(labelled.cutoff, k)] = test
             _logger.info("egis %s K=%d: images %s, best validation accuracy %.2f %%",
                          labelled.cutoff, k, test.chosen_.tolist(), test.best_reward_)
@@ -174,7 +168,9 @@ def save_grid(
             save_proposal(tmp / SID_FILE, first)
             for (cutoff, k), test in tests.items():
                 name = member_name(cutoff, k)
-                test.save(tmp / name, info=(info or {}).get(cutoff, {}) | {"cutoff": cutoff})
+                (tmp / name).mkdir()
+                test.save(tmp / name / ARTIFACT_FILE,
+                          info=(info or {}).get(cutoff, {}) | {"cutoff": cutoff})
                 members.append({"cutoff": cutoff, "k": k, "dir": name,
                                 "chosen": test.chosen_.tolist(),
                                 "best_reward": test.best_reward_,
@@ -182,7 +178,7 @@ def save_grid(
             if figures is not None:
                 figures(tmp, {member_name(c, k): test for (c, k), test in tests.items()})
             index = json.loads(json.dumps({
-                "members": members, "images": first.images, "steps": first.steps,
+                "members": members, "sid_size": first.sid_size, "steps": first.steps,
                 "sid_entropy": list(first.sid_entropy_), "training": first.training_,
                 "fingerprint": first.fingerprint_, "sid_digest": stored_digest(tmp / SID_FILE)}))
             index[DIGEST_KEY] = content_digest(index)

@@ -15,15 +15,16 @@ import torch
 
 from cimtest._validation import check_interval
 from cimtest.exceptions import ConfigError
-from cimtest.methods.base import ChipOutcomes, ScreeningTest, check_is_fitted
+from cimtest.methods.base import ChipOutcomes, TestMethod, check_is_fitted
 from cimtest.methods.btv import BayesianTestVector
 from cimtest.methods.detector import Detector
 from cimtest.methods.egis import EntropyImageTest
+from cimtest.progress import Progress
 
 __all__ = ["HybridTest", "threshold_for_escapes"]
 
 
-class HybridTest(ScreeningTest):
+class HybridTest(TestMethod):
     """EGIS signatures + Bayesian σ_y → LightGBM detector, thresholded for a target TE.
 
     Parameters
@@ -37,7 +38,7 @@ class HybridTest(ScreeningTest):
         the out-of-fold training predictions.
     folds : int
         Cross-validation folds for the out-of-fold probabilities.
-    estimators : int
+    detector_estimators : int
         Boosting rounds of the detector.
     seed : int
         Seeds the folds and the detector.
@@ -52,7 +53,10 @@ class HybridTest(ScreeningTest):
         float64 (D,): out-of-fold probability of fail of each training chip.
     """
 
+    name = "hybrid"
     needs = ("chip labels",)
+    state = ("detector_", "oof_score_")
+    parents = ("egis", "btv")
 
     def __init__(
         self,
@@ -61,26 +65,29 @@ class HybridTest(ScreeningTest):
         btv: BayesianTestVector | None = None,
         target_te: float = 5.0,
         folds: int = 5,
-        estimators: int = 100,
+        detector_estimators: int = 100,
         seed: int = 0,
     ) -> None:
         self.egis = egis
         self.btv = btv
         self.target_te = target_te
         self.folds = folds
-        self.estimators = estimators
+        self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model=None, data=None) -> torch.Tensor:
+    def propose(self, model=None, data=None, *, progress: Progress | None = None) -> torch.Tensor:
         """The parents' test inputs: K compact images, then the vector's sample."""
         owner = type(self).__name__
         check_interval("target_te", self.target_te, 0, 100, owner)
         check_interval("folds", self.folds, 2, None, owner)
         if self.egis is None or self.btv is None:
             raise ConfigError(f"{owner} needs egis= and btv= (fitted parents)")
-        check_is_fitted(self.egis, ("images_",))
-        check_is_fitted(self.btv, ("sample_",))
+        check_is_fitted(self.egis, ("inputs_",))
+        check_is_fitted(self.btv, ("inputs_",))
         self.inputs_ = torch.cat([self.egis.images_, self.btv.sample_])
+        self.input_shape_ = self.egis.input_shape_
+        self.fingerprint_ = self.egis.fingerprint_
+        self.model_ = getattr(self.egis, "model_", None)
         return self.inputs_
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
@@ -90,10 +97,11 @@ class HybridTest(ScreeningTest):
         sigma = self.btv.respond(outputs[:, k:])
         return np.concatenate([self.egis.respond(outputs[:, :k]), sigma[:, None]], axis=1)
 
-    def learn(self, outputs: torch.Tensor, chips: ChipOutcomes) -> HybridTest:
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> HybridTest:
         """Out-of-fold probabilities set the threshold; the detector is then fit on all chips."""
         features = self.respond(outputs)
-        passed = chips.passed
+        passed = outcomes.passed
         rng = np.random.default_rng([self.seed, 2])
         fold = rng.permutation(len(passed)) % self.folds
         oof = np.empty(len(passed))
@@ -115,8 +123,13 @@ class HybridTest(ScreeningTest):
         """The K images plus the Bayesian vector (mean and variance), float32."""
         return self.egis.test_bytes() + self.btv.test_bytes()
 
+    def model_bytes(self) -> int:
+        """Bytes of the detector in LightGBM's text format."""
+        check_is_fitted(self, ("detector_",))
+        return self.detector_.size_bytes()
+
     def _detector(self) -> Detector:
-        return Detector(n_estimators=self.estimators, seed=self.seed)
+        return Detector(n_estimators=self.detector_estimators, seed=self.seed)
 
 
 def threshold_for_escapes(scores: np.ndarray, failed: np.ndarray, target_te: float) -> float:

@@ -11,7 +11,6 @@ evaluation chips on every fitted test's inputs plus the data, and scores every m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,18 +21,20 @@ from cimtest.data.dataset import hold_out
 from cimtest.engine import InputBank, Population, chip_scores
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
-from cimtest.methods.base import ChipOutcomes, ScreeningTest
-from cimtest.methods.baselines import (
+from cimtest.methods import (
+    BayesianTestVector,
+    ChipOutcomes,
     DatasetAwareTest,
+    EntropyImageTest,
     FGSMTestImages,
+    HybridTest,
     NoiseImagesTest,
     PointTestVectors,
     RandomSyntheticTest,
+    TestMethod,
 )
-from cimtest.methods.btv import BayesianTestVector
-from cimtest.methods.egis import EntropyImageTest
-from cimtest.methods.hybrid import HybridTest
 from cimtest.metrics import cutoff_at, rate, roc_auc, roc_curve, test_metrics
+from cimtest.progress import Progress, report, staged
 
 __all__ = ["GENERATOR_METHODS", "REAL_SEED", "REAL_SHARE", "Comparison", "compare",
            "default_methods"]
@@ -48,11 +49,6 @@ change with the methods' seed."""
 GENERATOR_METHODS = ("egis", "hybrid", "random-synthetic+detector")
 """The methods whose inputs come from EGIS's image generator: image models (C, H, W) only."""
 
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``: stages ``propose``, ``train chips``, ``learn``,
-``evaluation chips``."""
-
-
 def default_methods(
     *,
     k: int = 4,
@@ -61,7 +57,7 @@ def default_methods(
     egis: dict | None = None,
     btv: dict | None = None,
     image_inputs: bool = True,
-) -> dict[str, ScreeningTest]:
+) -> dict[str, TestMethod]:
     """The compared methods by name: both papers' tests, the hybrid, the baselines.
 
     `input_range` is the normalised range of the synthetic images (EGIS) and of the noise
@@ -117,7 +113,7 @@ class Comparison:
     eval_accuracy: np.ndarray
     cutoff_accuracy: float
     forwards: dict[str, float]
-    methods: dict[str, ScreeningTest]
+    methods: dict[str, TestMethod]
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     flags: dict[str, np.ndarray] = field(default_factory=dict)
     setup: dict = field(default_factory=dict)
@@ -129,7 +125,7 @@ def compare(
     data: Dataset,
     *,
     real: Dataset | None = None,
-    methods: dict[str, ScreeningTest] | None = None,
+    methods: dict[str, TestMethod] | None = None,
     train_chips: int = 1000,
     eval_chips: int = 1000,
     seed: int = 0,
@@ -156,7 +152,7 @@ def compare(
         images that define accuracy. Default: `real_share` of `data` held out by a seeded
         split (`REAL_SEED`), the rest of `data` defining accuracy; ``setup["real_split"]``
         records it.
-    methods : dict of str to ScreeningTest, optional
+    methods : dict of str to TestMethod, optional
         Default: `default_methods()`. A method's parents must come before it.
     train_chips, eval_chips : int
         D and E.
@@ -175,7 +171,6 @@ def compare(
         raise ConfigError(f"compare needs at least 10 training chips and 1 evaluation chip; "
                           f"got {train_chips} and {eval_chips}")
     methods = default_methods(seed=seed) if methods is None else methods
-    report = progress or (lambda *a: None)
     split = None
     if real is None:
         total = len(data)
@@ -195,32 +190,31 @@ def compare(
     bank.add(data.x)
     candidates: dict[str, torch.Tensor] = {}
     for i, (name, method) in enumerate(methods.items()):
-        report("propose", i, len(methods))
-        if isinstance(method, HybridTest):
+        report(progress, i, len(methods), "propose")
+        if method.parents:
             continue  # its inputs are its parents', known once they have learnt
         start = time.perf_counter()
         candidates[name] = bank.add(method.propose(model, real))
         fit_s[name] += time.perf_counter() - start
-    report("propose", len(methods), len(methods))
+    report(progress, len(methods), len(methods), "propose")
 
     start = time.perf_counter()
-    train_out = train.outputs(bank.inputs, progress=lambda d, t: report("train chips", d, t))
+    train_out = train.outputs(bank.inputs, progress=staged(progress, "train chips"))
     train_s = time.perf_counter() - start
     n_data = len(data)
     accuracy = chip_scores(train_out[:, :n_data], data.y, "classification").numpy()
     a_cutoff = cutoff_at(accuracy, cutoff)
-    outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy)
+    outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy, f"A{cutoff:g}")
 
     for i, (name, method) in enumerate(methods.items()):
-        report("learn", i, len(methods))
+        report(progress, i, len(methods), "learn")
         start = time.perf_counter()
         index = candidates.get(name)
         if index is None:
             index = bank.index(method.propose(model, real))
-        known = outcomes if "chip accuracies" in method.needs else outcomes.labels_only()
-        method.learn(train_out[:, index], known)
+        method.learn(train_out[:, index], outcomes.known_to(method))
         fit_s[name] += time.perf_counter() - start
-    report("learn", len(methods), len(methods))
+    report(progress, len(methods), len(methods), "learn")
     del train_out
 
     test_bank = InputBank()
@@ -228,7 +222,7 @@ def compare(
     inputs = {name: test_bank.add(method.inputs_) for name, method in methods.items()}
     start = time.perf_counter()
     eval_out = evaluation.outputs(test_bank.inputs,
-                                  progress=lambda d, t: report("evaluation chips", d, t))
+                                  progress=staged(progress, "evaluation chips"))
     eval_s = time.perf_counter() - start
     eval_acc = chip_scores(eval_out[:, :n_data], data.y, "classification").numpy()
     failed = ~(eval_acc > a_cutoff)
@@ -238,7 +232,6 @@ def compare(
         features = method.respond(eval_out[:, inputs[name]])
         score = method.score(features)
         flagged = np.asarray(method.decide(features), dtype=bool)
-        detector = getattr(method, "detector_", None) or getattr(method, "regressor_", None)
         rows.append({
             "method": name,
             **test_metrics(~flagged, eval_acc, a_cutoff),
@@ -246,7 +239,7 @@ def compare(
             "false_alarm": 100.0 * rate(flagged[~failed]).value,
             "auc": roc_auc(score, failed),
             "test_bytes": method.test_bytes(),
-            "detector_bytes": 0 if detector is None else detector.size_bytes(),
+            "detector_bytes": method.model_bytes(),
             "forward_passes": len(inputs[name]),
             "needs": ["model", *method.needs],
             "fit_s": fit_s[name],
@@ -268,11 +261,11 @@ def compare(
                       setup)
 
 
-def _json_params(method: ScreeningTest) -> dict:
+def _json_params(method: TestMethod) -> dict:
     """Constructor arguments that are plain values (parents are named by their class)."""
     out = {}
     for key, value in method.get_params().items():
-        if isinstance(value, ScreeningTest):
+        if isinstance(value, TestMethod):
             value = type(value).__name__
         elif isinstance(value, tuple):
             value = list(value)

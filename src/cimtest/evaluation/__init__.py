@@ -1,0 +1,10 @@
+"""evaluation/: scoring fitted tests on populations of chips, as the commands report them.
+
+Above `methods/` and `engine/`, below `cli/` and `report/`: each function takes fitted tests
+and populations and returns rows of the papers' metrics.
+"""
+
+from cimtest.evaluation.btv import ChipResults, Level, chip_results, evaluate_btv, summarise
+from cimtest.evaluation.screening import evaluate_tests
+
+__all__ = ["ChipResults", "Level", "chip_results", "evaluate_btv", "evaluate_tests", "summarise"]
