@@ -1,7 +1,7 @@
 """`cimtest reproduce EXPERIMENT|all`: rerun the documented experiments and rewrite the
 measured tables of their documents in ``docs/``.
 
-Each experiment (`cimtest.cli.experiments`) is the list of `cimtest ... --json` commands its
+Each experiment (`cimtest.report.experiments`) is the list of `cimtest ... --json` commands its
 document shows, run in order as subprocesses in a work folder (later commands take levels
 from earlier ones); their JSON turns into markdown tables that replace the text between the
 document's ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` markers, and its
@@ -28,8 +28,8 @@ import typer
 
 from cimtest._atomic import atomic_file
 from cimtest.cli.common import emit_json, handle_errors, note, stdout
-from cimtest.cli.experiments import EXPERIMENTS, Experiment, Results
 from cimtest.exceptions import ArtifactError, CimtestError, ConfigError
+from cimtest.report.experiments import EXPERIMENTS, Experiment, Results
 
 __all__ = ["Experiment", "replace_block", "reproduce", "run_experiment", "write_blocks"]
 

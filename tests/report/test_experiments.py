@@ -1,0 +1,55 @@
+"""The experiments of `cimtest reproduce`: each renders exactly the blocks it declares."""
+
+import pytest
+
+from cimtest.report.experiments import EXPERIMENTS
+from cimtest.report.markdown import cell, pct
+
+
+def _row(fault: str, index: int, layers: float | None, rule: str) -> dict:
+    spec = f"{fault}:p={index / 10}"
+    return {"fault": fault, "level_index": index, "base_level": spec, "layers": layers,
+            "level": spec if layers is None else f"{spec}@layers={layers}", "rule": rule,
+            "drop": 2, "measured_drop": 2.1, "coverage": 0.9, "verifiable_coverage": 0.5,
+            "auc": 0.8, "auc_point": 0.6, "accuracy_mean": 97.5, "dropped": 0.5,
+            "coverage_dropped": 0.9, "false_alarm_nodrop": 0.1, "false_alarm_ideal": 0.05,
+            "k": 4, "cutoff": "A50", "cutoff_accuracy": 97.0, "ta": 90.0, "te": 1.0,
+            "yl": 2.0, "cte": 3.0, "bte": 4.0, "truly_pass": 50.0, "method": "btv",
+            "false_alarm": 5.0, "test_bytes": 1000, "forward_passes": 3,
+            "needs": ["model"], "fit_s": 1.5}
+
+
+class _Results(dict):
+    """Plausible JSON for any step name: a fit's dict, calibrated levels or evaluation rows."""
+
+    def __missing__(self, name: str) -> object:
+        if name == "fit" or name.startswith(("fit-", "sweep-fit-")):
+            value = {"final_loss": 0.1, "sigma_ideal": 0.01, "threshold_false_alarm": None,
+                     "seconds": 10, "storage_bytes": 1000, "n_samples": 1,
+                     "members": [{"k": 2, "passed": 5}, {"k": 4, "passed": 7}],
+                     "h_c": [1.0, 2.0], "h_s": [3.0, 4.0], "labels_s": 1.0,
+                     "generator_s": 30.0, "signatures_s": 2.0, "compaction_s": 3.0}
+        elif name.startswith("cal-"):
+            value = [dict(_row("mult", 1, None, "offset=0"), drop=d, level=d / 100)
+                     for d in (0.5, 1, 2, 5, 10)]
+        else:
+            rules = ("offset=0", "offset=0.1", "false_alarm")
+            value = [_row(f, i, layers, rule) for f in ("mult", "bitflip") for i in (1, 2)
+                     for layers in (None, 0.5) for rule in rules]
+        self[name] = value
+        return value
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_each_experiment_renders_its_blocks(name):
+    experiment = EXPERIMENTS[name]
+    blocks = experiment.render(_Results())
+    assert set(blocks) == set(experiment.blocks)
+    assert all(text.strip() for text in blocks.values())
+
+
+def test_cells_and_rates():
+    assert pct({"c": 0.938, "c_low": 0.912, "c_high": 0.957}, "c") == "93.8 [91.2, 95.7]"
+    assert pct({}, "c") == "-"
+    assert [cell(v, 1) for v in ("x", None, float("nan"), 0.12345, 12.34, 3)] == [
+        "x", "-", "-", "0.123", "12.3", "3"]
