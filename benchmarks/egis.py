@@ -10,7 +10,7 @@ threads are fixed (2). The roofline is the ideal model forwarding the same D x N
 batches of N; the compaction is Algorithm 1 with the paper's schedule (T 2.0 -> 0.03, rho
 0.98) and I = 3 splits on the cached signatures. Generator time is for `--steps` Adam steps
 (default 200; the paper trains 5,000). `decide_ms` is the detector's verdict for one chip
-from its K outputs (best of 20).
+from its K outputs (the fastest block of `torch.utils.benchmark.Timer.blocked_autorange`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.benchmark import Timer
 
 from cimtest.engine import Population, StoredChips
 from cimtest.loading import load_model
@@ -37,13 +38,15 @@ def timed(fn):
     return value, time.perf_counter() - start
 
 
+def timer(stmt: str, **names: object) -> Timer:
+    """A `Timer` of `stmt` on this process's torch threads (Timer's default is one)."""
+    return Timer(stmt, globals=names, num_threads=torch.get_num_threads())
+
+
 @torch.no_grad()
 def roofline(module: torch.nn.Module, sid: torch.Tensor, chips: int) -> float:
     """The ideal model on chips x N inputs, in batches of N (the same work as the campaign)."""
-    start = time.perf_counter()
-    for _ in range(chips):
-        module(sid)
-    return time.perf_counter() - start
+    return timer("module(sid)", module=module, sid=sid).timeit(chips).raw_times[0]
 
 
 def main() -> None:
@@ -67,7 +70,7 @@ def main() -> None:
     outcomes = ChipOutcomes(margin > np.median(margin))
     _, compaction_s = timed(lambda: test.learn(signatures, outcomes))
     one = test.respond(population.outputs(test.images_, chips=[0]))
-    decide_ms = min(timed(lambda: test.decide(one))[1] for _ in range(20)) * 1e3
+    decide_ms = min(timer("test.decide(one)", test=test, one=one).blocked_autorange().times) * 1e3
     result = {
         "compaction_s": compaction_s,
         "signatures_s": signatures_s,
