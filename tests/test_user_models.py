@@ -9,6 +9,7 @@ import pytest
 import torch
 from usermodels import SHAPES, build
 
+from cimtest.artifacts import load_artifact
 from cimtest.data import load_data
 from cimtest.engine import BatchedForward, Population
 from cimtest.engine.reference import reference_forward
@@ -53,19 +54,21 @@ def test_load_map_fault_and_score(users, name):
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_methods_on_each_rank(users, name):
+def test_methods_on_each_rank(users, name, tmp_path):
     user = users[name]
     loaded = load_model(user.spec, weights=user.weights, data=user.data)
     data = load_data(user.data, loaded.input_shape)
     real = load_data(user.real, loaded.input_shape)
     btv = BayesianTestVector(steps=5, seed=0).fit(loaded)
     assert btv.sample_.shape[1:] == SHAPES[name]
-    named = btv.to_artifact().model  # the test remembers its model and loads it again
+    saved = btv.save(tmp_path / "btv.safetensors")
+    named = load_artifact(saved).model  # the test remembers its model and loads it again
     assert named == {"name": user.spec, "spec": user.spec, "weights": str(user.weights),
                      "input_shape": list(SHAPES[name])}
     assert reload_model(named).fingerprint == loaded.fingerprint
+    assert BayesianTestVector.load(saved, loaded.fingerprint).model_ == named
     images = len(SHAPES[name]) == 3
-    methods = default_methods(k=2, egis={"images": 16, "steps": 2}, btv={"steps": 5},
+    methods = default_methods(k=2, egis={"sid_size": 16, "steps": 2}, btv={"steps": 5},
                               image_inputs=images)
     result = compare(loaded, LEVELS[name], data, real=real, methods=methods, train_chips=16,
                      eval_chips=8)
@@ -73,4 +76,4 @@ def test_methods_on_each_rank(users, name):
     assert ("egis" in methods) == images
     if not images:
         with pytest.raises(ConfigError, match="image inputs"):
-            EntropyImageTest(images=16, steps=2).propose(loaded)
+            EntropyImageTest(sid_size=16, steps=2).propose(loaded)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cimtest.engine import InputBank, Population
+from cimtest.engine import InputBank, Population, StoredChips
 from cimtest.exceptions import ConfigError, NotFittedError
-from cimtest.methods.base import ChipOutcomes
+from cimtest.methods.base import ChipOutcomes, TestMethod
 from cimtest.methods.baselines import (
     DatasetAwareTest,
     FGSMTestImages,
@@ -103,7 +103,7 @@ def test_fgsm_learns_the_mismatch_count_that_separates(tiny):
 
 def test_dataset_aware_picks_the_image_that_tracks_accuracy(tiny):
     model, data = tiny
-    test = DatasetAwareTest(k=1, candidates=5, estimators=20, seed=0)
+    test = DatasetAwareTest(k=1, candidates=5, detector_estimators=20, seed=0)
     cands = test.propose(model, data.train)
     assert cands.shape == (5, 1, 8, 8)
     d = 40
@@ -129,7 +129,7 @@ def test_noise_and_random_synthetic_inputs(tiny):
     x = noise.propose(model)
     assert x.shape == (3, 1, 8, 8) and x.min() >= -1 and x.max() <= 2
     assert torch.equal(x, NoiseImagesTest(k=3, input_range=(-1.0, 2.0), seed=5).propose(model))
-    source = EntropyImageTest(images=16, steps=2, batch=8, input_range=data.input_range)
+    source = EntropyImageTest(sid_size=16, steps=2, batch=8, input_range=data.input_range)
     sid = source.propose(model)
     synthetic = RandomSyntheticTest(source=source, k=4, seed=0)
     y = synthetic.propose(model)
@@ -140,7 +140,7 @@ def test_noise_and_random_synthetic_inputs(tiny):
 
 def test_detector_ablation_learns_a_separable_population(tiny):
     model, _ = tiny
-    test = NoiseImagesTest(k=2, input_range=(0.0, 1.0), estimators=20, seed=0)
+    test = NoiseImagesTest(k=2, input_range=(0.0, 1.0), detector_estimators=20, seed=0)
     test.propose(model)
     passed = np.arange(60) % 2 == 0
 
@@ -158,11 +158,12 @@ def test_detector_ablation_learns_a_separable_population(tiny):
 
 def test_hybrid_features_are_signatures_and_sigma(tiny):
     model, data = tiny
-    egis = EntropyImageTest(k=2, images=16, steps=2, batch=8, input_range=data.input_range)
+    egis = EntropyImageTest(k=2, sid_size=16, steps=2, batch=8, input_range=data.input_range)
     egis.propose(model)
-    egis.images_ = egis.inputs_ = egis.sid_[:2]
+    egis.inputs_ = egis.sid_[:2]  # the compact set, without a compaction
+    assert torch.equal(egis.images_, egis.sid_[:2])
     vector = BayesianTestVector(steps=5).fit(model)
-    hybrid = HybridTest(egis=egis, btv=vector, target_te=0.0, folds=2, estimators=10)
+    hybrid = HybridTest(egis=egis, btv=vector, target_te=0.0, folds=2, detector_estimators=10)
     x = hybrid.propose()
     assert torch.equal(x, torch.cat([egis.sid_[:2], vector.sample_]))
     population = Population(model, FAULT, 0, 40)
@@ -175,6 +176,69 @@ def test_hybrid_features_are_signatures_and_sigma(tiny):
     failed = ~(acc > np.median(acc))
     assert not ((hybrid.oof_score_ <= hybrid.threshold_) & failed).any()  # TE target 0 %
     assert hybrid.test_bytes() == 2 * 64 * 4 + 2 * 64 * 4
+
+
+def test_every_method_fits_on_one_contract_and_round_trips(tiny, tmp_path):
+    """Each method fitted by the same call, saved to one artefact and loaded (by its class
+    and through the base): the same scores and verdicts; learned models (LightGBM) travel
+    inside the artefact, and the hybrid's parents with it."""
+    model, data = tiny
+    population = Population(model, FAULT, 0, 40)
+    acc = population.accuracy(data.test.x, data.test.y).numpy()
+    cutoff = float(np.median(acc))
+    outcomes = ChipOutcomes(acc > cutoff, cutoff, acc, cutoff="A50")
+    egis = EntropyImageTest(k=2, sid_size=16, steps=2, batch=8, t_final=1.0, rho=0.5,
+                            splits=2, reward_estimators=5, detector_estimators=5,
+                            input_range=data.input_range)
+    vector = BayesianTestVector(steps=5)
+    methods = [vector, egis, PointTestVectors(k=2), FGSMTestImages(k=2),
+               DatasetAwareTest(k=2, candidates=8, detector_estimators=5),
+               NoiseImagesTest(k=2, detector_estimators=5),
+               RandomSyntheticTest(source=egis, k=2, detector_estimators=5),
+               HybridTest(egis=egis, btv=vector, folds=2, detector_estimators=5)]
+    with_model = {"egis", "dataset-aware", "noise+detector", "random-synthetic+detector",
+                  "hybrid"}  # the methods that store a LightGBM model beside their inputs
+    check = Population(model, FAULT, 3, 8)
+    for method in methods:
+        learns = "chip labels" in method.needs or "chip accuracies" in method.needs
+        if learns:
+            with pytest.raises(ConfigError, match="learns from chips"):
+                type(method)(**method.get_params()).fit(model, data=data.train)
+        assert method.fit(model, population, outcomes, data.train) is method
+        assert (method.model_bytes() > 0) == (method.name in with_model)
+        path = method.save(tmp_path / f"{method.name}.safetensors", info={"cutoff": "A50"})
+        back = type(method).load(path, method.fingerprint_)
+        assert type(TestMethod.load(path)) is type(method)
+        assert back.saved_info_ == {"cutoff": "A50"}
+        plain = {k: v for k, v in method.get_params().items()
+                 if not isinstance(v, TestMethod)}
+        assert {k: v for k, v in back.get_params().items() if k in plain} == plain
+        assert back.threshold_ == method.threshold_
+        assert torch.equal(back.inputs_, method.inputs_)
+        assert back.test_bytes() == method.test_bytes()
+        assert back.model_bytes() == method.model_bytes()
+        features = method.respond(check.outputs(method.inputs_))
+        np.testing.assert_array_equal(back.respond(check.outputs(back.inputs_)), features)
+        np.testing.assert_array_equal(back.score(features), method.score(features))
+        np.testing.assert_array_equal(back.decide(features), method.decide(features))
+        if learns:
+            assert method.training_["n"] == 40 and method.training_["cutoff"] == "A50"
+    hybrid = TestMethod.load(tmp_path / "hybrid.safetensors")
+    assert isinstance(hybrid.egis, EntropyImageTest) and isinstance(hybrid.btv,
+                                                                     BayesianTestVector)
+    np.testing.assert_array_equal(hybrid.egis.chosen_, egis.chosen_)
+    assert hybrid.btv.threshold_ == vector.threshold_
+    assert DatasetAwareTest.needs == ("real images", "chip accuracies")
+    assert methods[4].cutoff_accuracy_ == cutoff  # the accuracies reached the one that needs them
+    # the chips measured as a campaign in a store (StoredChips) fit the same test
+    noise = methods[5]
+    stored = NoiseImagesTest(k=2, detector_estimators=5).fit(model, StoredChips(population),
+                                                             outcomes)
+    torch.testing.assert_close(StoredChips(population).outputs(noise.inputs_),
+                               population.outputs(noise.inputs_))
+    assert stored.training_ == noise.training_
+    features = noise.respond(check.outputs(noise.inputs_))
+    np.testing.assert_array_equal(stored.decide(features), noise.decide(features))
 
 
 def test_input_bank_stores_each_row_once():

@@ -5,14 +5,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
-from cimtest.artifacts import load_artifact, save_artifact
+from cimtest.artifacts import load_artifact
 from cimtest.engine import Population
+from cimtest.evaluation import ChipResults, chip_results, summarise
 from cimtest.exceptions import ArtifactError, ConfigError, NotFittedError
 from cimtest.fingerprint import state_fingerprint
-from cimtest.methods import BayesianTestVector, default_samples, kl_divergence
-from cimtest.methods.btv import ChipResults, chip_results, spread, summarise
+from cimtest.methods import (
+    BayesianTestVector,
+    EntropyImageTest,
+    TestMethod,
+    default_samples,
+    kl_divergence,
+)
+from cimtest.methods.btv import spread
 
 
 def tiny_linear() -> nn.Module:
@@ -43,12 +52,14 @@ def test_constructor_stores_arguments_only():
         BayesianTestVector(alpha=-1.0).fit(tiny_linear())
 
 
-def test_use_before_fit_raises():
+def test_use_before_fit_raises(tmp_path):
     test = BayesianTestVector()
     for call in (lambda: test.decide(np.zeros(2)), lambda: test.respond(torch.zeros(2, 1, 3)),
-                 test.to_artifact, lambda: test.draw(1, torch.Generator())):
+                 lambda: test.save(tmp_path / "t.safetensors"), lambda: test.sample_,
+                 lambda: test.draw(1, torch.Generator())):
         with pytest.raises(NotFittedError):
             call()
+    assert not (tmp_path / "t.safetensors").exists()
 
 
 def test_first_loss_matches_hand_computation():
@@ -84,12 +95,19 @@ def test_kl_matches_torch_distributions(reduction):
 
 
 def test_sampling_statistics_of_eq5():
-    test = BayesianTestVector(steps=20, n_samples=2).fit(tiny_linear())
+    reports = []
+    test = BayesianTestVector(steps=20, n_samples=2).fit(
+        tiny_linear(), progress=lambda done, total, stage=None: reports.append((done, total,
+                                                                                stage)))
+    assert reports == [(step, 20, "btv") for step in range(1, 21)]  # after each Adam step
     samples = test.draw(20000, torch.Generator().manual_seed(1)).reshape(-1, 4)
     std = torch.exp(0.5 * test.log_var_)
     assert torch.allclose(samples.mean(0), test.mean_, atol=4 * std.max().item() / 200)
     assert torch.allclose(samples.var(0), std**2, rtol=0.05)
     assert test.sample_.shape == (2, 4)
+    assert test.sample_ is test.inputs_  # the stored sample is the test's inputs
+    with pytest.raises(AttributeError):
+        test.sample_ = torch.zeros(2, 4)  # read-only: set inputs_
 
 
 def test_fit_lowers_the_loss_and_sets_thresholds():
@@ -151,35 +169,84 @@ def test_sigma_rises_with_eta():
 def test_artifact_round_trip_and_fingerprint_refusal(tmp_path):
     model = tiny_mlp()
     test = BayesianTestVector(steps=30, false_alarm=0.1, far_draws=50).fit(model)
-    path = save_artifact(tmp_path / "t.safetensors", test.to_artifact())
-    back = BayesianTestVector.from_artifact(load_artifact(path, test.fingerprint_))
+    path = test.save(tmp_path / "t.safetensors", info={"note": "by hand"})
+    assert path == tmp_path / "t.safetensors"
+    back = BayesianTestVector.load(path, test.fingerprint_)
     assert back.get_params() == test.get_params()
     assert back.threshold_ == test.threshold_ and back.threshold_far_ == test.threshold_far_
+    assert back.sigma_ideal_ == test.sigma_ideal_ and back.output_shape_ == test.output_shape_
     assert torch.equal(back.sample_, test.sample_) and torch.equal(back.mean_, test.mean_)
+    assert torch.equal(back.log_var_, test.log_var_)
+    np.testing.assert_array_equal(back.loss_curve_, test.loss_curve_)
+    assert back.saved_info_ == {"note": "by hand"}
     outputs = Population(model, "mult:eta=0.1", n=8).outputs(test.sample_)
     assert np.array_equal(back.decide(back.respond(outputs)), test.decide(test.respond(outputs)))
-    art = test.to_artifact()
-    assert art.tensors["mean"].numel() * 2 * 4 == 2 * 64 * 4  # mean + log-var, float32
+    assert np.array_equal(back.decide(back.respond(outputs), rule="false_alarm"),
+                          test.decide(test.respond(outputs), rule="false_alarm"))
+    art = load_artifact(path)
+    assert art.method == "btv" and art.thresholds == {"threshold": test.threshold_}
+    assert art.tensors["mean_"].numel() * 2 * 4 == 2 * 64 * 4  # mean + log-var, float32
+    assert art.tensors["mean_"].dtype == art.tensors["log_var_"].dtype == torch.float32
+    assert art.tensors["loss_curve_"].dtype == torch.float64  # tensors keep their dtype
+    assert back.test_bytes() == test.test_bytes() == 2 * 64 * 4
+    # any class loads it through the base; another method's class refuses it
+    assert isinstance(TestMethod.load(path), BayesianTestVector)
+    with pytest.raises(ArtifactError, match="btv"):
+        EntropyImageTest.load(path)
     other = tiny_mlp()
     with torch.no_grad():
         other[1].weight[0, 0] += 1.0
     with pytest.raises(ArtifactError, match="--force"):
+        BayesianTestVector.load(path, state_fingerprint(other))
+    with pytest.raises(ArtifactError, match="--force"):
         load_artifact(path, state_fingerprint(other))
+    forced = BayesianTestVector.load(path, state_fingerprint(other), force=True)
+    assert forced.threshold_ == test.threshold_
+
+
+def test_edited_or_old_artifacts_are_refused(tmp_path):
+    test = BayesianTestVector(steps=5).fit(tiny_mlp())
+    path = test.save(tmp_path / "t.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    # one byte of the stored sample edited in place: refused by the digest, forced or not
+    data = bytearray(path.read_bytes())
+    sample = tensors["inputs_"].numpy().tobytes()
+    at = bytes(data).index(sample)
+    data[at] ^= 0x01
+    edited = tmp_path / "edited.safetensors"
+    edited.write_bytes(bytes(data))
+    for force in (False, True):
+        with pytest.raises(ArtifactError, match="digest"):
+            BayesianTestVector.load(edited, test.fingerprint_, force=force)
+    # an artefact of an older format version (before the one method layout): refit
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**metadata, "format_version": "2"})
+    with pytest.raises(ArtifactError, match="refit"):
+        BayesianTestVector.load(old)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        BayesianTestVector.load(tmp_path / "absent.safetensors")
 
 
 def test_segmentation_generator_and_discriminator():
     torch.manual_seed(0)
     seg = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)).eval()
-    test = BayesianTestVector(steps=20).fit(seg, input_shape=(1, 8, 8))
+    seg.input_shape = (1, 8, 8)
+    test = BayesianTestVector(steps=20).fit(seg)
     assert test.output_shape_ == (3, 8, 8) and test.sample_.shape == (1, 1, 8, 8)
     gen = nn.Sequential(nn.Linear(100, 48), nn.Unflatten(1, (3, 4, 4)), nn.Tanh()).eval()
-    test = BayesianTestVector(steps=20).fit(gen, input_shape=(100,))
+    gen.input_shape = (100,)
+    test = BayesianTestVector(steps=20).fit(gen)
     assert test.output_shape_ == (3, 4, 4) and test.sample_.shape == (1, 100)
     disc = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1)).eval()
     assert default_samples((1,)) > 1 and default_samples((10,)) == 1
+    with pytest.raises(ConfigError, match="input_shape"):
+        BayesianTestVector(steps=5).fit(disc)  # a bare module must say its input shape
+    disc.input_shape = (16,)
     with pytest.raises(ConfigError, match="n_samples > 1"):
-        BayesianTestVector(steps=5).fit(disc, input_shape=(16,))
-    test = BayesianTestVector(steps=20, n_samples=8).fit(disc, input_shape=(16,))
+        BayesianTestVector(steps=5).fit(disc)
+    test = BayesianTestVector(steps=20, n_samples=8).fit(disc)
     outputs = Population(disc, "mult:eta=0.2", n=4).outputs(test.sample_)
     assert outputs.shape == (4, 8, 1) and (test.respond(outputs) > 0).all()
 
@@ -252,7 +319,8 @@ def test_read_noise_raises_the_false_alarm_threshold():
 def test_chip_results_segmentation():
     torch.manual_seed(0)
     seg = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)).eval()
-    test = BayesianTestVector(steps=5).fit(seg, input_shape=(1, 8, 8))
+    seg.input_shape = (1, 8, 8)
+    test = BayesianTestVector(steps=5).fit(seg)
     pop = Population(seg, "mult:eta=0.1", n=4)
     x, y = torch.randn(3, 1, 8, 8), torch.randint(0, 3, (3, 8, 8))
     res = chip_results(test, pop, x, y, task="segmentation")

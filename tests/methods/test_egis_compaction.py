@@ -65,9 +65,17 @@ def test_anneal_with_fake_reward_is_reproducible_and_caches():
     assert first.best_reward == max(first.reward_curve[:, 1])
     assert np.all(np.diff(first.reward_curve[:, 2]) >= 0)
     assert first.best_reward >= 51  # 19 + 18 + 17 = 54 is the optimum
-    again = anneal(reward, 20, 3, seed=4)
+    reports = []
+    again = anneal(reward, 20, 3, seed=4,
+                   progress=lambda done, total, stage=None: reports.append((done, total, stage)))
     np.testing.assert_array_equal(first.best, again.best)
     np.testing.assert_array_equal(first.reward_curve, again.reward_curve)
+    # the one progress protocol: (done, total, stage) after each iteration, live figures
+    total = len(first.reward_curve)
+    assert [(done, n) for done, n, _ in reports] == [(i, total) for i in range(1, total + 1)]
+    t, _, best = first.reward_curve[-1]
+    assert reports[0][2] == f"compaction: T 2.000 best {first.reward_curve[0, 2]:.2f}"
+    assert reports[-1][2] == f"compaction: T {t:.3f} best {best:.2f}"
 
 
 def test_iterations_matches_schedule():
