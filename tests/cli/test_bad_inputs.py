@@ -59,7 +59,7 @@ def _make_artefacts(kit: dict) -> None:
     _cli("campaign", *model, "--fault", FAULT, "--chips", 8, "--store", kit["store"])
 
     # edited and corrupted copies
-    threshold = rb'\"thresholds\": {\"offset\": '  # the JSON is a string in the header
+    threshold = rb'\"thresholds\": {\"threshold\": '  # the JSON is a string in the header
     kit["btv_edited"] = _edited_copy(kit["btv"], root / "btv-edited.safetensors", threshold,
                                      lambda t: t.replace(threshold, threshold[:-1] + b"9"))
     data = bytearray(kit["btv"].read_bytes())
@@ -74,11 +74,10 @@ def _make_artefacts(kit: dict) -> None:
     index.write_text(index.read_text().replace('"steps": 5', '"steps": 6'))
     kit["egis_member"] = shutil.copytree(kit["egis"], root / "egis-member")
     member = kit["egis_member"] / "A50-k2" / "test.safetensors"
-    _edited_copy(member, member, rb'\"probability\": 0.5',
-                 lambda t: t.replace(rb'\"probability\": 0.5', rb'\"probability\": 0.9'))
+    _edited_copy(member, member, rb'\"threshold\": 0.5',
+                 lambda t: t.replace(rb'\"threshold\": 0.5', rb'\"threshold\": 0.9'))
     kit["egis_detector"] = shutil.copytree(kit["egis"], root / "egis-detector")
-    with open(kit["egis_detector"] / "A50-k2" / "detector.txt", "a") as handle:
-        handle.write("\n")
+    _edit_detector(kit["egis_detector"] / "A50-k2" / "test.safetensors")
     kit["egis_swapped"] = shutil.copytree(kit["egis"], root / "egis-swapped")
     shutil.rmtree(kit["egis_swapped"] / "A50-k2")
     shutil.copytree(kit["egis"] / "A50-k3", kit["egis_swapped"] / "A50-k2")
@@ -91,6 +90,16 @@ def _make_artefacts(kit: dict) -> None:
     text = doc.read_text()
     first_ta = text.index('"ta": ') + len('"ta": ')
     doc.write_text(text[:first_ta] + "99" + text[first_ta + 2:])
+
+
+def _edit_detector(path) -> None:
+    """Change one digit of a leaf value inside the LightGBM model stored in the artefact."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"leaf_value=") + len(b"leaf_value=")
+    while not chr(data[at]).isdigit():
+        at += 1
+    data[at] = ord("1") if data[at] != ord("1") else ord("2")
+    path.write_bytes(bytes(data))
 
 
 def _edited_copy(source, target, anchor: bytes, edit) -> object:
@@ -243,7 +252,7 @@ CASES = {
     "egis-edited-member": (["egis", "apply", "{egis_member}/A50-k2", "--model", *M.split(),
                             "--force"], ["fails its digest check"]),
     "egis-edited-detector": (["egis", "apply", "{egis_detector}/A50-k2", "--model",
-                              *M.split()], ["not the detector saved"]),
+                              *M.split(), "--force"], ["fails its digest check"]),
     "egis-swapped-member": (["egis", "evaluate", "{egis_swapped}", "--model", *M.split(),
                              "--k", "2"], ["not the test saved with test set"]),
     "egis-missing": (["egis", "evaluate", "{root}/no-set", "--model", *M.split()],

@@ -234,9 +234,6 @@ def test_grid_member_equals_a_single_fit(tmp_path, tiny, fitted):
         member_dirs(tmp_path / "set", ks=[3])
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=True,
-                   reason="src bug: egis_grid.load_proposal calls EntropyImageTest.from_params, "
-                          "removed in fa42b6a")
 def test_saved_sid_is_reused_by_a_grid(tmp_path, tiny, fitted):
     """A set's sid.safetensors read back (load_proposal) gives the same members without
     training the generator again."""

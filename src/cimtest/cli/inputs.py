@@ -131,7 +131,7 @@ def resolve_input_range(
     """The normalised range synthetic images are drawn in: `given` (--input-range), else the
     min and max of the user's `data`, else the zoo model's range; (-1, 1) with a warning for
     another model."""
-    from cimtest.methods.egis import FALLBACK_RANGE, default_range
+    from cimtest.methods.generator import FALLBACK_RANGE, default_range
 
     if given is not None:
         return given

@@ -147,6 +147,9 @@ class TestMethod(ABC):
         if learns and (chips is None or outcomes is None):
             raise ConfigError(f"{type(self).__name__} learns from chips: pass chips= (the D "
                               "training chips) and outcomes= (their ChipOutcomes)")
+        if learns and not isinstance(outcomes, ChipOutcomes):
+            raise ConfigError("outcomes= must be ChipOutcomes(passed=bool labels, ...); got "
+                              f"{type(outcomes).__name__}")
         if learns and len(outcomes.passed) != chips.n:
             raise ConfigError(f"{chips.n} chips but {len(outcomes.passed)} outcomes")
         candidates = self.propose(model, data, progress=progress)

@@ -212,7 +212,8 @@ def load_proposal(
     artifact = load_artifact(path, expected_fingerprint, force=force)
     if artifact.method != SID_METHOD:
         raise ArtifactError(f"'{path}' holds a {artifact.method} artefact, not an EGIS SID")
-    test = EntropyImageTest.from_params(artifact.params)
+    test = EntropyImageTest(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in artifact.params.items()})
     test.sid_ = artifact.tensors["sid"]
     test.entropy_curve_ = artifact.tensors["entropy_curve"].numpy()
     test.sid_entropy_ = tuple(float(v) for v in artifact.info["sid_entropy"])
