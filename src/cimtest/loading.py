@@ -19,13 +19,12 @@ from torch import nn
 
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
+from cimtest.tasks import TASKS, Task
 
 __all__ = ["LoadedModel", "check_finite", "first_layer", "load_model", "load_weights",
            "reload_model"]
 
 _logger = logging.getLogger(__name__)
-
-TASKS = ("classification", "segmentation", "generation", "discrimination")
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class LoadedModel:
 
     module: nn.Module
     name: str
-    task: str
+    task: Task
     input_shape: tuple[int, ...]
     """Shape of one input without the batch dimension: (F), (C, L) or (C, H, W), e.g.
     (100,), (1, 64) or (1, 8, 8)."""
@@ -223,7 +222,7 @@ def _check_rank(module: nn.Module, shape: tuple[int, ...], spec: str) -> list:
             for name, layer in module.named_modules() if type(layer) in _CONV_RANK]
 
 
-def _infer_task(output_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+def _infer_task(output_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> Task:
     if len(output_shape) == 1:
         return "discrimination" if output_shape[0] == 1 else "classification"
     if len(input_shape) == 1:
@@ -236,7 +235,7 @@ def load_model(
     *,
     weights: str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
-    task: str | None = None,
+    task: Task | None = None,
     train_if_missing: bool = True,
     data: str | Path | None = None,
 ) -> LoadedModel:
@@ -326,7 +325,7 @@ def reload_model(
     *,
     weights: str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
-    task: str | None = None,
+    task: Task | None = None,
 ) -> LoadedModel:
     """Load again the model a test remembers (`LoadedModel.reference`), with `weights`
     instead of the remembered ones if given, without training a zoo model.

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
 from cimtest.exceptions import DataError
+from cimtest.tasks import SCORED_TASKS, ScoredTask
 
 __all__ = ["TASKS", "DataSplits", "Dataset", "channel_stats", "check_task", "hold_out",
            "normalise"]
 
-TASKS: tuple[str, ...] = ("classification", "segmentation")
+TASKS: tuple[ScoredTask, ...] = SCORED_TASKS
 """The tasks a dataset can hold labels for."""
 
 
-def check_task(task: str) -> str:
+def check_task(task: str) -> ScoredTask:
     """Return `task` if it is one of `TASKS`, else raise `DataError` naming the allowed ones."""
     if task not in TASKS:
         raise DataError(f"Unknown task {task!r}; the allowed tasks are {', '.join(TASKS)}.")
-    return task
+    return cast(ScoredTask, task)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +54,7 @@ class Dataset:
     x: torch.Tensor
     y: torch.Tensor
     num_classes: int
-    task: str
+    task: ScoredTask
     name: str
 
     def __post_init__(self) -> None:

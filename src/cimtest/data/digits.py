@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from cimtest.data.dataset import Dataset, DataSplits, channel_stats, check_task, normalise
 from cimtest.exceptions import DataError
+from cimtest.tasks import ScoredTask
 
 __all__ = ["SEGMENTATION_THRESHOLD", "SIZES", "TEST_SIZE", "digits", "digits_pixels"]
 
@@ -53,7 +54,7 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def _pixels(size: int, task: str) -> tuple[Dataset, Dataset]:
+def _pixels(size: int, task: ScoredTask) -> tuple[Dataset, Dataset]:
     """Return the unnormalised (pixels in [0, 1]) train and test splits (cheap, not cached)."""
     gray, labels, train, test = _raw()
     if size != 8:
@@ -70,7 +71,7 @@ def _pixels(size: int, task: str) -> tuple[Dataset, Dataset]:
     )
 
 
-def digits_pixels(size: int = 8, task: str = "classification") -> tuple[Dataset, Dataset]:
+def digits_pixels(size: int = 8, task: ScoredTask = "classification") -> tuple[Dataset, Dataset]:
     """Return the digits train and test splits with pixels in [0, 1], not normalised.
 
     For loaders that normalise the digits with statistics of their own; most callers want
@@ -81,7 +82,7 @@ def digits_pixels(size: int = 8, task: str = "classification") -> tuple[Dataset,
 
 
 @functools.cache
-def _splits(size: int, task: str) -> DataSplits:
+def _splits(size: int, task: ScoredTask) -> DataSplits:
     raw_train, raw_test = _pixels(size, task)
     mean, std = channel_stats(raw_train.x)
     train, test = (
@@ -91,7 +92,7 @@ def _splits(size: int, task: str) -> DataSplits:
     return DataSplits(train, test, mean, std)
 
 
-def digits(size: int = 8, task: str = "classification") -> DataSplits:
+def digits(size: int = 8, task: ScoredTask = "classification") -> DataSplits:
     """Return the embedded digits as normalised train (1,257) and test (540) splits.
 
     Parameters

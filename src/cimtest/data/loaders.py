@@ -26,6 +26,7 @@ from cimtest.data.cifar import cifar_files, read_cifar_file
 from cimtest.data.dataset import Dataset, check_task, normalise
 from cimtest.data.digits import SIZES, digits, digits_pixels
 from cimtest.exceptions import DataError
+from cimtest.tasks import ScoredTask
 
 __all__ = ["IMAGE_EXTENSIONS", "data_input_shape", "load_data"]
 
@@ -43,7 +44,7 @@ def load_data(
     source: str | os.PathLike | None,
     input_shape: tuple[int, ...],
     *,
-    task: str = "classification",
+    task: ScoredTask = "classification",
     mean: Stats = None,
     std: Stats = None,
     num_classes: int | None = None,
@@ -226,7 +227,7 @@ def _check_digits_shape(shape: tuple[int, ...]) -> None:
 
 def _from_digits(
     shape: tuple[int, int, int],
-    task: str,
+    task: ScoredTask,
     stats: tuple[list[float], list[float]] | None,
     num_classes: int | None,
 ) -> Dataset:
@@ -272,7 +273,7 @@ def _check_stats(mean: Stats, std: Stats, channels: int) -> tuple[list[float], l
 
 
 def _read(
-    path: Path, shape: tuple[int, ...], task: str
+    path: Path, shape: tuple[int, ...], task: ScoredTask
 ) -> tuple[torch.Tensor, torch.Tensor, int | None, tuple[np.ndarray, np.ndarray] | None]:
     """Dispatch on the path: return the inputs as read, int64 labels, the known class count
     and the (mean, std) stored with the data (an ``.npz``'s), if any."""
@@ -291,7 +292,7 @@ def _read(
     )
 
 
-def _require_classification(path: Path, task: str, kind: str) -> None:
+def _require_classification(path: Path, task: ScoredTask, kind: str) -> None:
     if task != "classification":
         raise DataError(
             f"{path}: {kind} holds one label per image, not per pixel; {task} data must "
@@ -304,7 +305,7 @@ def _visible(folder: Path) -> list[Path]:
 
 
 def _read_image_folder(
-    root: Path, shape: tuple[int, ...], task: str
+    root: Path, shape: tuple[int, ...], task: ScoredTask
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Images from one sub-folder per class; sorted sub-folder names give class ids 0, 1, ..."""
     _require_classification(root, task, "an image folder")
@@ -354,7 +355,7 @@ def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _read_npz(
-    path: Path, shape: tuple[int, ...], task: str
+    path: Path, shape: tuple[int, ...], task: ScoredTask
 ) -> tuple[torch.Tensor, torch.Tensor, None, tuple[np.ndarray, np.ndarray] | None]:
     """Arrays ``x`` (N, *shape) (see `_npz_layout`), float or uint8 (/255), integer ``y``,
     and optional ``mean`` and ``std`` (both or neither) to normalise x with."""
@@ -414,7 +415,7 @@ def _npz_pixels(x: np.ndarray, path: Path) -> torch.Tensor:
 
 
 def _npz_labels(
-    y: np.ndarray, n: int, path: Path, shape: tuple[int, ...], task: str
+    y: np.ndarray, n: int, path: Path, shape: tuple[int, ...], task: ScoredTask
 ) -> torch.Tensor:
     """Return int64 labels, checked to be integers of shape (N,) or (N, H, W) as `task` says."""
     if task == "segmentation" and len(shape) < 2:
@@ -432,7 +433,7 @@ def _npz_labels(
 
 
 def _read_cifar(
-    files: list[Path], shape: tuple[int, ...], task: str
+    files: list[Path], shape: tuple[int, ...], task: ScoredTask
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """CIFAR-10/100 batches, concatenated, converted to `shape` (bilinear, grey if C = 1)."""
     _require_classification(files[0], task, "a CIFAR batch")

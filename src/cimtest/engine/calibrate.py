@@ -16,6 +16,7 @@ import torch
 from cimtest.engine.population import Population
 from cimtest.exceptions import ConfigError
 from cimtest.faults import FaultStack
+from cimtest.tasks import ScoredTask
 
 __all__ = ["DEFAULT_BRACKETS", "Calibration", "calibrate"]
 
@@ -52,7 +53,7 @@ def calibrate(
     y: torch.Tensor,
     drops: Sequence[float],
     *,
-    task: str = "classification",
+    task: ScoredTask = "classification",
     bracket: tuple[float, float] | None = None,
     iterations: int = 14,
     progress: Callable[[int, int], None] | None = None,

@@ -16,13 +16,11 @@ from cimtest.engine.population import Population
 from cimtest.engine.store import BaseStore, CampaignRecord, ChunkResult, InMemoryStore
 from cimtest.exceptions import ConfigError
 from cimtest.fingerprint import state_fingerprint
+from cimtest.tasks import SCORED_TASKS, ScoredTask
 
 __all__ = ["Campaign"]
 
 _logger = logging.getLogger(__name__)
-
-TASKS = ("classification", "segmentation")
-"""Tasks whose chips have an accuracy (percent correct, or mean IoU in percent)."""
 
 CHUNKS_PER_SLOT = 4
 """With several executor slots, work is cut into at least this many chunks per slot."""
@@ -67,7 +65,7 @@ class Campaign:
         x: torch.Tensor,
         y: torch.Tensor,
         *,
-        task: str = "classification",
+        task: ScoredTask = "classification",
         store: BaseStore | None = None,
         keep_outputs: bool = False,
         new: bool = False,
@@ -159,8 +157,8 @@ class Campaign:
         return self.store.frame()
 
     def _check_inputs(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"a campaign's task must be one of {', '.join(TASKS)}; "
+        if self.task not in SCORED_TASKS:
+            raise ConfigError(f"a campaign's task must be one of {', '.join(SCORED_TASKS)}; "
                               f"got {self.task!r}")
         if not isinstance(self.x, torch.Tensor) or self.x.dim() < 2 or self.x.shape[0] < 1:
             raise ConfigError("campaign inputs x must be a tensor (n_inputs, *input_shape) "

@@ -26,6 +26,7 @@ import torch
 from cimtest.engine.population import Population, chip_scores
 from cimtest.engine.store import ChunkResult
 from cimtest.exceptions import ConfigError
+from cimtest.tasks import ScoredTask
 
 __all__ = ["ChunkTask", "DaskExecutor", "Executor", "InProcessExecutor"]
 
@@ -60,7 +61,7 @@ class ChunkTask:
     population: Population
     x: torch.Tensor
     y: torch.Tensor
-    task: str
+    task: ScoredTask
     keep_outputs: bool = False
     _scratch: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
     """The chunk weight buffer, reused from chunk to chunk (empty until the first call)."""

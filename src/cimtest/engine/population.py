@@ -19,6 +19,7 @@ from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, par
 from cimtest.hardware import MappedModel, map_model
 from cimtest.metrics import mean_iou
 from cimtest.progress import Progress
+from cimtest.tasks import ScoredTask
 
 __all__ = ["ChipSpec", "Population", "weight_layout"]
 
@@ -260,7 +261,7 @@ class Population:
         y: torch.Tensor,
         chips: Sequence[int] | None = None,
         *,
-        task: str = "classification",
+        task: ScoredTask = "classification",
         progress: Progress | None = None,
     ) -> torch.Tensor:
         """Per-chip accuracy in percent (mean IoU in percent for segmentation), float64 (n,)."""
@@ -281,7 +282,7 @@ def _rows(scratch: torch.Tensor | None, n: int, numel: int) -> torch.Tensor:
     return scratch[:n]
 
 
-def chip_scores(outputs: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+def chip_scores(outputs: torch.Tensor, y: torch.Tensor, task: ScoredTask) -> torch.Tensor:
     """Accuracy (percent) of each chip's outputs (B, N, C[, H, W]) against labels `y`."""
     if task == "segmentation":
         n_classes = outputs.shape[2]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from cimtest.exceptions import ModelError
+from cimtest.tasks import TASKS, Task
 from cimtest.zoo.dcgan import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
 from cimtest.zoo.mobilenet import MobileNetV1, MobileNetV2
 from cimtest.zoo.repvgg import reparameterise, repvgg_a0
@@ -26,9 +27,6 @@ from cimtest.zoo.small import MLP, LeNet5
 from cimtest.zoo.vgg import VGG16
 
 __all__ = ["NUM_CLASSES", "SIZES", "TASKS", "ZooEntry", "get_entry", "list_models"]
-
-TASKS: tuple[str, ...] = ("classification", "segmentation", "generation", "discrimination")
-"""What a zoo model does; decides its data, loss and metric."""
 
 SIZES: tuple[int, ...] = (32, 16, 8)
 """Image sides the zoo offers: 32 and 16 with 3 channels, 8 with 1 channel."""
@@ -43,7 +41,7 @@ Factory = Callable[[int, int, int], nn.Module]
 class _Arch:
     """How to build one architecture: (in_channels, image_size, outputs) → training form."""
 
-    task: str
+    task: Task
     factory: Factory
     deploy: Callable[[nn.Module], nn.Module] | None = None
 
@@ -98,7 +96,7 @@ class ZooEntry:
 
     name: str
     arch: str
-    task: str
+    task: Task
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     data_size: int

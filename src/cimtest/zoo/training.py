@@ -27,6 +27,7 @@ from cimtest.data import digits
 from cimtest.exceptions import ConfigError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.metrics import accuracy, mean_iou
+from cimtest.tasks import ScoredTask
 from cimtest.zoo.dcgan import LATENT_DIM
 from cimtest.zoo.registry import ZooEntry, get_entry
 
@@ -257,7 +258,7 @@ def train_group(
 
 def _train_supervised(
     model: nn.Module,
-    task: str,
+    task: ScoredTask,
     data: DataSplits,
     train_set: Dataset,
     recipe: Recipe,
@@ -374,7 +375,7 @@ def _precise_bn(generator: nn.Module, rng: torch.Generator, batches: int = 32) -
     generator.eval()
 
 
-def _evaluate(model: nn.Module, task: str, test: Dataset) -> float:
+def _evaluate(model: nn.Module, task: ScoredTask, test: Dataset) -> float:
     """Return the task's metric of `model` (put in eval mode) on the dataset `test`."""
     model.eval()
     with torch.inference_mode():

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from cimtest import __version__
+from cimtest.tasks import ScoredTask
 
 __all__ = ["CampaignRecord", "ChipTable", "ChunkRecord", "ChunkResult", "RunRecord",
            "StoreStatus"]
@@ -33,7 +34,7 @@ class CampaignRecord:
     seed: int
     n: int
     """Number of chips."""
-    task: str
+    task: ScoredTask
     """``"classification"`` (accuracy in %) or ``"segmentation"`` (mean IoU in %)."""
     array_size: tuple[int, int] | None
     """Rows x cols of one crossbar array; None = one array per layer."""
