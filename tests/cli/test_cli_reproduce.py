@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from cimtest.cli.experiments import EXPERIMENTS, Experiment
+from cimtest.report.experiments import EXPERIMENTS, Experiment
 from cimtest.cli.main import app
 from cimtest.cli.reproduce_cmd import replace_block, run_experiment, write_blocks
 from cimtest.exceptions import ArtifactError
