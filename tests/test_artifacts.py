@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 
 from cimtest.artifacts import Artifact, load_artifact, save_artifact
 from cimtest.exceptions import ArtifactError
+from cimtest.fingerprint import content_digest
 
 
 def make_artifact() -> Artifact:
@@ -55,9 +56,16 @@ def test_corrupt_and_foreign_files(tmp_path):
               metadata={"format": "cimtest-test", "format_version": "99", "cimtest": "{}"})
     with pytest.raises(ArtifactError, match="format 99"):
         load_artifact(newer)
+    older = tmp_path / "older.safetensors"
+    save_file({"w": torch.zeros(2)}, older,
+              metadata={"format": "cimtest-test", "format_version": "2", "cimtest": "{}"})
+    with pytest.raises(ArtifactError, match="format 2.*refit"):
+        load_artifact(older)
     partial = tmp_path / "partial.safetensors"
-    save_file({"w": torch.zeros(2)}, partial, metadata={
-        "format": "cimtest-test", "format_version": "1", "cimtest": json.dumps({"method": "x"})})
+    metadata = {"format": "cimtest-test", "format_version": "3",
+                "cimtest": json.dumps({"method": "x"})}
+    metadata["digest"] = content_digest(metadata, {"w": torch.zeros(2)})
+    save_file({"w": torch.zeros(2)}, partial, metadata=metadata)
     with pytest.raises(ArtifactError, match="lacks"):
         load_artifact(partial)
     with pytest.raises(ArtifactError, match="does not exist"):
@@ -89,8 +97,8 @@ def test_corrupted_tensor_bytes_are_refused(tmp_path):
         load_artifact(path)
 
 
-def test_missing_digest(tmp_path, caplog):
-    """Format 1 (before digests) loads with a warning; format 2 without one is an edit."""
+def test_missing_digest(tmp_path):
+    """An artefact of the current format without its digest is an edit."""
     from safetensors import safe_open
 
     path = save_artifact(tmp_path / "t.safetensors", make_artifact())
@@ -102,7 +110,3 @@ def test_missing_digest(tmp_path, caplog):
     save_file(tensors, stripped, metadata=metadata)
     with pytest.raises(ArtifactError, match="digest"):
         load_artifact(stripped)
-    old = tmp_path / "old.safetensors"
-    save_file(tensors, old, metadata={**metadata, "format_version": "1"})
-    assert load_artifact(old).thresholds["offset"] == 0.25
-    assert "no digest" in caplog.text and "refit" in caplog.text

@@ -45,7 +45,7 @@ def tiny_model(tmp_path_factory):
 
 
 def small_methods():
-    return default_methods(k=2, seed=0, egis={"images": 32, "steps": 5, "batch": 16,
+    return default_methods(k=2, seed=0, egis={"sid_size": 32, "steps": 5, "batch": 16,
                                               "rho": 0.7, "reward_estimators": 5,
                                               "detector_estimators": 10},
                            btv={"steps": 20})
