@@ -3,10 +3,10 @@
 import pytest
 from typer.testing import CliRunner
 
-from cimtest.report.experiments import EXPERIMENTS, Experiment
 from cimtest.cli.main import app
 from cimtest.cli.reproduce_cmd import replace_block, run_experiment, write_blocks
 from cimtest.exceptions import ArtifactError
+from cimtest.report.experiments import EXPERIMENTS, Experiment
 
 DOC = "# t\n\nprose\n<!-- reproduce:a -->\nold table\n<!-- /reproduce:a -->\nafter\n"
 

@@ -148,11 +148,11 @@ def test_spec_errors_surface_at_population(model):
 
 
 def test_segmentation_scores_are_mean_iou_percent():
-    from cimtest.engine import chip_scores
+    from cimtest.engine import chip_accuracies
 
     y = torch.tensor([[[0, 1], [1, 1]]])
     perfect = torch.nn.functional.one_hot(y, 2).permute(0, 3, 1, 2).float().unsqueeze(0)
-    assert chip_scores(perfect, y, "segmentation").tolist() == [100.0]
+    assert chip_accuracies(perfect, y, "segmentation").tolist() == [100.0]
     assert parse_spec("none").faults == ()
 
 

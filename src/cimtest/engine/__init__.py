@@ -5,7 +5,7 @@ from cimtest.engine.bank import InputBank
 from cimtest.engine.batched import BatchedForward
 from cimtest.engine.campaign import Campaign
 from cimtest.engine.executors import ChunkTask, DaskExecutor, Executor, InProcessExecutor
-from cimtest.engine.population import ChipSpec, Population, chip_scores, weight_layout
+from cimtest.engine.population import ChipSpec, Population, chip_accuracies, weight_layout
 from cimtest.engine.seeding import chip_generators, chip_seed
 from cimtest.engine.store import (
     BaseStore,
@@ -40,8 +40,8 @@ __all__ = [
     "SQLiteStore",
     "StoreStatus",
     "StoredChips",
+    "chip_accuracies",
     "chip_generators",
-    "chip_scores",
     "chip_seed",
     "weight_layout",
 ]

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import torch
 
-from cimtest.engine.population import Population, chip_scores
+from cimtest.engine.population import Population, chip_accuracies
 from cimtest.engine.store import ChunkResult
 from cimtest.exceptions import ConfigError
 from cimtest.tasks import ScoredTask
@@ -53,7 +53,7 @@ class ChunkTask:
     y : torch.Tensor
         int64 labels: (n_inputs,) for classification, (n_inputs, H, W) for segmentation.
     task : str
-        ``"classification"`` or ``"segmentation"`` (see `chip_scores`).
+        ``"classification"`` or ``"segmentation"`` (see `chip_accuracies`).
     keep_outputs : bool
         Return each chip's outputs too, not only its accuracy.
     """
@@ -73,7 +73,7 @@ class ChunkTask:
             numel = self.population.mapped.reference.numel()
             self._scratch[:] = [torch.empty(stop - start, numel)]
         outputs = self.population.forward(range(start, stop), self.x, scratch=self._scratch[0])
-        accuracy = chip_scores(outputs, self.y, self.task).numpy()
+        accuracy = chip_accuracies(outputs, self.y, self.task).numpy()
         return ChunkResult(start, stop, accuracy, started, time.time(),
                            outputs if self.keep_outputs else None)
 

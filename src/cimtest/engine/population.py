@@ -267,7 +267,7 @@ class Population:
         """Per-chip accuracy in percent (mean IoU in percent for segmentation), float64 (n,)."""
         scores = []
         for _, out in self.iter_chunks(x, chips, progress=progress):
-            scores.append(chip_scores(out, y, task))
+            scores.append(chip_accuracies(out, y, task))
         return torch.cat(scores)
 
 
@@ -282,7 +282,7 @@ def _rows(scratch: torch.Tensor | None, n: int, numel: int) -> torch.Tensor:
     return scratch[:n]
 
 
-def chip_scores(outputs: torch.Tensor, y: torch.Tensor, task: ScoredTask) -> torch.Tensor:
+def chip_accuracies(outputs: torch.Tensor, y: torch.Tensor, task: ScoredTask) -> torch.Tensor:
     """Accuracy (percent) of each chip's outputs (B, N, C[, H, W]) against labels `y`."""
     if task == "segmentation":
         n_classes = outputs.shape[2]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cimtest.data import Dataset
-from cimtest.engine import Population, chip_scores
+from cimtest.engine import Population, chip_accuracies
 from cimtest.exceptions import ConfigError
 from cimtest.faults import FaultStack
 from cimtest.methods.base import check_is_fitted
@@ -114,7 +114,7 @@ def chip_results(
         if p:
             point_sigmas.append(spread(out[:, n + k * n : n + k * n + p].double()).numpy())
         if x is not None:
-            scores.append(chip_scores(out[:, n + k * n + p :], y, task).numpy())
+            scores.append(chip_accuracies(out[:, n + k * n + p :], y, task).numpy())
     return ChipResults(
         np.concatenate(sigmas),
         np.concatenate(scores) if scores else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from cimtest.data import Dataset
-from cimtest.engine import Population, chip_scores
+from cimtest.engine import Population, chip_accuracies
 from cimtest.hardware import cells_per_weight
 from cimtest.loading import LoadedModel
 
@@ -16,7 +16,7 @@ def float_accuracy(loaded: LoadedModel, dataset: Dataset) -> float:
     """The float model's accuracy (percent; mean IoU for segmentation) on `dataset`."""
     with torch.no_grad():
         out = torch.cat([loaded.module(x) for x in dataset.x.split(512)])
-    return chip_scores(out.unsqueeze(0), dataset.y, loaded.task)[0].item()
+    return chip_accuracies(out.unsqueeze(0), dataset.y, loaded.task)[0].item()
 
 
 def model_report(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cimtest.data import Dataset
-from cimtest.engine import InputBank, Population, chip_scores
+from cimtest.engine import InputBank, Population, chip_accuracies
 from cimtest.exceptions import ConfigError
 from cimtest.methods.base import TestMethod, check_is_fitted
 from cimtest.metrics import test_metrics
@@ -63,7 +63,7 @@ def evaluate_tests(
     for _, out in chips.iter_chunks(bank.inputs, progress=progress):
         for i, test in enumerate(tests):
             features[i].append(test.respond(out[:, columns[i]]))
-        scores.append(chip_scores(out[:, data_columns], data.y, data.task))
+        scores.append(chip_accuracies(out[:, data_columns], data.y, data.task))
     accuracy = torch.cat(scores).numpy()
     rows = []
     for test, parts, cut in zip(tests, features, cutoff_accuracy):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,7 +39,13 @@ from cimtest.methods._model import ideal_chip, resolve_model
 from cimtest.methods.base import TestMethod, check_is_fitted
 from cimtest.progress import Progress, report
 
-__all__ = ["BayesianTestVector", "default_samples", "kl_divergence", "spread"]
+__all__ = ["KL", "BayesianTestVector", "Rule", "default_samples", "kl_divergence", "spread"]
+
+KL = Literal["mean", "sum"]
+"""How the KL term is reduced over the input elements."""
+
+Rule = Literal["offset", "false_alarm"]
+"""A decision rule: σ_y of the ideal chip + offset, or the false-alarm quantile."""
 
 _logger = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ def default_samples(output_shape: tuple[int, ...]) -> int:
 
 
 def kl_divergence(
-    mean: torch.Tensor, log_var: torch.Tensor, prior: float, reduction: str = "mean"
+    mean: torch.Tensor, log_var: torch.Tensor, prior: float, reduction: KL = "mean"
 ) -> torch.Tensor:
     """KL(N(mean, exp(log_var)) || N(0, prior**2)) per element, averaged or summed.
 
@@ -153,7 +160,7 @@ class BayesianTestVector(TestMethod):
         lr: float = 0.05,
         n_samples: int = 1,
         prior: float = 1.0,
-        kl: str = "mean",
+        kl: KL = "mean",
         batch: int = 8,
         offset: float = 0.0,
         false_alarm: float | None = None,
@@ -276,7 +283,7 @@ class BayesianTestVector(TestMethod):
             )
         return spread(outputs.detach().double()).numpy()
 
-    def decide(self, sigma_y: np.ndarray, rule: str = "offset") -> np.ndarray:
+    def decide(self, sigma_y: np.ndarray, rule: Rule = "offset") -> np.ndarray:
         """Verdicts: True (uncertain) where σ_y is higher than the rule's threshold.
 
         Parameters
@@ -313,7 +320,7 @@ class BayesianTestVector(TestMethod):
         check_is_fitted(self, ("mean_",))
         return 2 * int(self.mean_.numel()) * 4
 
-    def decision_threshold(self, rule: str = "offset") -> float:
+    def decision_threshold(self, rule: Rule = "offset") -> float:
         """The threshold `decide` uses for `rule` (``"offset"`` or ``"false_alarm"``)."""
         check_is_fitted(self, ("threshold_",))
         check_option("rule", rule, ("offset", "false_alarm"), type(self).__name__)

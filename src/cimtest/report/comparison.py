@@ -18,7 +18,7 @@ import torch
 
 from cimtest.data import Dataset
 from cimtest.data.dataset import hold_out
-from cimtest.engine import InputBank, Population, chip_scores
+from cimtest.engine import InputBank, Population, chip_accuracies
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
 from cimtest.methods import (
@@ -202,7 +202,7 @@ def compare(
     train_out = train.outputs(bank.inputs, progress=staged(progress, "train chips"))
     train_s = time.perf_counter() - start
     n_data = len(data)
-    accuracy = chip_scores(train_out[:, :n_data], data.y, "classification").numpy()
+    accuracy = chip_accuracies(train_out[:, :n_data], data.y, "classification").numpy()
     a_cutoff = cutoff_at(accuracy, cutoff)
     outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy, f"A{cutoff:g}")
 
@@ -224,7 +224,7 @@ def compare(
     eval_out = evaluation.outputs(test_bank.inputs,
                                   progress=staged(progress, "evaluation chips"))
     eval_s = time.perf_counter() - start
-    eval_acc = chip_scores(eval_out[:, :n_data], data.y, "classification").numpy()
+    eval_acc = chip_accuracies(eval_out[:, :n_data], data.y, "classification").numpy()
     failed = ~(eval_acc > a_cutoff)
 
     rows, roc, scores, flags = [], {}, {}, {}
