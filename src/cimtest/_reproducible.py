@@ -9,10 +9,10 @@ generator, a Bayesian vector) amplifies such bits into other results:
   (``MKL_CBWR=AUTO,STRICT``) makes each product independent of all three, at no measured
   cost.
 * MKL, oneDNN and ATen pick kernels by instruction set, so an AVX-512 machine and an
-  AVX2-only one round differently (measured: the demo's EGIS row moved by 1.8 points).
+  AVX2-only one round differently (the README gives the measured effect on the demo).
   Holding all three to AVX2 (``MKL_ENABLE_INSTRUCTIONS``, ``ONEDNN_MAX_CPU_ISA``,
   ``ATEN_CPU_CAPABILITY``) gives every x86-64 CPU with AVX2 the same kernels, at a cost on
-  AVX-512 machines (the demo 74 -> 96 s on an AVX-512 EPYC).
+  AVX-512 machines (measured in the README).
 
 The libraries read these settings at their first call, so `pin` runs when cimtest is
 imported. A setting the user made is kept; ``CIMTEST_KERNELS=native`` keeps each library's

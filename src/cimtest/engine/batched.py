@@ -46,10 +46,9 @@ class _PatchMatmulConv2d(nn.Conv2d):
     convolution as W @ unfold(x).
 
     Under vmap with per-chip weights, a convolution becomes a grouped convolution, which
-    oneDNN runs slowly on small maps; a matmul becomes one batched matmul. Measured side by
-    side (one thread): 2.4x faster on ResNet-20 8x8 and 6.3x on VGG-16 8x8 at one input per
-    chip, 1.5x at four, 1.36x on ResNet-20 32x32 at one; no gain from 32 inputs, where
-    outputs exceed `SMALL_OUTPUT` and the convolution is kept. oneDNN's AVX-512 grouped 1x1
+    oneDNN runs slowly on small maps; a matmul becomes one batched matmul (faster at a few
+    inputs per chip, no gain from 32 inputs, where outputs exceed `SMALL_OUTPUT` and the
+    convolution is kept; measured in docs/engine.md). oneDNN's AVX-512 grouped 1x1
     convolution rounds differently with the thread count (MobileNet-v2, 8 groups of 32 -> 16
     channels, 1 against 2 threads); as a matmul, MKL's strict mode makes it exact.
     """

@@ -30,9 +30,9 @@ convolution padded otherwise (reflect, circular, "same") runs on the dense path.
 
 SAMPLES_PER_CALL = 128
 """Samples (chips x inputs per chip) in every call of the ideal layers; see `__call__`.
-Measured against 32, 64 and 256 (bit-flips at 1e-4): 128 is within 7 % of the best on
-ResNet-20 8x8 (4,096 chips) and best on MobileNet-v2 8x8; a population smaller than one
-group pays for the padding (64 chips of ResNet-20 32x32: 0.12 s, dense path 0.10 s)."""
+The fixed group keeps a chip's outputs bit-identical whatever its chunk; 128 was the best of
+32, 64, 128 and 256 across the zoo (docs/engine.md); a population smaller than one group pays
+for the padding."""
 _GATHER = 1 << 22
 """Gathered input values per correction step (bounds the memory of one step)."""
 

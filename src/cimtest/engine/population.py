@@ -34,10 +34,8 @@ DELTA_SHARE = 0.002
 """Chips whose static faults are all cell faults editing at most this expected share of the
 weights run, on fewer than `DENSE_INPUTS` inputs, on `DeltaForward` (the ideal layers plus
 sparse corrections) rather than on per-chip weight rows; results agree to float rounding
-(docs/engine.md). Measured on ResNet-20 8x8 (4,096 chips, one input): bit-flips at
-p = 1e-4 (0.08 % of the weights) 0.72 s against 2.1 s, at p = 1e-3 (0.8 %) 3.0 s against
-1.9 s. The corrections grow with the inputs: at p = 2e-4 the two paths tie at 64 inputs
-per chip and the dense path is 1.5-2.7x faster at 256."""
+(docs/engine.md). Above this share, or with many inputs per chip, the corrections cost
+more than a dense forward (measured in docs/engine.md, "The sparse path")."""
 
 
 @dataclass(frozen=True)

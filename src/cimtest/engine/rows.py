@@ -19,7 +19,7 @@ __all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows", "sparse_rows"]
 
 ROWS_PER_TASK = 4
 """Chips per block handed to a thread: a few rows stay in cache from the copy of the base
-weights to the last fault (measured on ResNet-20 8x8: 4 rows beat 1 and 16 by ~15 %)."""
+weights to the last fault (4 was the fastest of 1, 4 and 16 on ResNet-20 8x8)."""
 SPARSE_ROWS_PER_TASK = 64
 """Chips per block when every fault is sparse (`FaultStack.sparse`): such a fault touches
 few weights, so the block need not stay in cache, and its per-call cost (one vectorised

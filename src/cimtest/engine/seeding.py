@@ -28,7 +28,7 @@ def chip_seeds(seed: int, chips: Sequence[int], read: int = 0) -> list[int]:
     """`chip_seed` of every chip in `chips`, computed for all chips at once.
 
     For values below 2**32 (one entropy word each) this runs numpy's SeedSequence hash on
-    arrays, 100x faster than one SeedSequence per chip; other values take that slow path.
+    arrays, far faster than one SeedSequence per chip; other values take that slow path.
     A negative `seed` is a `ConfigError`.
     """
     check_seed(seed, "a population seed")
