@@ -12,6 +12,7 @@ from cimtest.methods.baselines import (
 from cimtest.methods.btv import BayesianTestVector, default_samples, kl_divergence
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.hybrid import HybridTest
+from cimtest.methods.learned import LearnedTest, OptimizedTest
 
 __all__ = [
     "BayesianTestVector",
@@ -21,7 +22,9 @@ __all__ = [
     "EntropyImageTest",
     "FGSMTestImages",
     "HybridTest",
+    "LearnedTest",
     "NoiseImagesTest",
+    "OptimizedTest",
     "PointTestVectors",
     "RandomSyntheticTest",
     "TestMethod",

@@ -156,6 +156,7 @@ class TestMethod(ABC):
         if not learns:
             return self
         outputs = chips.outputs(candidates, progress=staged(progress, "chips"))
+        self.attach_chips(chips)
         self.learn(outputs, outcomes.known_to(self), progress=progress)
         self.training_ = {**chips.recipe(), "cutoff": outcomes.cutoff,
                           "passed": int(outcomes.passed.sum())}
@@ -165,6 +166,12 @@ class TestMethod(ABC):
     def propose(self, model: Any, data: Any = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """Candidate inputs (N, *input_shape) to measure the training chips on."""
+
+    def attach_chips(self, chips: Chips) -> None:
+        """Called with the training chips just before `learn` (by `fit` and by
+        `cimtest.report.compare`). Methods that differentiate through the chips' weights
+        (`cimtest.methods.learned`) keep their recipe here, since `learn` sees only their
+        outputs; every other method ignores it."""
 
     def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
               progress: Progress | None = None) -> TestMethod:

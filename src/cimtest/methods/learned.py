@@ -1,0 +1,391 @@
+"""Tests whose K inputs are learned by gradient through simulated chips: beyond both papers.
+
+Neither paper optimises its inputs against the chips they must judge: the Bayesian vector
+is fitted to the ideal model, EGIS picks images by entropy and then only chooses among them.
+Here, as in "Efficient Optimized Testing of Resistive RAM Based CNNs" (IOLTS 2024):
+
+1. `propose` draws a pool of candidate inputs: real images, EGIS's synthetic set, or noise;
+2. `learn` keeps, greedily, the K candidates whose outputs best predict the training chips'
+   outcomes (ridge regression scored on held-out chips), then optimises their values by
+   gradient jointly with a small differentiable read-out of the K outputs (an MLP: accuracy
+   regressor, pass/fail classifier, or both). Each step forwards a fresh random batch of the
+   training chips, with gradients, through `torch.func.vmap` over their weights;
+3. the final decision model (LightGBM, as for every other method) is refitted on the frozen
+   inputs from all the training chips' outputs on them.
+
+Why `attach_chips`: `learn` receives only the chips' outputs on the candidates, but the
+gradient needs each chip's weights. `TestMethod.fit` (and `cimtest.report.compare`) hands the
+training chips to `attach_chips` before `learn`; the test keeps their recipe and rebuilds
+them from it. Chip ``i`` of the rebuilt population is chip ``i`` of the training chips
+(counter-based seeding), which `learn` checks on the first chips' outputs, so the labels
+stay aligned. The evaluation chips (another seed) are never seen. The gradient sees the
+static (device-to-device) weights; per-read noise reaches the final refit only, through the
+engine's forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn import functional as F
+
+from cimtest._validation import check_interval, check_option
+from cimtest.data import Dataset
+from cimtest.engine import BatchedForward, Population
+from cimtest.exceptions import ConfigError
+from cimtest.methods._model import resolve_model
+from cimtest.methods.base import ChipOutcomes, Chips, TestMethod, check_is_fitted
+from cimtest.methods.baselines import _real_images
+from cimtest.methods.detector import AccuracyRegressor, Detector
+from cimtest.methods.egis import EntropyImageTest
+from cimtest.methods.generator import default_range
+from cimtest.progress import Progress, report
+
+__all__ = ["Init", "LearnedTest", "OptimizedTest", "ReadOut", "greedy_selection"]
+
+_logger = logging.getLogger(__name__)
+
+Init = Literal["real", "synthetic", "noise"]
+"""Where the candidate inputs come from."""
+ReadOut = Literal["regressor", "classifier", "both"]
+"""What the differentiable read-out predicts: chip accuracy, pass/fail, or both (summed)."""
+
+READOUT_LR = 1e-2
+"""Adam step of the read-out's parameters (the inputs' step is the `lr` parameter)."""
+RIDGE = 1.0
+"""Ridge penalty of the greedy selection, on standardised features."""
+CHECKED_CHIPS = 8
+"""Training chips whose outputs `learn` recomputes to check the attached recipe."""
+
+
+class _GradientTest(TestMethod):
+    """K inputs optimised through the training chips, then a LightGBM model on them."""
+
+    inits: ClassVar[tuple[str, ...]] = ("real", "synthetic", "noise")
+    readouts: ClassVar[tuple[str, ...]] = ("regressor", "classifier", "both")
+    state = ("chosen_", "initial_inputs_", "loss_curve_", "detector_", "cutoff_accuracy_")
+
+    def _store(self, **params: Any) -> None:
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        check_interval("k", self.k, 1, None, owner)
+        check_option("init", self.init, self.inits, owner)
+        check_option("readout", self.readout, self.readouts, owner)
+        check_interval("candidates", self.candidates, self.k, None, owner)
+        check_interval("steps", self.steps, 0, None, owner)
+        check_interval("batch", self.batch, 2, None, owner)
+        check_interval("lr", self.lr, 0, None, owner)
+        check_interval("hidden", self.hidden, 1, None, owner)
+
+    # -- propose: the candidate pool ----------------------------------------------------
+
+    def propose(self, model: Any, data: Dataset | None = None, *,
+                progress: Progress | None = None) -> torch.Tensor:
+        """The candidate pool (N, *input_shape), N = `candidates` (fewer if the source has
+        fewer): real images of `data`, EGIS's synthetic images, or uniform noise."""
+        self._check_params()
+        module, shape, _, data_size = resolve_model(model)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        if self.init == "real":
+            n = self.candidates if data is None else min(self.candidates, len(data))
+            pool = _real_images(data, n, self.seed, type(self).__name__)
+        elif self.init == "synthetic":
+            source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
+            sid = getattr(source, "sid_", None)
+            sid = source.propose(model, progress=progress) if sid is None else sid
+            index = torch.randperm(len(sid), generator=gen)[: self.candidates].sort().values
+            pool = sid[index].clone()
+        else:
+            low, high = self.input_range or default_range(data_size)
+            pool = low + (high - low) * torch.rand((self.candidates, *shape), generator=gen)
+        if len(pool) < self.k:
+            raise ConfigError(f"{type(self).__name__} needs at least k={self.k} candidate "
+                              f"inputs; its {self.init} pool has {len(pool)}")
+        _check_differentiable(module, pool[:1])
+        self.candidates_ = pool
+        self._module = module
+        self._remember(model)
+        return pool
+
+    def attach_chips(self, chips: Chips) -> None:
+        """Keep the recipe of the training chips, to rebuild their weights in `learn`."""
+        self._recipe = dict(chips.recipe())
+
+    # -- learn: selection, optimisation, refit -----------------------------------------
+
+    def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
+              progress: Progress | None = None) -> _GradientTest:
+        """Select K candidates, optimise them through the training chips, refit the final
+        model on the chips' outputs on them. `outputs` (D, N, *out) are on `candidates_`."""
+        check_is_fitted(self, ("candidates_",))
+        owner = type(self).__name__
+        regress = self.readout in ("regressor", "both")
+        if regress and (outcomes.accuracy is None or outcomes.cutoff_accuracy is None):
+            raise ConfigError(f"{owner}'s readout={self.readout!r} predicts chip accuracy: it "
+                              "needs the training chips' accuracies and A_cutoff")
+        failed = (~outcomes.passed).astype(np.float64)
+        population = self._population(outputs)
+        target = outcomes.accuracy if regress else failed
+        self.chosen_ = greedy_selection(outputs, target, self.k, self.seed)
+        self.initial_inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
+        targets = []
+        if regress:
+            accuracy = torch.as_tensor(outcomes.accuracy, dtype=torch.float32)
+            targets.append((accuracy - accuracy.mean()) / accuracy.std().clamp_min(1e-6))
+        if self.readout in ("classifier", "both"):
+            targets.append(torch.as_tensor(failed, dtype=torch.float32))
+        self.inputs_, self.loss_curve_ = self._optimise(
+            population, torch.stack(targets, dim=1), progress)
+        features = _flatten(population.outputs(self.inputs_))
+        if regress:
+            self.detector_ = AccuracyRegressor(n_estimators=self.detector_estimators,
+                                               seed=self.seed).fit(features, outcomes.accuracy)
+            self.threshold_ = 0.0
+        else:
+            self.detector_ = Detector(n_estimators=self.detector_estimators,
+                                      seed=self.seed).fit(features, outcomes.passed)
+            self.threshold_ = 0.5
+        cutoff = outcomes.cutoff_accuracy
+        self.cutoff_accuracy_ = None if cutoff is None else float(cutoff)
+        return self
+
+    def _population(self, outputs: torch.Tensor) -> Population:
+        """The attached training chips rebuilt from their recipe, checked against `outputs`."""
+        owner = type(self).__name__
+        recipe = getattr(self, "_recipe", None)
+        if recipe is None:
+            raise ConfigError(f"{owner} learns through the training chips' weights: fit it "
+                              "with fit(model, chips, outcomes), or call attach_chips(chips) "
+                              "before learn")
+        array_size = recipe.get("array_size")
+        population = Population(self._module, recipe["fault"], recipe["seed"], recipe["n"],
+                                array_size=None if array_size is None else tuple(array_size),
+                                bits_per_cell=recipe.get("bits_per_cell", 1))
+        if population.n != len(outputs):
+            raise ConfigError(f"{owner}: {len(outputs)} chips' outputs but {population.n} "
+                              "attached chips")
+        first = range(min(CHECKED_CHIPS, population.n))
+        again = population.outputs(self.candidates_[:1], chips=first)
+        given = outputs[: len(first), :1].reshape(again.shape)
+        scale = float(given.abs().max()) or 1.0
+        if not torch.allclose(again, given, rtol=1e-3, atol=1e-3 * scale):
+            raise ConfigError(f"{owner}: the outputs given to learn are not those of the "
+                              "attached chips on the proposed candidates")
+        return population
+
+    def _optimise(self, population: Population, targets: torch.Tensor,
+                  progress: Progress | None) -> tuple[torch.Tensor, np.ndarray]:
+        """Adam on the K inputs and the read-out, a fresh batch of training chips per step;
+        the inputs stay within the candidate pool's range. Returns (inputs, loss per step)."""
+        module = BatchedForward(population.mapped).module.requires_grad_(False)
+        forward = vmap(lambda w, x: functional_call(module, w, (x,)), in_dims=(0, None))
+        low, high = float(self.candidates_.min()), float(self.candidates_.max())
+        x = self.initial_inputs_.clone().requires_grad_()
+        with torch.random.fork_rng():  # nn.Linear draws its init from the global generator
+            torch.manual_seed(int(self.seed))
+            width = self.k * int(np.prod(_output_shape(module, x)))
+            readout = nn.Sequential(nn.Linear(width, self.hidden), nn.Tanh(),
+                                    nn.Linear(self.hidden, targets.shape[1]))
+        optimiser = torch.optim.Adam([
+            {"params": [x], "lr": self.lr * (high - low)},
+            {"params": readout.parameters(), "lr": READOUT_LR},
+        ])
+        gen = torch.Generator().manual_seed(int(self.seed))
+        batch = min(self.batch, population.n)
+        curve = np.zeros(self.steps)
+        for step in range(self.steps):
+            chips = torch.randperm(population.n, generator=gen)[:batch].sort().values
+            weights = population.mapped.layer_weights(population.weights(chips.tolist()))
+            out = forward(weights, x).reshape(batch, -1)
+            mean, std = out.mean(dim=0).detach(), out.std(dim=0).detach().clamp_min(1e-6)
+            loss = self._loss(readout((out - mean) / std), targets[chips])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                x.clamp_(low, high)
+            curve[step] = float(loss.detach())
+            report(progress, step + 1, self.steps, f"optimise: loss {curve[step]:.4f}")
+        if self.steps:
+            _logger.info("%s: loss %.4f -> %.4f in %d steps", self.name, curve[0], curve[-1],
+                         self.steps)
+        return x.detach().clone(), curve
+
+    def _loss(self, predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """MSE on the standardised accuracy, BCE on fail, or their sum (`readout`)."""
+        if self.readout == "regressor":
+            return F.mse_loss(predicted[:, 0], targets[:, 0])
+        if self.readout == "classifier":
+            return F.binary_cross_entropy_with_logits(predicted[:, 0], targets[:, 0])
+        return (F.mse_loss(predicted[:, 0], targets[:, 0])
+                + F.binary_cross_entropy_with_logits(predicted[:, 1], targets[:, 1]))
+
+    # -- respond, score, decide --------------------------------------------------------
+
+    def respond(self, outputs: torch.Tensor) -> np.ndarray:
+        """Signatures, float64 (n, K*M), from outputs (n, K, *out) on `inputs_`."""
+        check_is_fitted(self, ("inputs_",))
+        return _flatten(outputs)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """A_cutoff minus the predicted accuracy (regressor read-outs), else the detector's
+        probability of fail."""
+        check_is_fitted(self, ("detector_",))
+        if isinstance(self.detector_, AccuracyRegressor):
+            return self.cutoff_accuracy_ - self.detector_.predict(features)
+        return 1.0 - self.detector_.probability(features)
+
+    def decide(self, features: np.ndarray) -> np.ndarray:
+        """Flagged iff the predicted accuracy is not above A_cutoff (regressor), or the
+        probability of fail is above one half (classifier)."""
+        check_is_fitted(self, ("detector_",))
+        score = self.score(features)
+        if isinstance(self.detector_, AccuracyRegressor):
+            return score >= self.threshold_
+        return score > self.threshold_
+
+    def predicted_accuracy(self, features: np.ndarray) -> np.ndarray:
+        """Predicted chip accuracy (percent), float64 (n,); regressor read-outs only."""
+        check_is_fitted(self, ("detector_",))
+        if not isinstance(self.detector_, AccuracyRegressor):
+            raise ConfigError(f"{type(self).__name__} with readout={self.readout!r} predicts "
+                              "pass/fail, not accuracy")
+        return self.detector_.predict(features)
+
+    def model_bytes(self) -> int:
+        """Bytes of the final model in LightGBM's text format."""
+        check_is_fitted(self, ("detector_",))
+        return self.detector_.size_bytes()
+
+
+class OptimizedTest(_GradientTest):
+    """K real images optimised against the chips from their accuracies (IOLTS 2024).
+
+    Parameters
+    ----------
+    k : int
+        Test inputs.
+    init : {"real", "synthetic", "noise"}
+        Candidate pool (the ablation's other pools need no real images).
+    readout : {"regressor", "classifier", "both"}
+        What the differentiable read-out predicts; the final model is a LightGBM accuracy
+        regressor when it includes the regressor, else the pass/fail detector.
+    candidates : int
+        Candidate inputs measured on the training chips before the greedy choice of K.
+    steps : int
+        Gradient steps (0: the greedy choice alone).
+    batch : int
+        Training chips forwarded, with gradients, per step (fresh each step).
+    lr : float
+        Adam step of the inputs, as a fraction of the pool's value range.
+    hidden : int
+        Hidden units of the read-out MLP.
+    detector_estimators : int
+        Boosting rounds of the final model.
+    input_range : (float, float) or None
+        Range of noise candidates; None: the digits range for zoo models, else (-1, 1).
+    source : EntropyImageTest or None
+        Synthetic candidates' source (its SID is reused if it proposed one).
+    seed : int
+        Seeds the pool, the selection split, the chip batches and the read-out.
+    """
+
+    name = "optimized"
+    needs = ("real images", "chip accuracies")
+
+    def __init__(
+        self, *, k: int = 4, init: Init = "real", readout: ReadOut = "regressor",
+        candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
+        hidden: int = 32, detector_estimators: int = 100,
+        input_range: tuple[float, float] | None = None,
+        source: EntropyImageTest | None = None, seed: int = 0,
+    ) -> None:
+        self._store(k=k, init=init, readout=readout, candidates=candidates, steps=steps,
+                    batch=batch, lr=lr, hidden=hidden, detector_estimators=detector_estimators,
+                    input_range=input_range, source=source, seed=seed)
+
+
+class LearnedTest(_GradientTest):
+    """K synthetic or noise inputs optimised against the chips from pass/fail labels only:
+    dataset-agnostic, which neither paper nor IOLTS 2024 offers.
+
+    Parameters are those of `OptimizedTest`, with ``init`` in {"synthetic", "noise"} and
+    ``readout`` "classifier" only (labels cannot train an accuracy regressor).
+    """
+
+    name = "learned"
+    needs = ("chip labels",)
+    inits = ("synthetic", "noise")
+    readouts = ("classifier",)
+
+    def __init__(
+        self, *, k: int = 4, init: Init = "synthetic", readout: ReadOut = "classifier",
+        candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
+        hidden: int = 32, detector_estimators: int = 100,
+        input_range: tuple[float, float] | None = None,
+        source: EntropyImageTest | None = None, seed: int = 0,
+    ) -> None:
+        self._store(k=k, init=init, readout=readout, candidates=candidates, steps=steps,
+                    batch=batch, lr=lr, hidden=hidden, detector_estimators=detector_estimators,
+                    input_range=input_range, source=source, seed=seed)
+
+
+def greedy_selection(outputs: torch.Tensor, target: np.ndarray, k: int, seed: int
+                     ) -> np.ndarray:
+    """Indices (K,) int64 of the candidates chosen one at a time, each the one whose outputs,
+    with those already chosen, best predict `target` (D,) by ridge regression fitted on two
+    thirds of the chips and scored (mean squared error) on the rest (a seeded split)."""
+    d, n = outputs.shape[:2]
+    features = outputs.detach().double().reshape(d, n, -1).numpy()
+    order = np.random.default_rng(seed).permutation(d)
+    fit, held = order[: 2 * d // 3], order[2 * d // 3 :]
+    y = (target - target[fit].mean()) / (target[fit].std() or 1.0)
+    chosen: list[int] = []
+    for _ in range(k):
+        errors = np.full(n, np.inf)
+        for j in set(range(n)) - set(chosen):
+            errors[j] = _ridge_error(features[:, [*chosen, j]].reshape(d, -1), y, fit, held)
+        chosen.append(int(np.argmin(errors)))
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def _ridge_error(x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray) -> float:
+    """Held-out mean squared error of a ridge regression of `y` on standardised `x`."""
+    mean, std = x[fit].mean(axis=0), x[fit].std(axis=0) + 1e-9
+    z = (x - mean) / std
+    a = z[fit]
+    coef = np.linalg.solve(a.T @ a + RIDGE * np.eye(a.shape[1]), a.T @ (y[fit] - y[fit].mean()))
+    residual = y[held] - y[fit].mean() - z[held] @ coef
+    return float(np.mean(residual**2))
+
+
+def _check_differentiable(module: nn.Module, x: torch.Tensor) -> None:
+    """`ConfigError` unless `module`'s outputs on `x` have a finite gradient in `x`."""
+    x = x.detach().clone().requires_grad_()
+    try:
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(module(x).float().sum(), x, allow_unused=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"the model is not differentiable in its inputs ({first}); "
+                          "learned and optimized tests need its gradient") from None
+    if grad is None or not torch.isfinite(grad).all():
+        raise ConfigError("the model is not differentiable in its inputs (no finite gradient "
+                          "reaches them); learned and optimized tests need its gradient")
+
+
+@torch.no_grad()
+def _output_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    return tuple(module(x[:1].detach()).shape[1:])
+
+
+def _flatten(outputs: torch.Tensor) -> np.ndarray:
+    return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()
