@@ -28,7 +28,9 @@ from cimtest.methods import (
     EntropyImageTest,
     FGSMTestImages,
     HybridTest,
+    LearnedTest,
     NoiseImagesTest,
+    OptimizedTest,
     PointTestVectors,
     RandomSyntheticTest,
     TestMethod,
@@ -57,8 +59,12 @@ def default_methods(
     egis: dict | None = None,
     btv: dict | None = None,
     image_inputs: bool = True,
+    learned: dict | None = None,
 ) -> dict[str, TestMethod]:
-    """The compared methods by name: both papers' tests, the hybrid, the baselines.
+    """The compared methods by name: both papers' tests, the hybrid, the baselines, and
+    with `learned` (keyword arguments, ``{}`` for the defaults) the two tests whose inputs
+    are optimised through the training chips (`OptimizedTest`, `LearnedTest`; minutes each
+    at 1,000 ResNet-20 chips, so left out unless asked for).
 
     `input_range` is the normalised range of the synthetic images (EGIS) and of the noise
     images; None: the digits' range for zoo models, else (-1, 1). With `image_inputs`
@@ -76,6 +82,11 @@ def default_methods(
         "noise+detector": NoiseImagesTest(k=k, input_range=input_range, seed=seed),
         "random-synthetic+detector": RandomSyntheticTest(source=images, k=k, seed=seed),
     }
+    if learned is not None:
+        methods["optimized"] = OptimizedTest(k=k, seed=seed, **learned)
+        methods["learned"] = LearnedTest(k=k, source=images, input_range=input_range,
+                                         init="synthetic" if image_inputs else "noise",
+                                         seed=seed, **learned)
     if not image_inputs:
         methods = {name: m for name, m in methods.items() if name not in GENERATOR_METHODS}
     return methods
@@ -212,6 +223,7 @@ def compare(
         index = candidates.get(name)
         if index is None:
             index = bank.index(method.propose(model, real))
+        method.attach_chips(train)
         method.learn(train_out[:, index], outcomes.known_to(method))
         fit_s[name] += time.perf_counter() - start
     report(progress, len(methods), len(methods), "learn")
