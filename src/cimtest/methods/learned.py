@@ -68,7 +68,8 @@ class _GradientTest(TestMethod):
 
     inits: ClassVar[tuple[str, ...]] = ("real", "synthetic", "noise")
     readouts: ClassVar[tuple[str, ...]] = ("regressor", "classifier", "both")
-    state = ("chosen_", "initial_inputs_", "loss_curve_", "detector_", "cutoff_accuracy_")
+    state = ("chosen_", "initial_inputs_", "loss_curve_", "check_curve_", "best_step_",
+             "detector_", "cutoff_accuracy_")
 
     def _store(self, **params: Any) -> None:
         for name, value in params.items():
@@ -84,6 +85,8 @@ class _GradientTest(TestMethod):
         check_interval("batch", self.batch, 2, None, owner)
         check_interval("lr", self.lr, 0, None, owner)
         check_interval("hidden", self.hidden, 1, None, owner)
+        check_interval("holdout", self.holdout, 0, 0.5, owner, closed="right")
+        check_interval("check_every", self.check_every, 1, None, owner)
 
     # -- propose: the candidate pool ----------------------------------------------------
 
@@ -142,8 +145,8 @@ class _GradientTest(TestMethod):
             targets.append((accuracy - accuracy.mean()) / accuracy.std().clamp_min(1e-6))
         if self.readout in ("classifier", "both"):
             targets.append(torch.as_tensor(failed, dtype=torch.float32))
-        self.inputs_, self.loss_curve_ = self._optimise(
-            population, torch.stack(targets, dim=1), progress)
+        self.inputs_ = self._optimise(population, torch.stack(targets, dim=1), target,
+                                      progress)
         features = _flatten(population.outputs(self.inputs_))
         if regress:
             self.detector_ = AccuracyRegressor(n_estimators=self.detector_estimators,
@@ -181,10 +184,18 @@ class _GradientTest(TestMethod):
                               "attached chips on the proposed candidates")
         return population
 
-    def _optimise(self, population: Population, targets: torch.Tensor,
-                  progress: Progress | None) -> tuple[torch.Tensor, np.ndarray]:
+    def _optimise(self, population: Population, targets: torch.Tensor, target: np.ndarray,
+                  progress: Progress | None) -> torch.Tensor:
         """Adam on the K inputs and the read-out, a fresh batch of training chips per step;
-        the inputs stay within the candidate pool's range. Returns (inputs, loss per step)."""
+        the inputs stay within the candidate pool's range.
+
+        A seeded `holdout` share of the training chips never enters a step: every
+        `check_every` steps (and before the first) the inputs are scored as the greedy
+        selection scores candidates (ridge fitted on other training chips, error on the held
+        ones), and the best-scoring inputs are kept, so that inputs that fit the stepped chips
+        but not the others are not (the initial inputs when no step helps). Sets
+        `loss_curve_`, `check_curve_` and `best_step_`; returns the kept inputs.
+        """
         module = BatchedForward(population.mapped).module.requires_grad_(False)
         forward = vmap(lambda w, x: functional_call(module, w, (x,)), in_dims=(0, None))
         low, high = float(self.candidates_.min()), float(self.candidates_.max())
@@ -199,10 +210,26 @@ class _GradientTest(TestMethod):
             {"params": readout.parameters(), "lr": READOUT_LR},
         ])
         gen = torch.Generator().manual_seed(int(self.seed))
-        batch = min(self.batch, population.n)
-        curve = np.zeros(self.steps)
+        order = torch.randperm(population.n, generator=gen)
+        n_held = max(2, round(self.holdout * population.n))
+        held, stepped = order[:n_held].sort().values, order[n_held:]
+        probe = stepped.sort().values
+        checked = torch.cat([probe, held]).tolist()
+        fit, kept = np.arange(len(probe)), np.arange(len(probe), len(checked))
+        target = target[checked]
+
+        def check(inputs: torch.Tensor) -> float:
+            out = population.outputs(inputs.detach(), chips=checked)
+            return _ridge_error(out.double().reshape(len(checked), -1).numpy(),
+                                (target - target[fit].mean()) / (target[fit].std() or 1.0),
+                                fit, kept)
+
+        batch = min(self.batch, len(stepped))
+        self.loss_curve_ = np.zeros(self.steps)
+        checks = [(0, check(x))]
+        best = x.detach().clone()
         for step in range(self.steps):
-            chips = torch.randperm(population.n, generator=gen)[:batch].sort().values
+            chips = stepped[torch.randperm(len(stepped), generator=gen)[:batch]].sort().values
             weights = population.mapped.layer_weights(population.weights(chips.tolist()))
             out = forward(weights, x).reshape(batch, -1)
             mean, std = out.mean(dim=0).detach(), out.std(dim=0).detach().clamp_min(1e-6)
@@ -212,12 +239,18 @@ class _GradientTest(TestMethod):
             optimiser.step()
             with torch.no_grad():
                 x.clamp_(low, high)
-            curve[step] = float(loss.detach())
-            report(progress, step + 1, self.steps, f"optimise: loss {curve[step]:.4f}")
-        if self.steps:
-            _logger.info("%s: loss %.4f -> %.4f in %d steps", self.name, curve[0], curve[-1],
-                         self.steps)
-        return x.detach().clone(), curve
+            self.loss_curve_[step] = float(loss.detach())
+            if (step + 1) % self.check_every == 0 or step + 1 == self.steps:
+                checks.append((step + 1, check(x)))
+                if checks[-1][1] < min(error for _, error in checks[:-1]):
+                    best = x.detach().clone()
+            report(progress, step + 1, self.steps,
+                   f"optimise: loss {self.loss_curve_[step]:.4f} held {checks[-1][1]:.4f}")
+        self.check_curve_ = np.asarray(checks, dtype=np.float64)
+        self.best_step_ = int(checks[int(np.argmin([e for _, e in checks]))][0])
+        _logger.info("%s: held-out error %.4f at step 0, best %.4f at step %d", self.name,
+                     checks[0][1], min(e for _, e in checks), self.best_step_)
+        return best
 
     def _loss(self, predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE on the standardised accuracy, BCE on fail, or their sum (`readout`)."""
@@ -288,6 +321,11 @@ class OptimizedTest(_GradientTest):
         Adam step of the inputs, as a fraction of the pool's value range.
     hidden : int
         Hidden units of the read-out MLP.
+    holdout : float
+        Share of the training chips kept out of the steps, to choose the step whose inputs
+        generalise best (the initial inputs if none beats them).
+    check_every : int
+        Steps between two such checks.
     detector_estimators : int
         Boosting rounds of the final model.
     input_range : (float, float) or None
@@ -304,12 +342,14 @@ class OptimizedTest(_GradientTest):
     def __init__(
         self, *, k: int = 4, init: Init = "real", readout: ReadOut = "regressor",
         candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
-        hidden: int = 32, detector_estimators: int = 100,
+        hidden: int = 32, holdout: float = 0.2, check_every: int = 20,
+        detector_estimators: int = 100,
         input_range: tuple[float, float] | None = None,
         source: EntropyImageTest | None = None, seed: int = 0,
     ) -> None:
         self._store(k=k, init=init, readout=readout, candidates=candidates, steps=steps,
-                    batch=batch, lr=lr, hidden=hidden, detector_estimators=detector_estimators,
+                    batch=batch, lr=lr, hidden=hidden, holdout=holdout,
+                    check_every=check_every, detector_estimators=detector_estimators,
                     input_range=input_range, source=source, seed=seed)
 
 
@@ -329,12 +369,14 @@ class LearnedTest(_GradientTest):
     def __init__(
         self, *, k: int = 4, init: Init = "synthetic", readout: ReadOut = "classifier",
         candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
-        hidden: int = 32, detector_estimators: int = 100,
+        hidden: int = 32, holdout: float = 0.2, check_every: int = 20,
+        detector_estimators: int = 100,
         input_range: tuple[float, float] | None = None,
         source: EntropyImageTest | None = None, seed: int = 0,
     ) -> None:
         self._store(k=k, init=init, readout=readout, candidates=candidates, steps=steps,
-                    batch=batch, lr=lr, hidden=hidden, detector_estimators=detector_estimators,
+                    batch=batch, lr=lr, hidden=hidden, holdout=holdout,
+                    check_every=check_every, detector_estimators=detector_estimators,
                     input_range=input_range, source=source, seed=seed)
 
 

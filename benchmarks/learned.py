@@ -1,0 +1,117 @@
+"""Learned tests (issue 18): fit seconds, and the targets and ablation on independent chips.
+
+    python benchmarks/learned.py [--model resnet20-8] [--fault SPEC] [--chips D]
+                                 [--eval-chips E] [--k K] [--steps S] [--ablation] [--json]
+
+One `cimtest.report.compare` run (one campaign over the training chips, one over the
+evaluation chips, seeds 0 and 1, A50, accuracy on the digits test images) of the
+dataset-aware test, noise images + detector, `optimized` (real images, accuracy regressor)
+and `learned` (EGIS's synthetic images, pass/fail labels only; the EGIS generator trained
+200 steps, N = 256, used as the pool only). `--ablation` adds every initial pool (real /
+synthetic / noise) x read-out (regressor / classifier / both) at K, and the two defaults
+at K = 2 and 8, each as its own row. Per row: TA, AUC, the accuracy-prediction RMSE
+(points) of the tests that predict accuracy, and fit seconds (the learned tests' fit
+includes their optimisation and their final forward of the D chips). Torch threads: 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from machine import cpu_model
+
+from cimtest.data import digits
+from cimtest.loading import load_model
+from cimtest.methods import (
+    DatasetAwareTest,
+    EntropyImageTest,
+    LearnedTest,
+    NoiseImagesTest,
+    OptimizedTest,
+    TestMethod,
+)
+from cimtest.report import compare
+
+FAULTS = {"resnet20-8": "egis-typical:sigma=0.05797", "vgg16-8": "egis-typical:sigma=0.03075"}
+"""The 2-point levels of docs/comparison.md (bit-flips: p=0.00443 and p=0.003662)."""
+
+
+def methods(k: int, steps: int, ablation: bool) -> dict[str, TestMethod]:
+    """The compared tests by row name; the EGIS source only gives `learned` its pool."""
+    source = EntropyImageTest(k=k, sid_size=256, steps=200, seed=0)
+    tests: dict[str, TestMethod] = {
+        "dataset-aware": DatasetAwareTest(k=k, seed=0),
+        "noise+detector": NoiseImagesTest(k=k, seed=0),
+        "optimized": OptimizedTest(k=k, steps=steps, seed=0),
+        "learned": LearnedTest(k=k, source=source, steps=steps, seed=0),
+    }
+    if not ablation:
+        return tests
+    for init in ("real", "synthetic", "noise"):
+        for readout in ("regressor", "classifier", "both"):
+            tests[f"optimized {init} {readout}"] = OptimizedTest(
+                k=k, init=init, readout=readout, source=source, steps=steps, seed=0)
+            if init != "real":
+                tests[f"optimized {init} {readout} 0 steps"] = OptimizedTest(
+                    k=k, init=init, readout=readout, source=source, steps=0, seed=0)
+    tests["optimized real regressor 0 steps"] = OptimizedTest(k=k, steps=0, seed=0)
+    tests["learned noise"] = LearnedTest(k=k, init="noise", steps=steps, seed=0)
+    for other in (2, 8):
+        tests[f"optimized k={other}"] = OptimizedTest(k=other, steps=steps, seed=0)
+        tests[f"learned k={other}"] = LearnedTest(k=other, source=source, steps=steps, seed=0)
+        tests[f"dataset-aware k={other}"] = DatasetAwareTest(k=other, seed=0)
+        tests[f"noise+detector k={other}"] = NoiseImagesTest(k=other, seed=0)
+    return tests
+
+
+def rmse(method: TestMethod, score: np.ndarray, accuracy: np.ndarray) -> float | None:
+    """RMSE (points) of the predicted accuracy, for tests whose score is A_cutoff minus it."""
+    predicts = hasattr(method, "regressor_") or getattr(method, "readout", "classifier") != "classifier"
+    if not predicts or not hasattr(method, "cutoff_accuracy_"):
+        return None
+    return float(np.sqrt(np.mean((method.cutoff_accuracy_ - score - accuracy) ** 2)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20-8")
+    parser.add_argument("--fault")
+    parser.add_argument("--chips", type=int, default=1000)
+    parser.add_argument("--eval-chips", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = load_model(args.model)
+    fault = args.fault or FAULTS[args.model]
+    data = digits(size=model.data_size)
+    start = time.perf_counter()
+    result = compare(model, fault, data.test, real=data.train,
+                     methods=methods(args.k, args.steps, args.ablation),
+                     train_chips=args.chips, eval_chips=args.eval_chips)
+    rows = [{"method": r["method"], "ta": r["ta"], "auc": r["auc"], "fit_s": r["fit_s"],
+             "rmse": rmse(result.methods[r["method"]], result.scores[r["method"]],
+                          result.eval_accuracy)} for r in result.rows]
+    out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "model": args.model,
+           "fault": fault, "train_chips": args.chips, "eval_chips": args.eval_chips,
+           "k": args.k, "steps": args.steps, "total_s": time.perf_counter() - start,
+           "cutoff_accuracy": result.cutoff_accuracy, "rows": rows}
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return
+    print(f"{args.model} {fault}, {args.chips} + {args.eval_chips} chips, K = {args.k}, "
+          f"{args.steps} steps, on {out['cpu']} ({out['threads']} threads)")
+    for r in rows:
+        error = "" if r["rmse"] is None else f"  RMSE {r['rmse']:.2f}"
+        print(f"{r['method']:40s} TA {r['ta']:5.1f}  AUC {r['auc']:.3f}  fit "
+              f"{r['fit_s']:6.1f} s{error}")
+
+
+if __name__ == "__main__":
+    main()
