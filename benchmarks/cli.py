@@ -17,12 +17,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_model
 
 COMMANDS = {
     "help": (["--help"], 0),
@@ -51,17 +52,6 @@ def timed_run(argv: list[str], exit_code: int) -> float:
     if exit_code == 2 and len(done.stderr.strip().splitlines()) != 1:
         raise SystemExit(f"{argv} printed more than one line on stderr: {done.stderr}")
     return seconds
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (the platform's name elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -14,15 +14,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from cimtest.cutoffs import Cutoff, cutoff_at, parse_cutoff, pass_fraction
 from cimtest.exceptions import ConfigError
 
 __all__ = [
+    "Cutoff",
     "Rate",
     "accuracy",
     "coverage",
     "cutoff_at",
     "false_alarm_rate",
     "mean_iou",
+    "parse_cutoff",
+    "pass_fraction",
     "rate",
     "roc_auc",
     "roc_curve",
@@ -271,27 +275,6 @@ def _scores_and_truth(
     if pos.shape != s.shape:
         raise ConfigError(f"scores and positives differ in shape: {s.shape}, {pos.shape}")
     return s, pos
-
-
-def cutoff_at(accuracies: np.ndarray | torch.Tensor, p: float) -> float:
-    """A_p of paper 2 §VII: the p-th percentile of the training chips' accuracies.
-
-    Parameters
-    ----------
-    accuracies : numpy.ndarray or torch.Tensor
-        float (D,) accuracies of the labelled training chips, in percent.
-    p : float
-        Percentile in [0, 100]; with A_p as cutoff about (100 - p) % of chips pass.
-
-    Returns
-    -------
-    float
-        The percentile (numpy's linear interpolation between order statistics).
-    """
-    values = _as_float(accuracies, "accuracies")
-    if values.size == 0 or not 0 <= p <= 100:
-        raise ConfigError(f"cutoff_at needs accuracies and 0 <= p <= 100; got p={p}")
-    return float(np.percentile(values, p))
 
 
 def test_metrics(

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import tempfile
 import traceback
@@ -34,6 +33,7 @@ from cimtest.cli import options
 from cimtest.exceptions import CimtestError, ConfigError
 
 if TYPE_CHECKING:
+    from cimtest.cutoffs import Cutoff
     from cimtest.data import Dataset
     from cimtest.engine import Population
     from cimtest.loading import LoadedModel
@@ -49,7 +49,6 @@ __all__ = [
     "handle_errors",
     "note",
     "parse_array_size",
-    "parse_cutoff",
     "parse_floats",
     "parse_input_range",
     "parse_input_shape",
@@ -312,14 +311,6 @@ def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[in
         yield update
 
 
-def parse_cutoff(text: str) -> float:
-    """``"A50"`` → 50.0: the percentile p of A_p."""
-    match = re.fullmatch(r"[Aa](\d+(?:\.\d+)?)", text.strip())
-    if not match or not 0 <= float(match.group(1)) <= 100:
-        raise ConfigError(f"--cutoff must look like A50 (a percentile 0..100); got {text!r}")
-    return float(match.group(1))
-
-
 def parse_ks(text: str) -> list[int]:
     """``"2,4,8"`` → [2, 4, 8]: the K values, each at least 1."""
     try:
@@ -340,7 +331,7 @@ def run_comparison(
     *,
     chips: int,
     eval_chips: int,
-    cutoff: float,
+    cutoff: Cutoff,
     k: int,
     images: int,
     steps: int,
@@ -352,6 +343,7 @@ def run_comparison(
     memory: str,
     input_range: tuple[float, float] | None = None,
     real_share: float | None = None,
+    copies: int = 1,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
@@ -371,7 +363,8 @@ def run_comparison(
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
                        array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
                        progress=update,
-                       real_share=REAL_SHARE if real_share is None else real_share)
+                       real_share=REAL_SHARE if real_share is None else real_share,
+                       copies=copies)
 
 
 NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}
@@ -398,3 +391,6 @@ def print_comparison(result: Comparison, title: str) -> None:
                  "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
                  "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "
                  "per chip")
+    stdout.print(f"ceiling {result.rows[0]['ceiling']:.1f} %: pass/fail on one half of the "
+                 "images agrees this often with pass/fail on the other half; TA gaps well "
+                 "below the distance to it are within the truth's noise")

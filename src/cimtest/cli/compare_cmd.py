@@ -14,7 +14,6 @@ from cimtest.cli.common import (
     handle_errors,
     note,
     parse_array_size,
-    parse_cutoff,
     parse_input_range,
     parse_normalise,
     print_comparison,
@@ -41,7 +40,8 @@ def compare_cmd(
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
     eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
                                    "(default: as many as --chips)."),
-    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips."),
+    cutoff: str = typer.Option("A50", help="A70: the 70 % most accurate training chips pass "
+                               "(paper 2's example); P70: chips above the 70th percentile."),
     k: int = typer.Option(4, "--k", help="K, images of each image-based test."),
     images: int = typer.Option(2048, help="N, EGIS synthetic images."),
     steps: int = typer.Option(200, help="EGIS generator steps."),
@@ -60,6 +60,7 @@ def compare_cmd(
     data: str = options.DATA,
     normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
+    augment: int = options.AUGMENT,
     input_range: str = options.INPUT_RANGE,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
@@ -70,11 +71,15 @@ def compare_cmd(
 ) -> None:
     """Fit every method on one training population and score it on one evaluation
     population: each chip is forwarded once, its outputs reused by every method."""
-    percentile = parse_cutoff(cutoff)
+    from cimtest.cutoffs import parse_cutoff
+
+    rule = parse_cutoff(cutoff)
     eval_chips = chips if eval_chips is None else eval_chips
     if chips < 10 or eval_chips < 1:
         raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
                           f"{chips} and {eval_chips}")
+    if augment < 1:
+        raise ConfigError(f"--augment needs at least 1 copy; got {augment}")
     if not 0 < real_share < 1:
         raise ConfigError(f"--real-share must be in (0, 1); got {real_share}")
     if not 1 <= k < images:
@@ -85,6 +90,7 @@ def compare_cmd(
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
+    from cimtest.data import augment as augment_data
     from cimtest.data.dataset import hold_out
     from cimtest.engine import Population
     from cimtest.report.comparison import REAL_SEED
@@ -105,13 +111,14 @@ def compare_cmd(
             array_size=geometry, bits_per_cell=bits_per_cell, memory=memory)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     result = run_comparison(loaded, dataset, pool, fault,
-                            chips=chips, eval_chips=eval_chips, cutoff=percentile, k=k,
+                            chips=chips, eval_chips=eval_chips, cutoff=rule, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
-                            real_share=real_share)
+                            real_share=real_share, copies=augment)
     total_s = time.perf_counter() - start
-    ideal = float(ideal_chip.accuracy(scored.x, scored.y)[0])
+    truth = augment_data(scored, augment) if augment > 1 else scored
+    ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
     level = drop_line(fault, ideal, result.train_accuracy, calibration)
     result.setup.update(mean_drop=ideal - float(result.train_accuracy.mean()),
                         calibration=None if calibration is None else calibration.as_dict())
@@ -123,7 +130,8 @@ def compare_cmd(
         return
     stdout.print(level)
     title = (f"{loaded.name} under {fault}: {chips} training + {eval_chips} evaluation chips, "
-             f"cutoff {cutoff.upper()} = {result.cutoff_accuracy:.2f} %")
+             f"cutoff {rule.name} = {result.cutoff_accuracy:.2f} % "
+             f"({100 * result.setup['pass_fraction']:.1f} % of the training chips pass)")
     print_comparison(result, title)
     stdout.print(f"each chip forwarded once: {result.forwards['train']} inputs per training "
                  f"chip, {result.forwards['eval']} per evaluation chip (incl. "

@@ -47,6 +47,7 @@ def demo(
     from cimtest import zoo
     from cimtest.cli.common import print_comparison, run_comparison
     from cimtest.cli.inputs import real_images, resolve_data
+    from cimtest.cutoffs import parse_cutoff
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate
     from cimtest.evaluation.model import model_report
@@ -77,7 +78,7 @@ def demo(
 
     mark = time.perf_counter()
     result = run_comparison(loaded, dataset, real_images(loaded, dataset, None), fault,
-                            chips=chips, eval_chips=chips, cutoff=50.0, k=4, images=images,
+                            chips=chips, eval_chips=chips, cutoff=parse_cutoff("A50"), k=4, images=images,
                             steps=steps, btv_steps=300, seed=0, eval_seed=1, array_size=None,
                             bits_per_cell=1, memory="2GB")
     compare_s = time.perf_counter() - mark

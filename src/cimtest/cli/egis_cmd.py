@@ -24,7 +24,6 @@ from cimtest.cli.common import (
     handle_errors,
     note,
     parse_array_size,
-    parse_cutoff,
     parse_input_range,
     parse_ks,
     parse_normalise,
@@ -75,7 +74,8 @@ def fit(
     images: int = typer.Option(2048, help="N, images in the synthetic image dataset."),
     k: str = typer.Option("4", "--k", help="K, images kept by the compaction; a list such as "
                           "2,4,8,16 fits one test per K."),
-    cutoff: str = typer.Option("A50", help="Pass iff accuracy > A_p of the training chips; a "
+    cutoff: str = typer.Option("A50", help="A70: the 70 % most accurate training chips pass "
+                               "(paper 2's example); P70: chips above the 70th percentile; a "
                                "list such as A50,A60,A70 fits one test per cutoff."),
     steps: int = typer.Option(200, help="Generator Adam steps (paper: 5000)."),
     batch: int = typer.Option(64, help="Latents per generator step."),
@@ -92,6 +92,7 @@ def fit(
     data: str = options.DATA,
     normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
+    augment: int = options.AUGMENT,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     array_size: str = options.ARRAY_SIZE,
@@ -100,7 +101,9 @@ def fit(
     json: bool = options.JSON,
 ) -> None:
     """Label D simulated chips pass/fail, then fit EGIS tests on the labels alone."""
-    percentiles = {c.strip().upper(): parse_cutoff(c) for c in cutoff.split(",") if c.strip()}
+    from cimtest.cutoffs import parse_cutoff, pass_fraction
+
+    rules = {rule.name: rule for rule in (parse_cutoff(c) for c in cutoff.split(",") if c.strip())}
     ks = parse_ks(k)
     if chips < 4:
         raise ConfigError(f"--chips must be at least 4; got {chips}")
@@ -115,7 +118,6 @@ def fit(
     from cimtest.engine import Campaign, Population, StoredChips
     from cimtest.methods import ChipOutcomes
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
-    from cimtest.metrics import cutoff_at
 
     loaded = resolve_model(model, weights, input_shape, "classification", data)
     if len(loaded.input_shape) != 3:
@@ -127,7 +129,7 @@ def fit(
         images, steps = proposal.sid_size, proposal.steps
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
-    dataset = resolve_data(loaded, data, test_images, normalise)
+    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment)
     if proposal is None:
         low_high = resolve_input_range(low_high, loaded, dataset, data)
     check_memory(Population(loaded.module, "none", n=1, memory=memory))
@@ -146,15 +148,16 @@ def fit(
         campaign = Campaign(population, dataset.x, dataset.y, store=stores["labels"])
         accuracy = campaign.run(progress=update)["accuracy"].to_numpy()
     labelled, info = [], {}
-    for name, percentile in percentiles.items():
-        a_cutoff = cutoff_at(accuracy, percentile)
+    for name, rule in rules.items():
+        a_cutoff = rule.accuracy(accuracy)
         if not (accuracy > a_cutoff).any() or (accuracy > a_cutoff).all():
             raise ConfigError(f"all {chips} chips fall on one side of {name} = {a_cutoff:.2f} "
                               "% (ties: use more test images, more chips or a wider "
                               "population)")
         labelled.append(ChipOutcomes(accuracy > a_cutoff, a_cutoff, cutoff=name))
         info[name] = {"cutoff_accuracy": a_cutoff, "data": dataset.name,
-                      "data_images": len(dataset)}
+                      "data_images": len(dataset),
+                      "pass_fraction": pass_fraction(accuracy, a_cutoff)}
     level = drop_line(fault, ideal, accuracy, calibration)
     mean_drop = ideal - float(accuracy.mean())
     del accuracy  # from here on only the labels exist
@@ -182,6 +185,7 @@ def fit(
     curve = first.entropy_curve_
     members = [{"cutoff": c, "k": kk, "dir": member_name(c, kk),
                 "cutoff_accuracy": info[c]["cutoff_accuracy"],
+                "pass_fraction": info[c]["pass_fraction"],
                 "passed": int(t.training_["passed"]), "chosen": t.chosen_.tolist(),
                 "best_reward": t.best_reward_} for (c, kk), t in tests.items()]
     report_doc = {
@@ -237,6 +241,7 @@ def evaluate(
     data: str = options.DATA,
     normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
+    augment: int = options.AUGMENT,
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     memory: str = options.MEMORY,
@@ -266,7 +271,7 @@ def evaluate(
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded = _test_model(tests[0], model, weights, input_shape)
-    dataset = resolve_data(loaded, data, test_images, normalise)
+    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment)
     loaded_tests = [EntropyImageTest.load(Path(t) / ARTIFACT_FILE, loaded.fingerprint,
                                           force=force) for t in tests]
     training = loaded_tests[0].training_
@@ -285,6 +290,7 @@ def evaluate(
             loaded_tests, population, dataset,
             [float(t.saved_info_["cutoff_accuracy"]) for t in loaded_tests], progress=update)
     rows = [{"test": str(path), "cutoff": test.saved_info_["cutoff"], "k": test.k, **row,
+             "pass_fraction": test.saved_info_.get("pass_fraction"),
              "chips": chips, "seed": seed, "fault": spec, "accuracy_mean": float(acc.mean())}
             for path, test, row in zip(tests, loaded_tests, scored)]
     if output:
@@ -299,7 +305,8 @@ def evaluate(
     stdout.print(f"{chips} chips under {spec} (seed {seed}), mean accuracy {acc.mean():.2f} %")
     for row in rows:
         stdout.print(f"{row['cutoff']} K={row['k']}: TA {row['ta']:.1f} TE {row['te']:.1f} "
-                     f"YL {row['yl']:.1f} CTE {row['cte']:.1f} BTE {row['bte']:.1f}  "
+                     f"YL {row['yl']:.1f} CTE {row['cte']:.1f} BTE {row['bte']:.1f} "
+                     f"(ceiling {row['ceiling']:.1f})  "
                      f"({row['test']})")
 
 

@@ -76,14 +76,18 @@ def resolve_data(
     normalise: str | None = None,
     *,
     check: bool = True,
+    copies: int = 1,
 ) -> Dataset:
     """The labelled test data: `data` if given, else the digits split matching the model; used
     as stored unless `normalise` (--normalise MEAN,STD) or stats stored in the .npz say
-    otherwise. Unless `check` is False, one warning line when the float model scores near
-    chance on data other than a zoo model's own digits."""
-    from cimtest.data import digits, load_data
+    otherwise, with `copies` versions of each image (--augment). Unless `check` is False, one
+    warning line when the float model scores near chance on data other than a zoo model's
+    own digits."""
+    from cimtest.data import augment, digits, load_data
 
     stats = parse_normalise(normalise)
+    if copies < 1:
+        raise DataError(f"--augment needs at least 1 copy; got {copies}")
     if test_images is not None and test_images < 1:
         raise DataError(f"--test-images must be positive; got {test_images}")
     if loaded.task not in ("classification", "segmentation"):
@@ -105,7 +109,7 @@ def resolve_data(
         from cimtest.evaluation.model import float_accuracy
 
         near_chance(loaded, dataset, float_accuracy(loaded, dataset))
-    return dataset
+    return augment(dataset, copies) if copies > 1 else dataset
 
 
 def near_chance(loaded: LoadedModel, dataset: Dataset, accuracy: float) -> bool:

@@ -28,6 +28,11 @@ BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memrist
 SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")
 MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")
 TEST_IMAGES = typer.Option(None, "--test-images", help="Use only the first N test images.")
+AUGMENT = typer.Option(
+    1, "--augment", metavar="COPIES",
+    help="Measure each chip's accuracy on COPIES versions of every test image: the image and "
+    "seeded affine copies (rotation <= 12 deg, scale +-10 %, shift <= 0.5 px; docs/data.md), "
+    "a finer truth near A_cutoff for COPIES times the forwards (rows report its 'ceiling').")
 INPUT_RANGE = typer.Option(
     None, "--input-range", metavar="LO,HI",
     help="Normalised input range of the synthetic images, e.g. -1,1 (default: the min and max "

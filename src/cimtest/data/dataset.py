@@ -49,6 +49,10 @@ class Dataset:
         ``"classification"`` or ``"segmentation"``.
     name : str
         Short name: ``"digits-8"``, ``"digits-32-seg"``, or the file or folder name.
+    sources : torch.Tensor or None
+        int64 (N,): the original image each input was made from (`cimtest.data.augment`:
+        copies of one image share it), so that halves of the data never split copies;
+        None: every input is its own.
     """
 
     x: torch.Tensor
@@ -56,6 +60,7 @@ class Dataset:
     num_classes: int
     task: ScoredTask
     name: str
+    sources: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         check_task(self.task)
@@ -76,6 +81,8 @@ class Dataset:
             )
         if self.num_classes < 1:
             raise DataError(f"Dataset {self.name!r}: num_classes must be >= 1.")
+        if self.sources is not None and tuple(self.sources.shape) != (n,):
+            raise DataError(f"Dataset {self.name!r}: sources must have one entry per input.")
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -113,7 +120,9 @@ class Dataset:
                 raise DataError(
                     f"An index is out of range for {self.name!r}, which holds {len(self)}."
                 )
-        return Dataset(self.x[index], self.y[index], self.num_classes, self.task, self.name)
+        sources = None if self.sources is None else self.sources[index]
+        return Dataset(self.x[index], self.y[index], self.num_classes, self.task, self.name,
+                       sources)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,6 +14,7 @@ import torch
 
 from cimtest.data import Dataset
 from cimtest.engine import InputBank, Population, chip_accuracies
+from cimtest.evaluation.truth import ceiling, correct_answers
 from cimtest.exceptions import ConfigError
 from cimtest.methods.base import TestMethod, check_is_fitted
 from cimtest.metrics import test_metrics
@@ -48,8 +49,10 @@ def evaluate_tests(
     Returns
     -------
     (list of dict, numpy.ndarray)
-        Per test, `cimtest.metrics.test_metrics`'s keys plus ``cutoff_accuracy`` and
-        ``truly_pass`` (percent of chips above it); float64 (n,) chip accuracies.
+        Per test, `cimtest.metrics.test_metrics`'s keys plus ``cutoff_accuracy``,
+        ``truly_pass`` (percent of chips above it) and ``ceiling`` (the truth's split-half
+        agreement, `cimtest.evaluation.truth.ceiling`; None for segmentation); float64 (n,)
+        chip accuracies.
     """
     if len(tests) != len(cutoff_accuracy):
         raise ConfigError(f"{len(tests)} tests but {len(cutoff_accuracy)} cut-offs")
@@ -59,16 +62,21 @@ def evaluate_tests(
     columns = [bank.add(test.inputs_) for test in tests]
     data_columns = bank.add(data.x)
     features: list[list[np.ndarray]] = [[] for _ in tests]
-    scores = []
+    scores, answers = [], []
     for _, out in chips.iter_chunks(bank.inputs, progress=progress):
         for i, test in enumerate(tests):
             features[i].append(test.respond(out[:, columns[i]]))
         scores.append(chip_accuracies(out[:, data_columns], data.y, data.task))
+        if data.task == "classification":
+            answers.append(correct_answers(out[:, data_columns], data.y))
     accuracy = torch.cat(scores).numpy()
+    correct = np.concatenate(answers) if answers else None
     rows = []
     for test, parts, cut in zip(tests, features, cutoff_accuracy):
         flagged = np.asarray(test.decide(np.concatenate(parts)), dtype=bool)
         rows.append({**test_metrics(~flagged, accuracy, float(cut)),
                      "cutoff_accuracy": float(cut),
-                     "truly_pass": float(100.0 * (accuracy > float(cut)).mean())})
+                     "truly_pass": float(100.0 * (accuracy > float(cut)).mean()),
+                     "ceiling": None if correct is None else ceiling(
+                         correct, float(cut), sources=data.sources)})
     return rows, accuracy

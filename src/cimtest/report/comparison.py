@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cimtest.data import Dataset
+from cimtest.cutoffs import Cutoff, parse_cutoff, pass_fraction
+from cimtest.data import Dataset, augment
 from cimtest.data.dataset import hold_out
 from cimtest.engine import InputBank, Population, chip_accuracies
+from cimtest.evaluation.truth import ceiling, correct_answers
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
 from cimtest.methods import (
@@ -35,7 +37,7 @@ from cimtest.methods import (
     RandomSyntheticTest,
     TestMethod,
 )
-from cimtest.metrics import cutoff_at, rate, roc_auc, roc_curve, test_metrics
+from cimtest.metrics import rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
 __all__ = ["GENERATOR_METHODS", "REAL_SEED", "REAL_SHARE", "Comparison", "compare",
@@ -100,7 +102,9 @@ class Comparison:
     ----------
     rows : list of dict
         One per method: ``method, ta, te, yl, cte, bte, coverage, false_alarm, auc`` (percent
-        except AUC), ``test_bytes, detector_bytes, forward_passes, needs, fit_s``.
+        except AUC), ``ceiling`` (the truth's split-half agreement, percent, the same for
+        every row), ``pass_fraction`` (share of the training chips that pass, 0..1),
+        ``test_bytes, detector_bytes, forward_passes, needs, fit_s``.
     roc : dict
         Method name → (fpr, tpr) arrays on the evaluation chips (positive = truly fail).
     train_accuracy, eval_accuracy : numpy.ndarray
@@ -141,12 +145,13 @@ def compare(
     eval_chips: int = 1000,
     seed: int = 0,
     eval_seed: int = 1,
-    cutoff: float = 50.0,
+    cutoff: Cutoff | str = "A50",
     array_size: tuple[int, int] | None = None,
     bits_per_cell: int = 1,
     memory: str = "2GB",
     progress: Progress | None = None,
     real_share: float = REAL_SHARE,
+    copies: int = 1,
 ) -> Comparison:
     """Fit every method on the training chips and score it on the evaluation chips.
 
@@ -169,10 +174,15 @@ def compare(
         D and E.
     seed, eval_seed : int
         Population seeds; they must differ.
-    cutoff : float
-        Percentile p of A_p over the training chips' accuracies.
+    cutoff : Cutoff or str
+        How A_cutoff is set from the training chips' accuracies: ``"A70"`` (70 % of them
+        pass, paper 2's worked example) or ``"P70"`` (above their 70th percentile).
     real_share : float
         Share of `data` held out as the real-image pool when `real` is None.
+    copies : int
+        Versions of each image of `data` that define accuracy: the image and seeded affine
+        copies (`cimtest.data.augment`), made after the real-image pool is held out, so no
+        copy of a real image defines accuracy.
     """
     if model.task != "classification":
         raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
@@ -192,6 +202,8 @@ def compare(
                        f"{real.name}: {len(real)} of its {total} images held out (seeded split, "
                        f"share {real_share:g}, seed {REAL_SEED}); the other {len(data)} define "
                        "accuracy")
+    if copies > 1:
+        data = augment(data, copies)
     kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory}
     train = Population(model.module, fault, seed, train_chips, **kw)
     evaluation = Population(model.module, fault, eval_seed, eval_chips, **kw)
@@ -214,8 +226,9 @@ def compare(
     train_s = time.perf_counter() - start
     n_data = len(data)
     accuracy = chip_accuracies(train_out[:, :n_data], data.y, "classification").numpy()
-    a_cutoff = cutoff_at(accuracy, cutoff)
-    outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy, f"A{cutoff:g}")
+    rule = parse_cutoff(cutoff) if isinstance(cutoff, str) else cutoff
+    a_cutoff = rule.accuracy(accuracy)
+    outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy, rule.name)
 
     for i, (name, method) in enumerate(methods.items()):
         report(progress, i, len(methods), "learn")
@@ -238,6 +251,9 @@ def compare(
     eval_s = time.perf_counter() - start
     eval_acc = chip_accuracies(eval_out[:, :n_data], data.y, "classification").numpy()
     failed = ~(eval_acc > a_cutoff)
+    truth_ceiling = ceiling(correct_answers(eval_out[:, :n_data], data.y), a_cutoff,
+                            sources=data.sources)
+    share = pass_fraction(accuracy, a_cutoff)
 
     rows, roc, scores, flags = [], {}, {}, {}
     for name, method in methods.items():
@@ -250,6 +266,8 @@ def compare(
             "coverage": 100.0 * rate(flagged[failed]).value,
             "false_alarm": 100.0 * rate(flagged[~failed]).value,
             "auc": roc_auc(score, failed),
+            "ceiling": truth_ceiling,
+            "pass_fraction": share,
             "test_bytes": method.test_bytes(),
             "detector_bytes": method.model_bytes(),
             "forward_passes": len(inputs[name]),
@@ -261,7 +279,8 @@ def compare(
     setup = {
         "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
         "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
-        "eval_seed": eval_seed, "cutoff": f"A{cutoff:g}", "cutoff_accuracy": a_cutoff,
+        "eval_seed": eval_seed, "cutoff": rule.name, "cutoff_accuracy": a_cutoff,
+        "pass_fraction": share, "ceiling": truth_ceiling,
         "data": data.name, "data_images": n_data, "real": real.name,
         "real_images": len(real), "real_split": split,
         "array_size": None if array_size is None else list(array_size),

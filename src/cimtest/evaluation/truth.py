@@ -1,0 +1,60 @@
+"""How precise a truth is: the split-half agreement of pass/fail, the ceiling of any test.
+
+A chip's accuracy is measured on a finite set of images, so near A_cutoff its pass/fail label
+depends on which few images it gets wrong. `ceiling` measures that noise where it matters:
+it splits the images in two halves (seeded; augmented copies of one image stay together)
+and scores pass/fail on one half, from the exact accuracy there, against pass/fail on the
+other half. No test can be expected to agree with the truth much more often than the truth
+agrees with itself, so a TA gap between two tests smaller than the gap to the ceiling says
+little. It is conservative: each half has half the images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cimtest.exceptions import ConfigError
+
+__all__ = ["SPLIT_SEED", "ceiling", "correct_answers"]
+
+SPLIT_SEED = 0
+"""Seed of the halves, fixed so every method's row of one run shares them."""
+
+
+def correct_answers(outputs: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """bool (n_chips, N): whether each chip classifies each image right (outputs (n, N, C))."""
+    return (outputs.argmax(dim=2) == y.unsqueeze(0)).numpy()
+
+
+def ceiling(
+    correct: np.ndarray,
+    cutoff_accuracy: float,
+    *,
+    sources: np.ndarray | None = None,
+    seed: int = SPLIT_SEED,
+) -> float:
+    """Split-half agreement (percent) of pass/fail at `cutoff_accuracy` on these chips.
+
+    Parameters
+    ----------
+    correct : numpy.ndarray
+        bool (n_chips, N): each chip's right and wrong answers on the N images.
+    cutoff_accuracy : float
+        A_cutoff (percent); a chip passes a half iff its accuracy there is above it.
+    sources : numpy.ndarray, optional
+        int (N,): the original image of each image (augmented copies share one), so that
+        copies never fall in both halves; default: every image its own.
+    seed : int
+        Seed of the halves.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    if correct.ndim != 2 or correct.shape[1] < 2:
+        raise ConfigError(f"ceiling needs answers of shape (n_chips, N >= 2); got {correct.shape}")
+    sources = np.arange(correct.shape[1]) if sources is None else np.asarray(sources)
+    unique = np.unique(sources)
+    first = np.random.default_rng(seed).permutation(unique)[: len(unique) // 2]
+    half = np.isin(sources, first)
+    a = 100.0 * correct[:, half].mean(axis=1)
+    b = 100.0 * correct[:, ~half].mean(axis=1)
+    return float(100.0 * ((a > cutoff_accuracy) == (b > cutoff_accuracy)).mean())
