@@ -20,7 +20,9 @@ from cimtest.methods import (
     EntropyImageTest,
     FGSMTestImages,
     HybridTest,
+    LearnedTest,
     NoiseImagesTest,
+    OptimizedTest,
     PointTestVectors,
     RandomSyntheticTest,
     TestMethod,
@@ -42,7 +44,8 @@ of noise images hardly rank the chips. A change to any of them shows here."""
 
 FAST_EGIS = {"sid_size": 64, "steps": 20, "batch": 16, "rho": 0.9, "splits": 2}
 NAMES = ["btv", "egis", "point-vectors", "fgsm", "dataset-aware", "noise+detector",
-         "random-synthetic+detector", "hybrid"]
+         "random-synthetic+detector", "hybrid", "optimized", "learned"]
+FAST_LEARNED = {"candidates": 64, "steps": 20, "batch": 16, "check_every": 10}
 
 
 def make(name: str, parents: dict[str, TestMethod] | None = None) -> TestMethod:
@@ -58,6 +61,8 @@ def make(name: str, parents: dict[str, TestMethod] | None = None) -> TestMethod:
         "random-synthetic+detector": lambda: RandomSyntheticTest(source=parents.get("egis"),
                                                                  k=4, seed=3),
         "hybrid": lambda: HybridTest(egis=parents.get("egis"), btv=parents.get("btv"), seed=3),
+        "optimized": lambda: OptimizedTest(k=4, seed=3, **FAST_LEARNED),
+        "learned": lambda: LearnedTest(source=parents.get("egis"), k=4, seed=3, **FAST_LEARNED),
     }[name]()
 
 
@@ -193,5 +198,6 @@ def test_learning_methods_need_chips(name, fitted, setting):
 def test_accuracies_reach_only_the_method_that_declares_them(setting):
     outcomes = setting[3]
     assert DatasetAwareTest().needs and outcomes.known_to(DatasetAwareTest()).accuracy is not None
-    for method in (EntropyImageTest(), NoiseImagesTest(), FGSMTestImages(), HybridTest()):
+    for method in (EntropyImageTest(), NoiseImagesTest(), FGSMTestImages(), HybridTest(),
+                   LearnedTest()):
         assert outcomes.known_to(method).accuracy is None
