@@ -341,7 +341,7 @@ class OptimizedTest(_GradientTest):
 
     def __init__(
         self, *, k: int = 4, init: Init = "real", readout: ReadOut = "regressor",
-        candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
+        candidates: int = 256, steps: int = 100, batch: int = 32, lr: float = 0.01,
         hidden: int = 32, holdout: float = 0.2, check_every: int = 20,
         detector_estimators: int = 100,
         input_range: tuple[float, float] | None = None,
@@ -368,7 +368,7 @@ class LearnedTest(_GradientTest):
 
     def __init__(
         self, *, k: int = 4, init: Init = "synthetic", readout: ReadOut = "classifier",
-        candidates: int = 256, steps: int = 200, batch: int = 32, lr: float = 0.01,
+        candidates: int = 256, steps: int = 100, batch: int = 32, lr: float = 0.01,
         hidden: int = 32, holdout: float = 0.2, check_every: int = 20,
         detector_estimators: int = 100,
         input_range: tuple[float, float] | None = None,
