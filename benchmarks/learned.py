@@ -1,7 +1,8 @@
 """Learned tests (issue 18): fit seconds, and the targets and ablation on independent chips.
 
     python benchmarks/learned.py [--model resnet20-8] [--fault SPEC] [--chips D]
-                                 [--eval-chips E] [--k K] [--steps S] [--ablation] [--json]
+                                 [--eval-chips E] [--k K] [--steps S] [--ablation] [--figure PNG]
+                                 [--json]
 
 One `cimtest.report.compare` run (one campaign over the training chips, one over the
 evaluation chips, seeds 0 and 1, A50, accuracy on the digits test images) of the
@@ -21,6 +22,7 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +39,7 @@ from cimtest.methods import (
     TestMethod,
 )
 from cimtest.report import compare
+from cimtest.report.plots import image_grid
 
 FAULTS = {"resnet20-8": "egis-typical:sigma=0.05797", "vgg16-8": "egis-typical:sigma=0.03075"}
 """The 2-point levels of docs/comparison.md (bit-flips: p=0.00443 and p=0.003662)."""
@@ -77,6 +80,24 @@ def rmse(method: TestMethod, score: np.ndarray, accuracy: np.ndarray) -> float |
     return float(np.sqrt(np.mean((method.cutoff_accuracy_ - score - accuracy) ** 2)))
 
 
+def checks(method: TestMethod) -> dict:
+    """The held-out checks of a learned test: the step kept and the errors (step, error)."""
+    if not hasattr(method, "best_step_"):
+        return {}
+    return {"best_step": method.best_step_, "checks": method.check_curve_.tolist()}
+
+
+def figure(tests: dict[str, TestMethod]) -> bytes:
+    """The initial and the learned inputs of `optimized` and `learned`, one row each."""
+    images, titles = [], []
+    for name in ("optimized", "learned"):
+        test = tests[name]
+        images += [*test.initial_inputs_, *test.inputs_]
+        titles += [f"{name}: start {i + 1}" for i in range(test.k)]
+        titles += [f"{name}: learned {i + 1}" for i in range(test.k)]
+    return image_grid(torch.stack(images), titles)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20-8")
@@ -86,6 +107,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--figure", help="write the inputs before and after as a PNG here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -100,7 +122,10 @@ def main() -> None:
                      train_chips=args.chips, eval_chips=args.eval_chips)
     rows = [{"method": r["method"], "ta": r["ta"], "auc": r["auc"], "fit_s": r["fit_s"],
              "rmse": rmse(result.methods[r["method"]], result.scores[r["method"]],
-                          result.eval_accuracy)} for r in result.rows]
+                          result.eval_accuracy), **checks(result.methods[r["method"]])}
+            for r in result.rows]
+    if args.figure:
+        Path(args.figure).write_bytes(figure(result.methods))
     out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "model": args.model,
            "fault": fault, "train_chips": args.chips, "eval_chips": args.eval_chips,
            "k": args.k, "steps": args.steps, "total_s": time.perf_counter() - start,
