@@ -1,8 +1,8 @@
 """Learned tests (issue 18): fit seconds, and the targets and ablation on independent chips.
 
     python benchmarks/learned.py [--model resnet20-8] [--fault SPEC] [--chips D]
-                                 [--eval-chips E] [--k K] [--steps S] [--ablation] [--figure PNG]
-                                 [--json]
+                                 [--eval-chips E] [--k K] [--steps S] [--ablation]
+                                 [--figure PNG] [--fit-only] [--json]
 
 One `cimtest.report.compare` run (one campaign over the training chips, one over the
 evaluation chips, seeds 0 and 1, A50, accuracy on the digits test images) of the
@@ -13,7 +13,9 @@ synthetic / noise) x read-out (regressor / classifier / both), the greedy choice
 (0 steps) per pool, and the defaults at K = 2 and 8, each as its own row. Per row: TA, AUC,
 the accuracy-prediction RMSE (points) of the tests that predict accuracy, and fit seconds
 (the learned tests' fit includes their optimisation, held-out checks and final forward of
-the D chips). Torch threads: 2; the learned tests log their held-out checks to stderr.
+the D chips). `--fit-only` times the two learned tests' `fit` alone on D chips (the
+fit-time target: at most 10 minutes at 1,000 chips on 2 cores). Torch threads: 2; the
+learned tests log their held-out checks to stderr.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import torch
 from machine import cpu_model
 
 from cimtest.data import digits
+from cimtest.engine import Population
 from cimtest.loading import load_model
 from cimtest.methods import (
+    ChipOutcomes,
     DatasetAwareTest,
     EntropyImageTest,
     LearnedTest,
@@ -98,6 +102,23 @@ def figure(tests: dict[str, TestMethod]) -> bytes:
     return image_grid(torch.stack(images), titles)
 
 
+def fit_seconds(model, fault: str, data, chips: int, k: int, steps: int) -> list[dict]:
+    """Each learned test's `fit` alone on D training chips: the campaign on its candidates,
+    the selection, the steps, the held-out checks and the final forward and LightGBM fit;
+    `learned` also trains the EGIS generator of its pool (200 steps)."""
+    train = Population(model.module, fault, 0, chips)
+    accuracy = train.accuracy(data.test.x, data.test.y).numpy()
+    cutoff = float(np.median(accuracy))
+    outcomes = ChipOutcomes(accuracy > cutoff, cutoff, accuracy, "A50")
+    source = EntropyImageTest(k=k, sid_size=256, steps=200, seed=0)
+    rows = []
+    for test in (OptimizedTest(k=k, steps=steps), LearnedTest(k=k, source=source, steps=steps)):
+        start = time.perf_counter()
+        test.fit(model, train, outcomes, data.train)
+        rows.append({"method": test.name, "fit_s": time.perf_counter() - start})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20-8")
@@ -107,6 +128,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="time the two learned tests' fit on D chips, nothing else")
     parser.add_argument("--figure", help="write the inputs before and after as a PNG here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -116,6 +139,15 @@ def main() -> None:
     model = load_model(args.model)
     fault = args.fault or FAULTS[args.model]
     data = digits(size=model.data_size)
+    if args.fit_only:
+        rows = fit_seconds(model, fault, data, args.chips, args.k, args.steps)
+        out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "model": args.model,
+               "fault": fault, "train_chips": args.chips, "k": args.k, "steps": args.steps,
+               "rows": rows}
+        print(json.dumps(out, indent=1) if args.json else "\n".join(
+            f"{r['method']}: fit {r['fit_s']:.1f} s on {args.chips} {args.model} chips, "
+            f"{out['cpu']} ({out['threads']} threads)" for r in rows))
+        return
     start = time.perf_counter()
     result = compare(model, fault, data.test, real=data.train,
                      methods=methods(args.k, args.steps, args.ablation),
