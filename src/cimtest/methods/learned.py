@@ -147,15 +147,8 @@ class _GradientTest(TestMethod):
             targets.append(torch.as_tensor(failed, dtype=torch.float32))
         self.inputs_ = self._optimise(population, torch.stack(targets, dim=1), target,
                                       progress)
-        features = _flatten(population.outputs(self.inputs_))
-        if regress:
-            self.detector_ = AccuracyRegressor(n_estimators=self.detector_estimators,
-                                               seed=self.seed).fit(features, outcomes.accuracy)
-            self.threshold_ = 0.0
-        else:
-            self.detector_ = Detector(n_estimators=self.detector_estimators,
-                                      seed=self.seed).fit(features, outcomes.passed)
-            self.threshold_ = 0.5
+        self.detector_ = self._final(_flatten(population.outputs(self.inputs_)), target)
+        self.threshold_ = 0.0 if regress else 0.5
         cutoff = outcomes.cutoff_accuracy
         self.cutoff_accuracy_ = None if cutoff is None else float(cutoff)
         return self
@@ -190,11 +183,12 @@ class _GradientTest(TestMethod):
         the inputs stay within the candidate pool's range.
 
         A seeded `holdout` share of the training chips never enters a step: every
-        `check_every` steps (and before the first) the inputs are scored as the greedy
-        selection scores candidates (ridge fitted on other training chips, error on the held
-        ones), and the best-scoring inputs are kept, so that inputs that fit the stepped chips
-        but not the others are not (the initial inputs when no step helps). Sets
-        `loss_curve_`, `check_curve_` and `best_step_`; returns the kept inputs.
+        `check_every` steps (and before the first) the final model is fitted on the other
+        chips' outputs on the current inputs and scored on the held ones (squared error of the
+        accuracy over its variance, or the Brier score of pass/fail), and the best-scoring
+        inputs are kept, so that inputs that fit the stepped chips but not the others are not
+        (the initial inputs when no step helps). Sets `loss_curve_`, `check_curve_` and
+        `best_step_`; returns the kept inputs.
         """
         module = BatchedForward(population.mapped).module.requires_grad_(False)
         forward = vmap(lambda w, x: functional_call(module, w, (x,)), in_dims=(0, None))
@@ -219,10 +213,12 @@ class _GradientTest(TestMethod):
         target = target[checked]
 
         def check(inputs: torch.Tensor) -> float:
-            out = population.outputs(inputs.detach(), chips=checked)
-            return _ridge_error(out.double().reshape(len(checked), -1).numpy(),
-                                (target - target[fit].mean()) / (target[fit].std() or 1.0),
-                                fit, kept)
+            features = _flatten(population.outputs(inputs.detach(), chips=checked))
+            model = self._final(features[fit], target[fit])
+            if isinstance(model, AccuracyRegressor):
+                error = (model.predict(features[kept]) - target[kept]) ** 2
+                return float(error.mean() / (target[fit].var() or 1.0))
+            return float(np.mean((model.probability(features[kept]) - (target[kept] == 0)) ** 2))
 
         batch = min(self.batch, len(stepped))
         self.loss_curve_ = np.zeros(self.steps)
@@ -251,6 +247,16 @@ class _GradientTest(TestMethod):
         _logger.info("%s: held-out error %.4f at step 0, best %.4f at step %d", self.name,
                      checks[0][1], min(e for _, e in checks), self.best_step_)
         return best
+
+    def _final(self, features: np.ndarray, target: np.ndarray) -> Detector:
+        """The final model fitted on signatures (D, F): a LightGBM accuracy regressor on
+        `target` = accuracies (read-outs with a regressor), else the detector on `target` =
+        fail (1.0) / pass (0.0)."""
+        if self.readout in ("regressor", "both"):
+            return AccuracyRegressor(n_estimators=self.detector_estimators,
+                                     seed=self.seed).fit(features, target)
+        return Detector(n_estimators=self.detector_estimators,
+                        seed=self.seed).fit(features, target == 0)
 
     def _loss(self, predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE on the standardised accuracy, BCE on fail, or their sum (`readout`)."""
