@@ -28,32 +28,9 @@ from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from cimtest.engine import DaskExecutor
-
-PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
-
-
-def summarise(accuracy: np.ndarray, ideal: float, seconds: float) -> dict:
-    """Campaign summary: mean, sd, percentiles and a 10-bin histogram of chip accuracy."""
-    import numpy as np
-
-    counts, edges = np.histogram(accuracy, bins=10)
-    return {
-        "chips": int(accuracy.size),
-        "ideal_accuracy": ideal,
-        "accuracy_mean": float(accuracy.mean()),
-        "accuracy_sd": float(accuracy.std(ddof=1)) if accuracy.size > 1 else 0.0,
-        "accuracy_min": float(accuracy.min()),
-        "accuracy_max": float(accuracy.max()),
-        "percentiles": {str(p): float(np.percentile(accuracy, p)) for p in PERCENTILES},
-        "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
-        "seconds": seconds,
-        "chips_per_s": accuracy.size / seconds if seconds > 0 else None,
-    }
-
 
 def print_summary(summary: dict) -> None:
     """Human-readable campaign summary with a text histogram."""
@@ -153,7 +130,9 @@ def campaign(
     seconds = time.perf_counter() - start
     frame = run.store.frame()
     run.store.close()
-    summary = summarise(frame["accuracy"].to_numpy(), ideal, seconds)
+    from cimtest.evaluation.campaign import campaign_summary
+
+    summary = campaign_summary(frame["accuracy"].to_numpy(), ideal, seconds)
     summary.update(model=loaded.name, fingerprint=loaded.fingerprint, fault=fault, seed=seed,
                    data=dataset.name, test_images=len(dataset), store=store,
                    chips_computed=computed, chips_per_s=computed / seconds if seconds else 0.0)

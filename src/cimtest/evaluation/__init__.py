@@ -5,6 +5,8 @@ and populations and returns rows of the papers' metrics.
 """
 
 from cimtest.evaluation.btv import ChipResults, Level, chip_results, evaluate_btv, summarise
+from cimtest.evaluation.campaign import campaign_summary
 from cimtest.evaluation.screening import evaluate_tests
 
-__all__ = ["ChipResults", "Level", "chip_results", "evaluate_btv", "evaluate_tests", "summarise"]
+__all__ = ["ChipResults", "Level", "campaign_summary", "chip_results", "evaluate_btv",
+           "evaluate_tests", "summarise"]
