@@ -16,8 +16,9 @@ from cimtest.methods.baselines import (
     best_threshold,
 )
 from cimtest.methods.btv import BayesianTestVector
+from cimtest.methods.detector import Detector
 from cimtest.methods.egis import EntropyImageTest
-from cimtest.methods.hybrid import HybridTest, threshold_for_escapes
+from cimtest.methods.hybrid import HybridTest, chip_folds, threshold_for_escapes
 
 FAULT = "mult:eta=0.3"
 
@@ -175,7 +176,27 @@ def test_hybrid_features_are_signatures_and_sigma(tiny):
     hybrid.learn(outs, ChipOutcomes(acc > np.median(acc), float(np.median(acc))))
     failed = ~(acc > np.median(acc))
     assert not ((hybrid.oof_score_ <= hybrid.threshold_) & failed).any()  # TE target 0 %
+    # each chip's out-of-fold score comes from the one detector that did not train on it
+    for train, held in chip_folds(~failed, 2, hybrid.seed):
+        fold = Detector(n_estimators=10, seed=hybrid.seed).fit(features[train], ~failed[train])
+        np.testing.assert_array_equal(hybrid.oof_score_[held],
+                                      1.0 - fold.probability(features[held]))
     assert hybrid.test_bytes() == 2 * 64 * 4 + 2 * 64 * 4
+
+
+def test_hybrid_folds_hold_out_every_chip_once():
+    passed = np.arange(103) % 3 > 0  # 68 pass, 35 fail
+    folds = chip_folds(passed, 5, seed=4)
+    assert len(folds) == 5
+    held = np.concatenate([h for _, h in folds])
+    np.testing.assert_array_equal(np.sort(held), np.arange(103))  # a partition
+    for train, out in folds:
+        np.testing.assert_array_equal(np.sort(np.concatenate([train, out])), np.arange(103))
+        assert abs(out.size - 103 / 5) < 1
+        assert abs((~passed[out]).sum() - 35 / 5) < 1  # stratified: 7 fail chips in each
+    again = chip_folds(passed, 5, seed=4)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again))
+    assert not np.array_equal(chip_folds(passed, 5, seed=5)[0][1], folds[0][1])
 
 
 def test_every_method_fits_on_one_contract_and_round_trips(tiny, tmp_path):

@@ -156,6 +156,19 @@ def test_fit_is_reproducible(tiny, fitted):
     np.testing.assert_array_equal(again.reward_curve_, fitted.reward_curve_)
 
 
+def test_splits_drawn_once_keep_the_former_fit(tiny, fitted):
+    """resplit=False gives the test of the code before the splits were redrawn at every
+    iteration: these chosen images and best reward (10 of 13 validation chips right) were
+    measured on it; the default (new splits per iteration) anneals differently."""
+    _, _, chips, outcomes = tiny
+    former = EntropyImageTest(**{**fitted.get_params(), "resplit": False})
+    former.adopt_proposal(fitted).learn(chips.outputs(fitted.sid_), outcomes)
+    assert former.chosen_.tolist() == [0, 55]
+    assert former.best_reward_ == 76.92307692307692
+    assert fitted.resplit
+    assert not np.array_equal(former.reward_curve_, fitted.reward_curve_)
+
+
 def test_save_load_round_trip(tmp_path, tiny, fitted):
     model, _, _, _ = tiny
     path = fitted.save(tmp_path / "t.safetensors", info={"cutoff": "A50"})

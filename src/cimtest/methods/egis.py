@@ -62,6 +62,10 @@ class EntropyImageTest(TestMethod):
         Annealing schedule (paper: 2.0, 0.03, 0.98).
     splits : int
         I, train/validation splits per reward.
+    resplit : bool
+        True (paper, Algorithm 1 line 16): I new splits at every annealing iteration. False:
+        I splits drawn once and shared by every set, rewards cached per set (the earlier
+        behaviour, kept to compare best reward against evaluation TA).
     reward_estimators : int
         Boosting rounds of each reward classifier.
     detector_estimators : int
@@ -116,6 +120,7 @@ class EntropyImageTest(TestMethod):
         t_final: float = 0.03,
         rho: float = 0.98,
         splits: int = 3,
+        resplit: bool = True,
         reward_estimators: int = 30,
         detector_estimators: int = 100,
         seed: int = 0,
@@ -130,6 +135,7 @@ class EntropyImageTest(TestMethod):
         self.t_final = t_final
         self.rho = rho
         self.splits = splits
+        self.resplit = resplit
         self.reward_estimators = reward_estimators
         self.detector_estimators = detector_estimators
         self.seed = seed
@@ -218,10 +224,12 @@ class EntropyImageTest(TestMethod):
                               f"...) on the SID; got {tuple(outputs.shape)}")
         signatures = outputs.reshape(outputs.shape[0], outputs.shape[1], -1).numpy()
         reward = SignatureReward(signatures, passed, splits=self.splits,
-                                 n_estimators=self.reward_estimators, seed=self.seed)
+                                 n_estimators=self.reward_estimators, resplit=self.resplit,
+                                 seed=self.seed)
         report(progress, 0, 0, "compaction")
         result = anneal(reward, self.sid_size, self.k, t_init=self.t_init,
-                        t_final=self.t_final, rho=self.rho, seed=self.seed, progress=progress)
+                        t_final=self.t_final, rho=self.rho, seed=self.seed,
+                        cache=not self.resplit, progress=progress)
         self.chosen_ = result.best
         self.reward_curve_ = result.reward_curve
         self.best_reward_ = result.best_reward

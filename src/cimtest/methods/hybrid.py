@@ -4,14 +4,15 @@ Bayesian test vector, its threshold set for a target test escape rate.
 Both parents are fitted first (EGIS from chip labels, the vector from the model alone); the
 hybrid forwards the K compact images and the vector's stored sample, K + n_samples inputs.
 The threshold on the probability of fail is chosen on out-of-fold predictions of the
-training chips (`folds`-fold cross-validation), so that the escapes it would let through on
-chips it never saw stay at or below `target_te` percent of the chips.
+training chips (`folds`-fold stratified cross-validation, `chip_folds`), so that the escapes
+it would let through on chips it never saw stay at or below `target_te` percent of the chips.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.model_selection import StratifiedKFold
 
 from cimtest._validation import check_interval
 from cimtest.exceptions import ConfigError
@@ -21,7 +22,7 @@ from cimtest.methods.detector import Detector
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.progress import Progress
 
-__all__ = ["HybridTest", "threshold_for_escapes"]
+__all__ = ["HybridTest", "chip_folds", "threshold_for_escapes"]
 
 
 class HybridTest(TestMethod):
@@ -102,11 +103,8 @@ class HybridTest(TestMethod):
         """Out-of-fold probabilities set the threshold; the detector is then fit on all chips."""
         features = self.respond(outputs)
         passed = outcomes.passed
-        rng = np.random.default_rng([self.seed, 2])
-        fold = rng.permutation(len(passed)) % self.folds
         oof = np.empty(len(passed))
-        for f in range(self.folds):
-            train, held = fold != f, fold == f
+        for train, held in chip_folds(passed, self.folds, self.seed):
             oof[held] = 1.0 - self._detector().fit(features[train], passed[train]).probability(
                 features[held])
         self.oof_score_ = oof
@@ -130,6 +128,17 @@ class HybridTest(TestMethod):
 
     def _detector(self) -> Detector:
         return Detector(n_estimators=self.detector_estimators, seed=self.seed)
+
+
+def chip_folds(passed: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, held-out) chip indices of each fold: `StratifiedKFold`, shuffled, seeded.
+
+    Stratified so that every fold's detector learns from the pass/fail share of the whole
+    population, as the final detector does (its probabilities are then on the same scale as
+    the out-of-fold ones the threshold is read from), and no fold trains on one class.
+    """
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(passed)), passed))
 
 
 def threshold_for_escapes(scores: np.ndarray, failed: np.ndarray, target_te: float) -> float:
