@@ -195,3 +195,16 @@ def test_fit_rejects_bad_input_range(tiny, value):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--input-range must be two numbers LO,HI" in lines[0]
     assert not (tiny["root"] / "r").exists()
+
+
+def test_fit_fixed_splits_are_recorded_in_the_test(tiny, tmp_path):
+    """--fixed-splits fits with the splits drawn once; the default re-splits (Algorithm 1)."""
+    from cimtest.methods.egis import EntropyImageTest
+
+    model = (tiny["spec"], "--weights", tiny["weights"])
+    for flag, resplit in (((), True), (("--fixed-splits",), False)):
+        out = tmp_path / f"set-{resplit}"
+        result = run("fit", *model, "-o", out, *SMALL_FIT, *flag)
+        assert result.exit_code == 0, result.output
+        test = EntropyImageTest.load(out / "A50-k2" / "test.safetensors")
+        assert test.resplit is resplit

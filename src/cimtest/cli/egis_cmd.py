@@ -80,6 +80,9 @@ def fit(
     steps: int = typer.Option(200, help="Generator Adam steps (paper: 5000)."),
     batch: int = typer.Option(64, help="Latents per generator step."),
     splits: int = typer.Option(3, help="I, train/validation splits per reward."),
+    fixed_splits: bool = typer.Option(
+        False, "--fixed-splits", help="Draw the I splits once and share them between "
+        "iterations (rewards cached) instead of anew at every iteration (Algorithm 1)."),
     rho: float = typer.Option(0.98, help="Cooling rate of the annealing (T: 2.0 -> 0.03)."),
     store: str = typer.Option(None, "--store", help="Folder keeping the labelling and "
                               "signature campaigns (resumable; reused by a later fit)."),
@@ -176,7 +179,8 @@ def fit(
 
         tests = fit_grid(loaded, StoredChips(population, stores["signatures"]), labelled, ks,
                          proposal=proposal, progress=report, sid_size=images, steps=steps,
-                         batch=batch, splits=splits, rho=rho, input_range=low_high, seed=seed)
+                         batch=batch, splits=splits, rho=rho, input_range=low_high,
+                         resplit=not fixed_splits, seed=seed)
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
     from cimtest.report.plots import write_egis_figures
 
