@@ -44,6 +44,7 @@ from cimtest.methods.baselines import _real_images
 from cimtest.methods.detector import AccuracyRegressor, Detector
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.generator import default_range
+from cimtest.methods.selection import check_differentiable, greedy_selection
 from cimtest.progress import Progress, report
 
 __all__ = ["Init", "LearnedTest", "OptimizedTest", "ReadOut", "greedy_selection"]
@@ -57,8 +58,6 @@ ReadOut = Literal["regressor", "classifier", "both"]
 
 READOUT_LR = 1e-2
 """Adam step of the read-out's parameters (the inputs' step is the `lr` parameter)."""
-RIDGE = 1.0
-"""Ridge penalty of the greedy selection, on standardised features."""
 CHECKED_CHIPS = 8
 """Training chips whose outputs `learn` recomputes to check the attached recipe."""
 
@@ -112,7 +111,7 @@ class _GradientTest(TestMethod):
         if len(pool) < self.k:
             raise ConfigError(f"{type(self).__name__} needs at least k={self.k} candidate "
                               f"inputs; its {self.init} pool has {len(pool)}")
-        _check_differentiable(module, pool[:1])
+        check_differentiable(module, pool[:1])
         self.candidates_ = pool
         self._module = module
         self._remember(model)
@@ -384,50 +383,6 @@ class LearnedTest(_GradientTest):
                     batch=batch, lr=lr, hidden=hidden, holdout=holdout,
                     check_every=check_every, detector_estimators=detector_estimators,
                     input_range=input_range, source=source, seed=seed)
-
-
-def greedy_selection(outputs: torch.Tensor, target: np.ndarray, k: int, seed: int
-                     ) -> np.ndarray:
-    """Indices (K,) int64 of the candidates chosen one at a time, each the one whose outputs,
-    with those already chosen, best predict `target` (D,) by ridge regression fitted on two
-    thirds of the chips and scored (mean squared error) on the rest (a seeded split)."""
-    d, n = outputs.shape[:2]
-    features = outputs.detach().double().reshape(d, n, -1).numpy()
-    order = np.random.default_rng(seed).permutation(d)
-    fit, held = order[: 2 * d // 3], order[2 * d // 3 :]
-    y = (target - target[fit].mean()) / (target[fit].std() or 1.0)
-    chosen: list[int] = []
-    for _ in range(k):
-        errors = np.full(n, np.inf)
-        for j in set(range(n)) - set(chosen):
-            errors[j] = _ridge_error(features[:, [*chosen, j]].reshape(d, -1), y, fit, held)
-        chosen.append(int(np.argmin(errors)))
-    return np.sort(np.asarray(chosen, dtype=np.int64))
-
-
-def _ridge_error(x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray) -> float:
-    """Held-out mean squared error of a ridge regression of `y` on standardised `x`."""
-    mean, std = x[fit].mean(axis=0), x[fit].std(axis=0) + 1e-9
-    z = (x - mean) / std
-    a = z[fit]
-    coef = np.linalg.solve(a.T @ a + RIDGE * np.eye(a.shape[1]), a.T @ (y[fit] - y[fit].mean()))
-    residual = y[held] - y[fit].mean() - z[held] @ coef
-    return float(np.mean(residual**2))
-
-
-def _check_differentiable(module: nn.Module, x: torch.Tensor) -> None:
-    """`ConfigError` unless `module`'s outputs on `x` have a finite gradient in `x`."""
-    x = x.detach().clone().requires_grad_()
-    try:
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(module(x).float().sum(), x, allow_unused=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"the model is not differentiable in its inputs ({first}); "
-                          "learned and optimized tests need its gradient") from None
-    if grad is None or not torch.isfinite(grad).all():
-        raise ConfigError("the model is not differentiable in its inputs (no finite gradient "
-                          "reaches them); learned and optimized tests need its gradient")
 
 
 @torch.no_grad()
