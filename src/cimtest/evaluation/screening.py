@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from cimtest.cutoffs import pass_fraction
 from cimtest.data import Dataset
 from cimtest.engine import InputBank, Population, chip_accuracies
 from cimtest.evaluation.truth import ceiling, correct_answers
@@ -66,17 +66,19 @@ def evaluate_tests(
     for _, out in chips.iter_chunks(bank.inputs, progress=progress):
         for i, test in enumerate(tests):
             features[i].append(test.respond(out[:, columns[i]]))
-        scores.append(chip_accuracies(out[:, data_columns], data.y, data.task))
         if data.task == "classification":
             answers.append(correct_answers(out[:, data_columns], data.y))
-    accuracy = torch.cat(scores).numpy()
+        else:
+            scores.append(chip_accuracies(out[:, data_columns], data.y, data.task).numpy())
     correct = np.concatenate(answers) if answers else None
+    # exact either way: counts over N, as chip_accuracies computes them
+    accuracy = 100.0 * correct.mean(axis=1) if answers else np.concatenate(scores)
     rows = []
     for test, parts, cut in zip(tests, features, cutoff_accuracy):
         flagged = np.asarray(test.decide(np.concatenate(parts)), dtype=bool)
         rows.append({**test_metrics(~flagged, accuracy, float(cut)),
                      "cutoff_accuracy": float(cut),
-                     "truly_pass": float(100.0 * (accuracy > float(cut)).mean()),
+                     "truly_pass": 100.0 * pass_fraction(accuracy, float(cut)),
                      "ceiling": None if correct is None else ceiling(
                          correct, float(cut), sources=data.sources)})
     return rows, accuracy
