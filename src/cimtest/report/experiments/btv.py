@@ -1,31 +1,114 @@
-"""Markdown blocks of the documented experiments, rendered from their commands' JSON.
-
-Each ``render_*`` turns the parsed JSON of an experiment's steps (`Results`) into markdown
-by block name; `cimtest.report.experiments` says which steps and blocks each experiment has.
-"""
+"""Paper 1's experiments (docs/results-btv.md): resnet20-8 at full size and the 32x32 zoo,
+their commands and their tables. Budgets on the 2-core reference machine, one torch thread:
+``btv`` ~45 min, ``btv-zoo`` ~80 min."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
+from cimtest.report.experiments.base import Experiment, Results, Step
 from cimtest.report.markdown import markdown, pct, rows_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Results", "calibrated_level", "render_btv", "render_comparison", "render_egis",
-           "render_egis_zoo", "render_zoo"]
-
-Results = dict[str, object]
-"""Parsed JSON of the steps run so far, by step name."""
+__all__ = ["EXPERIMENTS"]
 
 
-def calibrated_level(results: Results, step: str, drop: float | None = None) -> float:
-    """The calibrated level of `step` for `drop` (the first one if None)."""
-    rows = results[step]
-    row = rows[0] if drop is None else next(r for r in rows if r["drop"] == drop)
-    return float(row["level"])
+# --- btv: paper 1 on resnet20-8 at full size (docs/results-btv.md) ----------------------------
+
+_BTV_KINDS = (("mult", "mult", "eta", ""), ("add", "add", "eta", ""),
+              ("bitflip", "bitflip", "p", ""), ("levelflip", "levelflip:bits=2", "p", ",bits=2"))
+"""(name, --fault of calibrate, level parameter, extra parameters) per fault kind."""
+_BTV_DROPS = (0.5, 1, 2, 5, 10)
+_BTV_SWEEP = (
+    ("default", []), ("alpha=0", ["--alpha", 0]), ("alpha=1", ["--alpha", 1]),
+    ("alpha=100", ["--alpha", 100]), ("alpha=1,prior=0.3", ["--alpha", 1, "--prior", 0.3]),
+    ("alpha=1,prior=3", ["--alpha", 1, "--prior", 3]), ("kl=sum", ["--kl", "sum"]),
+    ("steps=30", ["--steps", 30]), ("steps=1000", ["--steps", 1000]),
+    ("samples=4", ["--samples", 4]),
+)
+"""Fit settings compared on the same chips (`btv fit` options besides the defaults)."""
+
+
+def _fault_args(results: Results, prefix: str, kinds, drops=None) -> list:
+    """``--fault SPEC`` for each kind and calibrated drop, in kind order then drop order."""
+    args = []
+    for name, _, param, extra in kinds:
+        for row in results[f"{prefix}{name}"]:
+            if drops is None or row["drop"] in drops:
+                args += ["--fault", f"{name}:{param}={row['level']:.6g}{extra}"]
+    return args
+
+
+def _btv_steps() -> tuple[Step, ...]:
+    model, test = "resnet20-8", "r20-8.safetensors"
+    common = ["--chips", 1000, "--test-images", 540]
+    steps: list[Step] = [
+        (f"cal-{name}", lambda r, w, kind=kind: [
+            "calibrate", model, "--fault", kind, "--drop", ",".join(map(str, _BTV_DROPS)),
+            "--chips", 64, "--iterations", 10])
+        for name, kind, _, _ in _BTV_KINDS]
+    steps += [
+        ("fit", lambda r, w: ["btv", "fit", model, "-o", w / test, "--false-alarm", 0.01]),
+        ("evaluate", lambda r, w: ["btv", "evaluate", w / test, "--model", model,
+                                   *_fault_args(r, "cal-", _BTV_KINDS), *common,
+                                   "--offsets", "0,0.05,0.1,0.2,0.3"]),
+        ("layers", lambda r, w: ["btv", "evaluate", w / test, "--model", model,
+                                 *_fault_args(r, "cal-", _BTV_KINDS, (2,)), *common,
+                                 "--layers", "0.1,0.2,0.3,0.4,0.5", "--fresh-per-chip", 0]),
+    ]
+    for name, options in _BTV_SWEEP:
+        path = f"sweep-{name}.safetensors"
+        steps += [
+            (f"sweep-fit-{name}", lambda r, w, p=path, o=options: [
+                "btv", "fit", model, "-o", w / p, *o]),
+            (f"sweep-{name}", lambda r, w, p=path: [
+                "btv", "evaluate", w / p, "--model", model,
+                *_fault_args(r, "cal-", _BTV_KINDS[::2], (1,)), "--chips", 300,
+                "--test-images", 540, "--fresh-per-chip", 0]),
+        ]
+    return tuple(steps)
+
+
+# --- btv-zoo: paper 1 on the 32x32 zoo, scaled (docs/results-btv.md) --------------------------
+
+_ZOO_CALIBRATED = (
+    ("resnet20", _BTV_KINDS, 16, 100), ("fcn", _BTV_KINDS, 16, 100),
+    ("unet", _BTV_KINDS, 16, 100), ("repvgg-a0", _BTV_KINDS[::2], 16, 100),
+    ("resnet56", _BTV_KINDS[::2], 8, 50), ("mobilenet-v2", _BTV_KINDS[::2], 8, 50),
+)
+"""(model, fault kinds, chips per calibration estimate, chips per cell): the costlier models
+(one forward on one core: RepVGG-A0 4 ms, ResNet-56 9 ms, MobileNet-v2 22 ms through the
+engine at 100 inputs per chip) under multiplicative variation and bit-flips only, ResNet-56
+and MobileNet-v2 with fewer chips."""
+_ZOO_UNLABELLED = ("dcgan-g", "dcgan-d")
+"""No accuracy: evaluated at resnet20's levels."""
+
+
+def _zoo_steps() -> tuple[Step, ...]:
+    steps: list[Step] = []
+    evaluate = ["--offsets", "0,0.05,0.1,0.2,0.3", "--fresh-per-chip", 4]
+    for model, kinds, cal_chips, chips in _ZOO_CALIBRATED:
+        steps += [(f"cal-{model}-{name}", lambda r, w, m=model, k=kind, c=cal_chips: [
+            "calibrate", m, "--fault", k, "--drop", "1,2,5", "--chips", c, "--iterations", 8,
+            "--test-images", 100]) for name, kind, _, _ in kinds]
+        steps += [_zoo_fit(model), (f"eval-{model}", lambda r, w, m=model, k=kinds, n=chips: [
+            "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
+            *_fault_args(r, f"cal-{m}-", k), "--chips", n, *evaluate, "--test-images", 100])]
+        if model == "resnet20":  # the unlabelled models take resnet20's levels
+            for other in _ZOO_UNLABELLED:
+                steps += [_zoo_fit(other), (f"eval-{other}", lambda r, w, m=other: [
+                    "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
+                    *_fault_args(r, "cal-resnet20-", _BTV_KINDS), "--chips", 100, *evaluate])]
+    return tuple(steps)
+
+
+def _zoo_fit(model: str) -> Step:
+    return (f"fit-{model}", lambda r, w: [
+        "btv", "fit", model, "-o", w / f"{model}.safetensors", "--false-alarm", 0.01])
 
 
 def render_btv(results: Results, kinds: Sequence[str], sweep: Sequence[str]) -> dict[str, str]:
@@ -169,75 +252,16 @@ def _zoo_levels(results: Results, calibrated: Mapping[str, Sequence[str]]) -> st
     return rows_table(rows, "model")
 
 
-def _egis_table(rows: list[dict]) -> str:
-    lines = ["| cutoff | A_cutoff | K | TA | TE | YL | CTE | BTE | truly pass |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['cutoff']} | {row['cutoff_accuracy']:.2f} | {row['k']} | "
-                     + " | ".join(f"{row[key]:.1f}" for key in
-                                  ("ta", "te", "yl", "cte", "bte", "truly_pass")) + " |")
-    return "\n".join(lines)
-
-
-def _egis_fits(results: Results, fits: Sequence[tuple[str, str, float]]) -> str:
-    """One row per (calibration prefix, folder, drop) fit: σ_tot, pass counts, timings."""
-    lines = [("| fit | σ_tot | passed (A50/A60/A70) | H_c first → last | H_s first → last | "
-             "labels s | generator s | signatures s | compaction s (all members) |"),
-             "|---|---|---|---|---|---|---|---|---|"]
-    for prefix, folder, drop in fits:
-        fit = results[f"fit-{folder}"]
-        passed = "/".join(str(m["passed"]) for m in fit["members"] if m["k"] ==
-                          fit["members"][0]["k"])
-        lines.append(
-            f"| {folder} | {calibrated_level(results, f'cal-{prefix}', drop):.4g} | {passed} | "
-            f"{fit['h_c'][0]:.2f} → {fit['h_c'][1]:.2f} | "
-            f"{fit['h_s'][0]:.2f} → {fit['h_s'][1]:.2f} | {fit['labels_s']:.0f} | "
-            + ("reused | " if "generator_s" not in fit or fit["generator_s"] < 5 else
-               f"{fit['generator_s']:.0f} | ") + f"{fit['signatures_s']:.0f} | "
-            f"{fit['compaction_s']:.0f} |")
-    return "\n".join(lines)
-
-
-def render_egis(results: Results, settings: Sequence[tuple[str, float]]) -> dict[str, str]:
-    """Paper 2's tables on resnet20-8; `settings`: (name, calibrated drop) of each fit."""
-    lines = ["| mean drop | σ_tot | mean acc. | cutoff | K | TA | TE | YL | CTE | BTE |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for drop in (1, 2, 5):
-        for row in (r for r in results[f"eval-r20-typical-{drop}"] if r["k"] == 4):
-            lines.append(f"| {drop} pt | {calibrated_level(results, 'cal-r20', drop):.4g} | "
-                         f"{row['accuracy_mean']:.2f} | {row['cutoff']} | {row['k']} | "
-                         + " | ".join(f"{row[k]:.1f}" for k in ("ta", "te", "yl", "cte", "bte"))
-                         + " |")
-    return {
-        "egis-typical": _egis_table(results["eval-r20-typical-2"]),
-        "egis-extreme": _egis_table(results["eval-r20-extreme-2"]),
-        "egis-drops": "\n".join(lines),
-        "egis-fits": _egis_fits(results, [("r20", f"r20-{n}", d) for n, d in settings]),
-    }
-
-
-def render_egis_zoo(model: str) -> Callable[[Results], dict[str, str]]:
-    """The renderer of paper 2's tables on `model` (typical variability, drop 2)."""
-
-    def render(results: Results) -> dict[str, str]:
-        return {f"{model}-typical-2": _egis_table(results[f"eval-{model}-typical-2"]),
-                f"{model}-fits": _egis_fits(results, [(model, f"{model}-typical-2", 2)])}
-
-    return render
-
-
-def render_comparison(results: Results, names: Sequence[str]) -> dict[str, str]:
-    """One table per comparison in `names` (every method on the same chips), and levels."""
-    blocks = {}
-    for name in names:
-        lines = [("| method | TA | TE | YL | CTE | BTE | coverage | false alarm | AUC | "
-                 "test bytes | forwards | needs | fit s |"), "|" + "---|" * 13]
-        for r in results[name]:
-            lines.append(f"| {r['method']} | " + " | ".join(f"{r[k]:.1f}" for k in (
-                "ta", "te", "yl", "cte", "bte", "coverage", "false_alarm")) +
-                f" | {r['auc']:.3f} | {r['test_bytes']:,} | {r['forward_passes']} | "
-                f"{', '.join(r['needs'][1:]) or 'model only'} | {r['fit_s']:.1f} |")
-        blocks[name] = "\n".join(lines)
-    levels = [f"`{name}`: {calibrated_level(results, 'cal-' + name):.4g}" for name in names]
-    blocks["levels"] = "Calibrated levels (2-point mean drop): " + ", ".join(levels) + "."
-    return blocks
+EXPERIMENTS: dict[str, Experiment] = {
+    "btv": Experiment(
+        "results-btv.md", _btv_steps(),
+        partial(render_btv, kinds=[n for n, *_ in _BTV_KINDS], sweep=[n for n, _ in _BTV_SWEEP]),
+        blocks=("btv-levels", "btv-coverage", "btv-verifiable", "btv-offsets", "btv-harm",
+                "btv-layers", "btv-fa", "btv-sweep", "btv-fit")),
+    "btv-zoo": Experiment(
+        "results-btv.md", _zoo_steps(),
+        partial(render_zoo, calibrated={m: [n for n, *_ in kinds] for m, kinds, *_ in
+                                        _ZOO_CALIBRATED}, unlabelled=_ZOO_UNLABELLED),
+        blocks=("zoo-levels", "zoo-coverage", "zoo-verifiable", "zoo-fa", "zoo-harm",
+                "zoo-fit")),
+}
