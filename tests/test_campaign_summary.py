@@ -1,9 +1,9 @@
-"""`campaign_summary` against values worked out by hand."""
+"""`campaign_summary` and `accuracy_distribution` against values worked out by hand."""
 
 import numpy as np
 import pytest
 
-from cimtest.evaluation import campaign_summary
+from cimtest.evaluation import accuracy_distribution, campaign_summary
 
 
 def test_summary_of_known_accuracies():
@@ -21,3 +21,12 @@ def test_summary_of_known_accuracies():
 def test_one_chip_and_no_time():
     summary = campaign_summary(np.array([97.0]), ideal=99.0, seconds=0.0)
     assert summary["accuracy_sd"] == 0.0 and summary["chips_per_s"] is None
+
+
+def test_accuracy_distribution_of_known_accuracies():
+    # 1..21: linear interpolation puts the 5th percentile at 1 + 0.05 * 20 = 2, the median at
+    # 11 and the 95th at 20
+    row = accuracy_distribution(np.arange(1.0, 22.0))
+    assert row == pytest.approx({"accuracy_mean": 11.0, "accuracy_sd": np.sqrt(38.5),
+                                 "accuracy_p5": 2.0, "accuracy_p50": 11.0,
+                                 "accuracy_p95": 20.0})

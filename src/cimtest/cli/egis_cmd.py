@@ -119,6 +119,7 @@ def fit(
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
     from cimtest.engine import Campaign, Population, StoredChips
+    from cimtest.evaluation import accuracy_distribution
     from cimtest.methods import ChipOutcomes
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
 
@@ -163,6 +164,7 @@ def fit(
                       "pass_fraction": pass_fraction(accuracy, a_cutoff)}
     level = drop_line(fault, ideal, accuracy, calibration)
     mean_drop = ideal - float(accuracy.mean())
+    training = accuracy_distribution(accuracy)
     del accuracy  # from here on only the labels exist
     timings: dict[str, float] = {"labels_s": time.perf_counter() - start}
     with progress_bar("egis fit", unit="steps") as update:
@@ -196,7 +198,8 @@ def fit(
         "model": loaded.name, "fingerprint": loaded.fingerprint, "output": str(output),
         "fault": fault, "ideal_accuracy": ideal, "mean_drop": mean_drop,
         "calibration": None if calibration is None else calibration.as_dict(),
-        "images": images, "input_range": first.input_range, "chips": chips, "members": members,
+        "images": images, "input_range": first.input_range, "chips": chips, "training": training,
+        "members": members,
         "h_c": [curve[0, 0], curve[-1, 0]], "h_s": [curve[0, 1], curve[-1, 1]],
         "sid_entropy": list(first.sid_entropy_), **timings,
     }
@@ -268,7 +271,7 @@ def evaluate(
     import pandas as pd
 
     from cimtest.engine import Population
-    from cimtest.evaluation import evaluate_tests
+    from cimtest.evaluation import accuracy_distribution, evaluate_tests
     from cimtest.methods.egis import EntropyImageTest
     from cimtest.methods.egis_grid import ARTIFACT_FILE, member_dirs
     from cimtest.report import plots
@@ -295,7 +298,7 @@ def evaluate(
             [float(t.saved_info_["cutoff_accuracy"]) for t in loaded_tests], progress=update)
     rows = [{"test": str(path), "cutoff": test.saved_info_["cutoff"], "k": test.k, **row,
              "pass_fraction": test.saved_info_.get("pass_fraction"),
-             "chips": chips, "seed": seed, "fault": spec, "accuracy_mean": float(acc.mean())}
+             "chips": chips, "seed": seed, "fault": spec, **accuracy_distribution(acc)}
             for path, test, row in zip(tests, loaded_tests, scored)]
     if output:
         with atomic_file(output) as tmp:

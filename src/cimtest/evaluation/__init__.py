@@ -5,8 +5,8 @@ and populations and returns rows of the papers' metrics.
 """
 
 from cimtest.evaluation.btv import ChipResults, Level, chip_results, evaluate_btv, summarise
-from cimtest.evaluation.campaign import campaign_summary
+from cimtest.evaluation.campaign import accuracy_distribution, campaign_summary
 from cimtest.evaluation.screening import evaluate_tests
 
-__all__ = ["ChipResults", "Level", "campaign_summary", "chip_results", "evaluate_btv",
+__all__ = ["ChipResults", "Level", "accuracy_distribution", "campaign_summary", "chip_results", "evaluate_btv",
            "evaluate_tests", "summarise"]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "campaign_summary"]
+__all__ = ["PERCENTILES", "accuracy_distribution", "campaign_summary"]
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 """Percentiles of chip accuracy a summary reports."""
+
+
+def accuracy_distribution(accuracy: np.ndarray) -> dict[str, float]:
+    """A population's chip accuracy (percent) in flat, JSON-safe keys for a table row: mean,
+    sd and the 5th, 50th and 95th percentiles, so a reader sees how spread the chips are."""
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    p5, p50, p95 = np.percentile(accuracy, (5, 50, 95))
+    return {"accuracy_mean": float(accuracy.mean()),
+            "accuracy_sd": float(accuracy.std(ddof=1)) if accuracy.size > 1 else 0.0,
+            "accuracy_p5": float(p5), "accuracy_p50": float(p50), "accuracy_p95": float(p95)}
 
 
 def campaign_summary(accuracy: np.ndarray, ideal: float, seconds: float) -> dict:
@@ -18,7 +28,7 @@ def campaign_summary(accuracy: np.ndarray, ideal: float, seconds: float) -> dict
         "chips": int(accuracy.size),
         "ideal_accuracy": ideal,
         "accuracy_mean": float(accuracy.mean()),
-        "accuracy_sd": float(accuracy.std(ddof=1)) if accuracy.size > 1 else 0.0,
+        "accuracy_sd": accuracy_distribution(accuracy)["accuracy_sd"],
         "accuracy_min": float(accuracy.min()),
         "accuracy_max": float(accuracy.max()),
         "percentiles": {str(p): float(np.percentile(accuracy, p)) for p in PERCENTILES},
