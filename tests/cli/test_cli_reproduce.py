@@ -71,3 +71,12 @@ def test_a_kept_workdir_resumes_without_rerunning(tmp_path, monkeypatch):
     other = Experiment("doc.md", (("zoo", lambda r, w: ["zoo", "list", "--json"]),),
                        lambda r: {})
     assert run_experiment(other, tmp_path / "work")[0]["zoo"][0]["trained"] is False
+
+
+def test_a_document_without_its_blocks_is_refused_before_any_work(tmp_path):
+    name = next(iter(EXPERIMENTS))
+    (tmp_path / EXPERIMENTS[name].doc).write_text("no markers\n")
+    result = CliRunner().invoke(app, ["reproduce", name, "--docs", str(tmp_path),
+                                      "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 2 and "block for experiment" in result.stderr
+    assert not (tmp_path / "work").exists()

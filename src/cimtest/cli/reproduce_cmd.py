@@ -100,8 +100,7 @@ def reproduce(
         raise ConfigError(f"reproduce takes {', '.join(EXPERIMENTS)} or all; got '{target}'")
     folder = Path(docs)
     for name in names:
-        if not (folder / EXPERIMENTS[name].doc).is_file():
-            raise ArtifactError(f"'{folder / EXPERIMENTS[name].doc}' does not exist")
+        _check_blocks(name, folder / EXPERIMENTS[name].doc)
     written = {}
     for name in names:
         experiment = EXPERIMENTS[name]
@@ -123,6 +122,17 @@ def reproduce(
         return
     for name, info in written.items():
         stdout.print(f"{name}: rewrote {', '.join(info['blocks'])} in {info['doc']}")
+
+
+def _check_blocks(name: str, path: Path) -> None:
+    """Fail before any work if the document of experiment `name` lacks one of its blocks."""
+    if not path.is_file():
+        raise ArtifactError(f"'{path}' does not exist")
+    text = path.read_text()
+    for block in (*EXPERIMENTS[name].blocks, f"{name}-commands"):
+        if f"<!-- reproduce:{block} -->" not in text or f"<!-- /reproduce:{block} -->" not in text:
+            raise ArtifactError(f"'{path}' has no '<!-- reproduce:{block} -->' ... "
+                                f"'<!-- /reproduce:{block} -->' block for experiment '{name}'")
 
 
 def _copy_figures(experiment: Experiment, workdir: Path, docs: Path) -> None:
