@@ -125,6 +125,19 @@ def test_evaluate_layers_point_and_paper_tables(tiny, fitted):
     assert "Table V" in text.stdout and "mult 2 = mult:eta=0.4" in text.stdout
 
 
+def test_evaluate_plot_writes_the_spread_figure(tiny, fitted):
+    path, _ = fitted
+    png = tiny["root"] / "spread.png"
+    args = ("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],
+            "--fault", "mult:eta=0.2", "--fault", "bitflip:p=0.01", "--chips", 6, "--fresh", 10,
+            "--fresh-per-chip", 0, "--test-images", 20, "--point", 2, "--layers", "0.5")
+    result = run(*args, "--plot", png, "--json")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = run(*args, "--plot", tiny["root"] / "spread.pdf")
+    assert bad.exit_code == 2 and ".png" in bad.output
+
+
 def test_evaluate_layers_refuses_scoped_spec(tiny, fitted):
     path, _ = fitted
     result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["weights"],

@@ -209,6 +209,9 @@ def evaluate(
         200, "--test-images", help="Test images per chip's accuracy (default 200 of the 540 "
         "digits, to keep campaigns cheap)."),
     output: str = typer.Option(None, "-o", "--output", help="Also write the rows as .csv."),
+    plot: str = typer.Option(
+        None, "--plot", help="Also draw the ideal chip's outputs and sigma_y across the chips "
+        "of each level, for the vector and each --point image (paper Figs. 3-4), as .png."),
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
@@ -221,8 +224,9 @@ def evaluate(
     """Coverage, verifiable coverage, false alarms and AUC of a test, per fault spec."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
-    if output:
-        check_output(output, (".csv",))
+    for path, suffix in ((output, ".csv"), (plot, ".png")):
+        if path:
+            check_output(path, (suffix,))
     fractions = [] if layers is None else parse_floats(layers, "--layers")
     offset_values = parse_floats(offsets, "--offsets")
     if not offset_values:
@@ -233,7 +237,7 @@ def evaluate(
     cells = [(spec, level, None) for spec, level in levels]
     cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
     from cimtest.engine import Population
-    from cimtest.evaluation import Level, evaluate_btv
+    from cimtest.evaluation import Level, evaluate_btv, output_spreads
     from cimtest.methods.baselines import PointTestVectors
     from cimtest.methods.btv import BayesianTestVector
     from cimtest.report.btv_tables import TITLES, paper_tables
@@ -258,14 +262,23 @@ def evaluate(
     if baseline is not None:
         baseline.propose(loaded, images)
     levels = [Level(stack, spec, index, fraction) for (spec, index), stack, fraction in cells]
+    kept: list = []  # (level, chip results) for the figure
+    keep = (lambda level, results: kept.append((level, results))) if plot else None
     with progress_bar("btv evaluate") as update:
         rows = evaluate_btv(btv, base, levels, dataset, offsets=offset_values, point=baseline,
                             fresh=fresh, fresh_per_chip=fresh_per_chip, drop=drop, seed=seed,
-                            progress=update)
+                            progress=update, on_level=keep)
     ideal_accuracy = rows[0]["ideal_accuracy"]
     tables = paper_tables(rows, f"offset={offset_values[0]:g}")
     if output:
         _write_csv(output, rows, tables)
+    if plot:
+        from cimtest.report import plots
+
+        spreads = output_spreads(btv, base, kept, None if baseline is None else
+                                 baseline.inputs_)
+        with atomic_file(plot) as tmp:
+            Path(tmp).write_bytes(plots.btv_output_spreads(spreads))
     if json:
         emit_json(rows)
         return

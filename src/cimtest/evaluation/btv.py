@@ -4,13 +4,13 @@
 and labelled data) through every chip together, so σ_y and accuracy come from the very same
 weights; `summarise` turns them into coverage, verifiable coverage, false alarms and AUC with
 95 % Wilson bands; `evaluate_btv` runs both over a list of fault levels, as ``cimtest btv
-evaluate`` does.
+evaluate`` does; `output_spreads` gathers paper 1 Figs. 3-4's data from the same chips.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,7 @@ from cimtest.methods.btv import BayesianTestVector, spread
 from cimtest.metrics import coverage, false_alarm_rate, rate, roc_auc, verifiable_coverage
 from cimtest.progress import Progress
 
-__all__ = ["ChipResults", "Level", "chip_results", "evaluate_btv", "summarise"]
+__all__ = ["ChipResults", "Level", "chip_results", "evaluate_btv", "output_spreads", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,15 @@ class ChipResults:
     sigma_point : numpy.ndarray or None
         float64 (n_chips,): σ_y pooled over real images (the point-estimate baseline), or
         None.
+    sigma_images : numpy.ndarray or None
+        float64 (n_chips, P): σ_y of each real image on its own (paper 1 Fig. 4), or None.
     """
 
     sigma_y: np.ndarray
     accuracy: np.ndarray | None
     sigma_fresh: np.ndarray | None = None
     sigma_point: np.ndarray | None = None
+    sigma_images: np.ndarray | None = None
 
 
 def chip_results(
@@ -105,14 +108,16 @@ def chip_results(
     p = 0 if point is None else point.shape[0]
     parts = [test.sample_] + ([] if fresh is None else [fresh.reshape(-1, *fresh.shape[2:])])
     parts += ([] if point is None else [point]) + ([] if x is None else [x])
-    sigmas, scores, fresh_sigmas, point_sigmas = [], [], [], []
+    sigmas, scores, fresh_sigmas, point_sigmas, image_sigmas = [], [], [], [], []
     for _, out in population.iter_chunks(torch.cat(parts), progress=progress):
         sigmas.append(test.respond(out[:, :n]))
         if k:
             tests = out[:, n : n + k * n].reshape(out.shape[0] * k, n, *out.shape[2:])
             fresh_sigmas.append(test.respond(tests).reshape(out.shape[0], k))
         if p:
-            point_sigmas.append(spread(out[:, n + k * n : n + k * n + p].double()).numpy())
+            images = out[:, n + k * n : n + k * n + p].double()
+            point_sigmas.append(spread(images).numpy())
+            image_sigmas.append(spread(images.flatten(0, 1)).reshape(-1, p).numpy())
         if x is not None:
             scores.append(chip_accuracies(out[:, n + k * n + p :], y, task).numpy())
     return ChipResults(
@@ -120,6 +125,7 @@ def chip_results(
         np.concatenate(scores) if scores else None,
         np.concatenate(fresh_sigmas) if fresh_sigmas else None,
         np.concatenate(point_sigmas) if point_sigmas else None,
+        np.concatenate(image_sigmas) if image_sigmas else None,
     )
 
 
@@ -235,6 +241,7 @@ def evaluate_btv(
     drop: float = 1.0,
     seed: int = 0,
     progress: Progress | None = None,
+    on_level: Callable[[Level, ChipResults], None] | None = None,
 ) -> list[dict[str, object]]:
     """Every level's rows (`summarise`) on `chips.n` chips of `chips`' model and seed.
 
@@ -263,6 +270,9 @@ def evaluate_btv(
         Seed of the fresh draws.
     progress : Progress, optional
         ``progress(done, total, level spec)`` after each chunk of chips.
+    on_level : callable, optional
+        ``on_level(level, chip results)`` after each level, e.g. to keep the per-chip σ_y
+        for `output_spreads` without a second pass over the chips.
 
     Returns
     -------
@@ -293,6 +303,8 @@ def evaluate_btv(
             fresh=fresh_tests, point=None if point is None else point.inputs_,
             progress=None if progress is None else (
                 lambda done, total, stage=None, name=name: progress(done, total, name)))
+        if on_level is not None:
+            on_level(level, results)
         for row in summarise(results, thresholds, ideal_accuracy=ideal_accuracy,
                              fresh_sigma=fresh_sigma, far_threshold=far, drop=drop,
                              point_threshold=None if point is None else point.sigma_ideal_):
@@ -300,3 +312,55 @@ def evaluate_btv(
                          "base_level": level.base_spec, "layers": level.layers, **row,
                          "ideal_accuracy": ideal_accuracy, "sigma_ideal": test.sigma_ideal_})
     return rows
+
+
+def output_spreads(
+    test: BayesianTestVector,
+    chips: Population,
+    levels: Sequence[tuple[Level, ChipResults]],
+    images: torch.Tensor | None = None,
+) -> dict[str, object]:
+    """Paper 1 Figs. 3-4's data: the ideal chip's outputs for the stored test and each real
+    image, and σ_y of each across the chips of every whole-chip level.
+
+    Parameters
+    ----------
+    test : BayesianTestVector
+        A fitted test.
+    chips : Population
+        The model's chips (only its ideal chip is forwarded here).
+    levels : sequence of (Level, ChipResults)
+        Each level with its chip results (`evaluate_btv`'s ``on_level``); levels on a
+        fraction of the layers are left out.
+    images : torch.Tensor, optional
+        float32 (P, *input_shape): the real images of ``ChipResults.sigma_images``.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``inputs`` (``"vector"``, then ``"image 1"`` ...), ``ideal_outputs``
+        (per input, the ideal chip's output elements, every sample of the vector pooled),
+        ``ideal_sigma`` (per input, σ_y on the ideal chip) and ``levels``: per whole-chip
+        level, ``fault``, ``level`` (its spec), ``index`` and ``sigma`` (per input, σ_y of
+        every chip).
+    """
+    check_is_fitted(test, ("sample_",))
+    p = 0 if images is None else images.shape[0]
+    n = test.sample_.shape[0]
+    ideal = chips.with_faults(test.read_noise or "none", n=1)
+    parts = [test.sample_] + ([] if images is None else [images])
+    out = ideal.outputs(torch.cat(parts))[0].double()
+    per_input = [out[:n]] + [out[n + i : n + i + 1] for i in range(p)]
+    kept = []
+    for level, results in levels:
+        if level.layers is not None:
+            continue
+        sigma = [results.sigma_y] + [results.sigma_images[:, i] for i in range(p)]
+        kept.append({"fault": level.stack.kind, "level": level.stack.spec(),
+                     "index": level.index, "sigma": [s.tolist() for s in sigma]})
+    return {
+        "inputs": ["vector"] + [f"image {i + 1}" for i in range(p)],
+        "ideal_outputs": [o.reshape(-1).tolist() for o in per_input],
+        "ideal_sigma": [float(spread(o.reshape(1, -1))[0]) for o in per_input],
+        "levels": kept,
+    }

@@ -11,6 +11,7 @@ import torch
 
 __all__ = [
     "accuracy_histograms",
+    "btv_output_spreads",
     "entropy_curves",
     "flag_rate_curves",
     "image_grid",
@@ -176,3 +177,37 @@ def write_egis_figures(folder: Path, members: dict) -> None:
         (folder / name / "reward.png").write_bytes(reward_curve(test.reward_curve_.tolist()))
         titles = [f"SID {i}" for i in test.chosen_.tolist()]
         (folder / name / "images.png").write_bytes(image_grid(test.images_, titles))
+
+
+def btv_output_spreads(data: dict) -> bytes:
+    """Paper 1 Figs. 3-4: per input (the vector, then real images) the ideal chip's output
+    values, and σ_y across the chips of each level beside the ideal chip's, per fault kind.
+
+    `data` is `cimtest.evaluation.output_spreads`; one row of panels per input, each with
+    its own scale, since a real image's σ_y on the ideal chip is many times the vector's.
+    """
+    kinds = list(dict.fromkeys(level["fault"] for level in data["levels"]))
+    inputs = data["inputs"]
+    fig, axes = _figure(2.8 * (1 + len(kinds)), 2.2 * len(inputs), columns=1 + len(kinds),
+                        rows=len(inputs))
+    for row, name in enumerate(inputs):
+        ideal = data["ideal_sigma"][row]
+        ax = axes[row][0]
+        ax.hist(data["ideal_outputs"][row], bins=30, color="tab:grey")
+        ax.set_title(f"{name}: ideal chip's outputs (σ_y {ideal:.3g})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        for column, kind in enumerate(kinds, start=1):
+            ax = axes[row][column]
+            mine = sorted((lv for lv in data["levels"] if lv["fault"] == kind),
+                          key=lambda lv: lv["index"])
+            ax.boxplot([lv["sigma"][row] for lv in mine], positions=range(1, len(mine) + 1),
+                       widths=0.6, showfliers=False)
+            ax.plot([0], [ideal], marker="o", color="tab:green")
+            ax.axhline(ideal, color="tab:green", ls="--", lw=0.8)
+            labels = [lv["level"].split("=", 1)[1].split(",")[0] for lv in mine]
+            ax.set_xticks(range(len(mine) + 1), ["ideal", *labels], fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.set_title(f"{name}: σ_y under {kind}", fontsize=8)
+            if row == len(inputs) - 1:
+                ax.set_xlabel("level (η or p)", fontsize=7)
+    return _png(fig)
