@@ -16,7 +16,8 @@ def _row(fault: str, index: int, layers: float | None, rule: str) -> dict:
             "k": 4, "cutoff": "A50", "cutoff_accuracy": 97.0, "ta": 90.0, "te": 1.0,
             "yl": 2.0, "cte": 3.0, "bte": 4.0, "truly_pass": 50.0, "method": "btv",
             "false_alarm": 5.0, "test_bytes": 1000, "forward_passes": 3,
-            "needs": ["model"], "fit_s": 1.5, "chips": 10, "ceiling": 80.0}
+            "needs": ["model"], "fit_s": 1.5, "chips": 10, "ceiling": 80.0,
+            "pass_fraction": 0.5}
 
 
 class _Results(dict):

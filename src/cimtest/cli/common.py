@@ -344,10 +344,12 @@ def run_comparison(
     input_range: tuple[float, float] | None = None,
     real_share: float | None = None,
     copies: int = 1,
+    learned: bool = False,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
-    holds out `real_share` of `dataset` as the real-image pool (seeded)."""
+    holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` adds the
+    `optimized` and `learned` tests with their defaults."""
     from cimtest.report import compare, default_methods
     from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
 
@@ -357,7 +359,8 @@ def run_comparison(
              f"the model takes {loaded.input_shape}")
     methods = default_methods(k=k, seed=seed, input_range=input_range,
                               egis={"sid_size": images, "steps": steps},
-                              btv={"steps": btv_steps}, image_inputs=image_inputs)
+                              btv={"steps": btv_steps}, image_inputs=image_inputs,
+                              learned={} if learned else None)
     with progress_bar("compare", unit="steps") as update:
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,

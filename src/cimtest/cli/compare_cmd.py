@@ -46,6 +46,10 @@ def compare_cmd(
     images: int = typer.Option(2048, help="N, EGIS synthetic images."),
     steps: int = typer.Option(200, help="EGIS generator steps."),
     btv_steps: int = typer.Option(300, "--btv-steps", help="Bayesian test vector Adam steps."),
+    learned: bool = typer.Option(False, "--learned", help="Add the two tests whose K inputs "
+                                 "are optimised through the training chips: 'optimized' (real "
+                                 "images, chip accuracies) and 'learned' (synthetic images, "
+                                 "chip labels only); minutes each at 1,000 chips."),
     seed: int = typer.Option(0, help="Seed of the training chips and of every method."),
     eval_seed: int = typer.Option(1, "--eval-seed", help="Seed of the evaluation chips."),
     output: str = typer.Option(None, "-o", "--output", help="Write the RUN directory here "
@@ -115,7 +119,7 @@ def compare_cmd(
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
-                            real_share=real_share, copies=augment)
+                            real_share=real_share, copies=augment, learned=learned)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])

@@ -37,6 +37,7 @@ from cimtest.methods import (
     RandomSyntheticTest,
     TestMethod,
 )
+from cimtest.methods.detector import AccuracyRegressor
 from cimtest.metrics import rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
@@ -104,7 +105,8 @@ class Comparison:
         One per method: ``method, ta, te, yl, cte, bte, coverage, false_alarm, auc`` (percent
         except AUC), ``ceiling`` (the truth's split-half agreement, percent, the same for
         every row), ``pass_fraction`` (share of the training chips that pass, 0..1),
-        ``test_bytes, detector_bytes, forward_passes, needs, fit_s``.
+        ``test_bytes, detector_bytes, forward_passes, needs, fit_s``, and ``accuracy_rmse``
+        (points, of the tests that predict each chip's accuracy; None for the others).
     roc : dict
         Method name → (fpr, tpr) arrays on the evaluation chips (positive = truly fail).
     train_accuracy, eval_accuracy : numpy.ndarray
@@ -273,6 +275,7 @@ def compare(
             "forward_passes": len(inputs[name]),
             "needs": ["model", *method.needs],
             "fit_s": fit_s[name],
+            "accuracy_rmse": _accuracy_rmse(method, score, eval_acc),
         })
         roc[name] = roc_curve(score, failed)
         scores[name], flags[name] = score, flagged
@@ -290,6 +293,16 @@ def compare(
     forwards = {"train": len(bank), "eval": len(test_bank), "train_s": train_s, "eval_s": eval_s}
     return Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods, scores, flags,
                       setup)
+
+
+def _accuracy_rmse(method: TestMethod, score: np.ndarray, accuracy: np.ndarray) -> float | None:
+    """RMSE (points) of the accuracy a test predicts (score = A_cutoff minus it), None for
+    tests that predict pass/fail only."""
+    model = getattr(method, "regressor_", getattr(method, "detector_", None))
+    cutoff = getattr(method, "cutoff_accuracy_", None)
+    if not isinstance(model, AccuracyRegressor) or cutoff is None:
+        return None
+    return float(np.sqrt(np.mean((cutoff - score - accuracy) ** 2)))
 
 
 def _json_params(method: TestMethod) -> dict:

@@ -1,5 +1,6 @@
-"""The comparison's experiment (docs/comparison.md): every method on the same chips.
-Budget on the 2-core reference machine: ~45 min on two threads."""
+"""The comparison's experiments (docs/comparison.md): every method on the same chips.
+Budgets on the 2-core reference machine, one torch thread: ``comparison`` (ResNet-20, with
+the learned tests) ~40 min; ``comparison-vgg`` (VGG-16, without them) ~45 min."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from cimtest.report.experiments.base import Experiment, Results, calibrated_level
+from cimtest.report.experiments.base import Experiment, Results, Step, calibrated_level
 
 __all__ = ["EXPERIMENTS"]
 
@@ -15,11 +16,16 @@ __all__ = ["EXPERIMENTS"]
 # --- comparison: every method on the same chips (docs/comparison.md) -------------------------
 
 _COMPARISONS = (
-    ("r20-typical", "resnet20-8", "egis-typical:sigma", "cal-r20-typical", 1000, 2048),
-    ("r20-bitflip", "resnet20-8", "bitflip:p", "cal-r20-bitflip", 1000, 2048),
-    ("vgg-typical", "vgg16-8", "egis-typical:sigma", "cal-vgg-typical", 300, 512),
-    ("vgg-bitflip", "vgg16-8", "bitflip:p", "cal-vgg-bitflip", 300, 512),
+    ("r20-typical", "resnet20-8", "egis-typical:sigma", "cal-r20-typical", 1000, 2048, True),
+    ("r20-bitflip", "resnet20-8", "bitflip:p", "cal-r20-bitflip", 1000, 2048, True),
 )
+"""(name, model, fault, calibration step, D = E chips, EGIS images N, with the learned tests)."""
+_VGG_COMPARISONS = (
+    ("vgg-typical", "vgg16-8", "egis-typical:sigma", "cal-vgg-typical", 300, 512, False),
+    ("vgg-bitflip", "vgg16-8", "bitflip:p", "cal-vgg-bitflip", 300, 512, False),
+)
+"""VGG-16 without the learned tests: a typical-RRAM VGG-16 chip takes ~3.6 s to draw on one
+core, so their 100 steps of 32 chips would take over an hour each."""
 
 
 def _calibrate(model: str, kind: str, chips: int) -> Callable[[Results, Path], list]:
@@ -27,36 +33,56 @@ def _calibrate(model: str, kind: str, chips: int) -> Callable[[Results, Path], l
                                      "--chips", chips, "--iterations", 10]
 
 
-def _compare(model: str, spec: str, cal: str, chips: int, images: int):
+def _compare(model: str, spec: str, cal: str, chips: int, images: int, learned: bool):
     return lambda results, workdir: ["compare", model, "--fault",
                                      f"{spec}={calibrated_level(results, cal):.4g}",
-                                     "--chips", chips, "--images", images]
+                                     "--chips", chips, "--images", images,
+                                     *(["--learned"] if learned else [])]
 
 
-def render_comparison(results: Results, names: Sequence[str]) -> dict[str, str]:
-    """One table per comparison in `names` (every method on the same chips), and levels."""
+def _steps(comparisons: Sequence[tuple]) -> tuple[Step, ...]:
+    """Each setting's calibration, then each setting's comparison at its level."""
+    return (tuple((cal, _calibrate(model, spec.split(":")[0], 64 if chips > 300 else 32))
+                  for _, model, spec, cal, chips, *_ in comparisons) +
+            tuple((name, _compare(model, spec, cal, chips, images, learned))
+                  for name, model, spec, cal, chips, images, learned in comparisons))
+
+
+def _optional(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def render_comparison(results: Results, names: Sequence[str], levels: str) -> dict[str, str]:
+    """One table per comparison in `names` (every method on the same chips, with the truth's
+    ceiling and the training chips' pass share), and their levels in block `levels`."""
     blocks = {}
     for name in names:
-        lines = [("| method | TA | TE | YL | CTE | BTE | coverage | false alarm | AUC | "
-                 "test bytes | forwards | needs | fit s |"), "|" + "---|" * 13]
+        lines = [("| method | TA | ceiling | TE | YL | CTE | BTE | coverage | false alarm | "
+                  "AUC | accuracy RMSE | pass % | test bytes | forwards | needs | fit s |"),
+                 "|" + "---|" * 16]
         for r in results[name]:
-            lines.append(f"| {r['method']} | " + " | ".join(f"{r[k]:.1f}" for k in (
-                "ta", "te", "yl", "cte", "bte", "coverage", "false_alarm")) +
-                f" | {r['auc']:.3f} | {r['test_bytes']:,} | {r['forward_passes']} | "
-                f"{', '.join(r['needs'][1:]) or 'model only'} | {r['fit_s']:.1f} |")
+            lines.append(
+                f"| {r['method']} | {r['ta']:.1f} | {r['ceiling']:.1f} | " + " | ".join(
+                    f"{r[k]:.1f}" for k in ("te", "yl", "cte", "bte", "coverage",
+                                            "false_alarm")) +
+                f" | {r['auc']:.3f} | {_optional(r.get('accuracy_rmse'), 2)} | "
+                f"{100 * r['pass_fraction']:.1f} | {r['test_bytes']:,} | "
+                f"{r['forward_passes']} | {', '.join(r['needs'][1:]) or 'model only'} | "
+                f"{r['fit_s']:.1f} |")
         blocks[name] = "\n".join(lines)
-    levels = [f"`{name}`: {calibrated_level(results, 'cal-' + name):.4g}" for name in names]
-    blocks["levels"] = "Calibrated levels (2-point mean drop): " + ", ".join(levels) + "."
+    found = [f"`{name}`: {calibrated_level(results, 'cal-' + name):.4g}" for name in names]
+    blocks[levels] = "Calibrated levels (2-point mean drop): " + ", ".join(found) + "."
     return blocks
 
 
+def _experiment(comparisons: Sequence[tuple], levels: str) -> Experiment:
+    names = [name for name, *_ in comparisons]
+    return Experiment("comparison.md", _steps(comparisons),
+                      partial(render_comparison, names=names, levels=levels),
+                      blocks=(*names, levels))
+
+
 EXPERIMENTS: dict[str, Experiment] = {
-    "comparison": Experiment(
-        "comparison.md",
-        tuple((cal, _calibrate(model, spec.split(":")[0], 64 if chips > 300 else 32))
-              for _, model, spec, cal, chips, _ in _COMPARISONS) +
-        tuple((name, _compare(model, spec, cal, chips, images))
-              for name, model, spec, cal, chips, images in _COMPARISONS),
-        partial(render_comparison, names=[name for name, *_ in _COMPARISONS]),
-        blocks=tuple(name for name, *_ in _COMPARISONS) + ("levels",)),
+    "comparison": _experiment(_COMPARISONS, "levels"),
+    "comparison-vgg": _experiment(_VGG_COMPARISONS, "vgg-levels"),
 }
