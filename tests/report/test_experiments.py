@@ -17,7 +17,7 @@ def _row(fault: str, index: int, layers: float | None, rule: str) -> dict:
             "yl": 2.0, "cte": 3.0, "bte": 4.0, "truly_pass": 50.0, "method": "btv",
             "false_alarm": 5.0, "test_bytes": 1000, "forward_passes": 3,
             "needs": ["model"], "fit_s": 1.5, "chips": 10, "ceiling": 80.0,
-            "pass_fraction": 0.5}
+            "pass_fraction": 0.5, "ideal_accuracy": 99.0}
 
 
 class _Results(dict):
@@ -28,7 +28,7 @@ class _Results(dict):
             value = {"final_loss": 0.1, "sigma_ideal": 0.01, "threshold_false_alarm": None,
                      "seconds": 10, "storage_bytes": 1000, "n_samples": 1,
                      "members": [{"cutoff": "A50", "k": k, "passed": 5, "best_reward": 90.0,
-                                  "pass_fraction": 0.5} for k in (2, 4)],
+                                  "pass_fraction": 0.5, "ideal_accuracy": 99.0} for k in (2, 4)],
                      "chips": 10, "mean_drop": 2.0, "training": {"accuracy_mean": 97.0},
                      "h_c": [1.0, 2.0], "h_s": [3.0, 4.0], "labels_s": 1.0,
                      "generator_s": 30.0, "signatures_s": 2.0, "compaction_s": 3.0}

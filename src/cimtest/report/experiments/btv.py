@@ -73,6 +73,61 @@ def _btv_steps() -> tuple[Step, ...]:
     return tuple(steps)
 
 
+# --- btv-paper: resnet20-8 at the paper's own eta and P_flip (docs/results-btv.md) -------------
+
+_PAPER_LEVELS = (("mult", "eta", (0.01, 0.05, 0.1, 0.2, 0.4), ""),
+                 ("add", "eta", (0.01, 0.05, 0.1, 0.2, 0.4), ""),
+                 ("bitflip", "p", (0.0002, 0.001, 0.005, 0.01, 0.018), ""),
+                 ("levelflip", "p", (0.0002, 0.001, 0.005, 0.01, 0.018), ",bits=2"))
+"""(kind, level parameter, levels, extra parameters): paper 1's range of eta_0 (0.01-0.4) and
+P_flip (0.02-1.8 %, here as a probability) in five steps per kind."""
+_PAPER_CHIPS = 300
+"""Chips per level: 20 levels x 300 chips x 552 forwards at 0.2 ms ~ 11 min on one core."""
+
+
+def _paper_faults(levels=_PAPER_LEVELS) -> list:
+    """``--fault SPEC`` for every kind and level of `levels`."""
+    return [a for kind, param, values, extra in levels for v in values
+            for a in ("--fault", f"{kind}:{param}={v:g}{extra}")]
+
+
+def _paper_steps() -> tuple[Step, ...]:
+    model, test = "resnet20-8", "r20-8.safetensors"
+    return (
+        ("fit", lambda r, w: ["btv", "fit", model, "-o", w / test, "--false-alarm", 0.01]),
+        ("evaluate", lambda r, w: [
+            "btv", "evaluate", w / test, "--model", model, *_paper_faults(),
+            "--chips", _PAPER_CHIPS, "--test-images", 540, "--point", 3,
+            "--plot", w / "spread.png"]),
+    )
+
+
+def render_paper(results: Results) -> dict[str, str]:
+    """The paper-level table and fit line of resnet20-8."""
+    return {"btv-paper-levels": _paper_table(results["evaluate"]) + "\n\n"
+            + _fit_line(results["fit"])}
+
+
+def _paper_table(rows: list[dict]) -> str:
+    """Per level: accuracy, coverage (both rules), verifiable coverage, false alarms, AUC."""
+    lines = [("| level | mean acc. (drop) | dropped % | coverage | verifiable | FA ideal | "
+              "FA no-drop | coverage, 1 % FA rule | FA ideal, 1 % FA rule | AUC |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    rules = {(r["level"], r["rule"]): r for r in rows if r["layers"] is None}
+    for (level, rule), row in rules.items():
+        if rule != "offset=0":
+            continue
+        far = rules.get((level, "false_alarm"), {})
+        drop = row["ideal_accuracy"] - row["accuracy_mean"]
+        auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
+        lines.append(
+            f"| {level} | {row['accuracy_mean']:.2f} ({drop:.2f}) | {100 * row['dropped']:.1f} "
+            f"| {pct(row, 'coverage')} | {pct(row, 'verifiable_coverage')} | "
+            f"{pct(row, 'false_alarm_ideal')} | {pct(row, 'false_alarm_nodrop')} | "
+            f"{pct(far, 'coverage')} | {pct(far, 'false_alarm_ideal')} | {auc} |")
+    return "\n".join(lines)
+
+
 # --- btv-zoo: paper 1 on the 32x32 zoo, scaled (docs/results-btv.md) --------------------------
 
 _ZOO_CALIBRATED = (
@@ -104,6 +159,61 @@ def _zoo_steps() -> tuple[Step, ...]:
                     "btv", "evaluate", w / f"{m}.safetensors", "--model", m,
                     *_fault_args(r, "cal-resnet20-", _BTV_KINDS), "--chips", 100, *evaluate])]
     return tuple(steps)
+
+
+_ZOO_LAYERS = (("resnet20", 40, 100),)
+"""(model, chips per cell, test images) of Tables V and VI at 32x32; the other Table V models
+are one line each (one forward on one core: RepVGG-A0 4 ms, ResNet-56 9 ms, MobileNet-v2
+22 ms, against ResNet-20's 3 ms, each to be trained first), left out to fit the budget."""
+_ZOO_TABLE_V = (("mult", "eta", (0.2,), ""), ("add", "eta", (0.05,), ""),
+                ("bitflip", "p", (0.005,), ""), ("levelflip", "p", (0.005,), ",bits=2"))
+"""Table V's constant level per kind (paper values: eta_0 and P_flip of Tables II-III)."""
+_ZOO_TABLE_VI = (("mult", "eta", (0.1, 0.2, 0.4), ""), ("bitflip", "p", (0.001, 0.005, 0.01), ""))
+"""Table VI's levels (the paper: multiplicative variation at Table II's levels; bit-flips
+added), also the levels of the spread figure."""
+_ZOO_OFFSETS = (0, 0.25, 0.5, 1, 2, 4, 8, 16)
+"""Threshold offsets of Table VI, in multiples of σ_y of the ideal chip (the paper's own
+offsets are in its σ_y units, which differ per model)."""
+
+
+def _zoo_layer_steps() -> tuple[Step, ...]:
+    steps: list[Step] = []
+    for model, chips, images in _ZOO_LAYERS:
+        test, common = f"{model}.safetensors", ["--chips", chips, "--test-images", images,
+                                                "--fresh-per-chip", 0]
+        steps += [
+            _zoo_fit(model),
+            (f"layers-{model}", lambda r, w, m=model, t=test, c=common: [
+                "btv", "evaluate", w / t, "--model", m, *_paper_faults(_ZOO_TABLE_V), *c,
+                "--layers", "0.1,0.2,0.3,0.4,0.5", "--point", 0]),
+            (f"offsets-{model}", lambda r, w, m=model, t=test, c=common: [
+                "btv", "evaluate", w / t, "--model", m, *_paper_faults(_ZOO_TABLE_VI), *c,
+                "--offsets", ",".join(f"{k * r[f'fit-{m}']['sigma_ideal']:.4g}"
+                                      for k in _ZOO_OFFSETS),
+                "--point", 3, "--plot", w / f"spread-{m}.png"]),
+        ]
+    return tuple(steps)
+
+
+def render_zoo_layers(results: Results, models: Sequence[str]) -> dict[str, str]:
+    """Tables V and VI on the 32x32 `models`."""
+    from cimtest.report.btv_tables import paper_tables
+
+    layers, offsets = [], []
+    for model in models:
+        rows = results[f"layers-{model}"]
+        sigma = results[f"fit-{model}"]["sigma_ideal"]
+        layers.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}, ideal accuracy "
+                      f"{rows[0]['ideal_accuracy']:.2f} %):\n\n"
+                      + markdown(_named_levels(paper_tables(rows, "offset=0")["layers"], rows))
+                      + "\n\nMean accuracy (%) and AUC of σ_y for a 1-point drop on the "
+                      "same chips:\n\n" + _layer_harm(rows))
+        rows = results[f"offsets-{model}"]
+        table = _named_levels(paper_tables(rows, "offset=0")["offsets"], rows)
+        table.columns = [f"+{float(c) / sigma:g} σ ({float(c):.3g})" for c in table.columns]
+        offsets.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}):\n\n"
+                       + markdown(table))
+    return {"zoo-layers": "\n\n".join(layers), "zoo-offsets": "\n\n".join(offsets)}
 
 
 def _zoo_fit(model: str) -> Step:
@@ -258,6 +368,14 @@ EXPERIMENTS: dict[str, Experiment] = {
         partial(render_btv, kinds=[n for n, *_ in _BTV_KINDS], sweep=[n for n, _ in _BTV_SWEEP]),
         blocks=("btv-levels", "btv-coverage", "btv-verifiable", "btv-offsets", "btv-harm",
                 "btv-layers", "btv-fa", "btv-sweep", "btv-fit")),
+    "btv-paper": Experiment(
+        "results-btv.md", _paper_steps(), render_paper, blocks=("btv-paper-levels",),
+        figures=(("spread.png", "img/btv-spread-r20-8.png"),)),
+    "btv-zoo-layers": Experiment(
+        "results-btv.md", _zoo_layer_steps(),
+        partial(render_zoo_layers, models=[m for m, *_ in _ZOO_LAYERS]),
+        blocks=("zoo-layers", "zoo-offsets"),
+        figures=tuple((f"spread-{m}.png", f"img/btv-spread-{m}.png") for m, *_ in _ZOO_LAYERS)),
     "btv-zoo": Experiment(
         "results-btv.md", _zoo_steps(),
         partial(render_zoo, calibrated={m: [n for n, *_ in kinds] for m, kinds, *_ in
