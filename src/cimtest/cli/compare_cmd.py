@@ -103,6 +103,10 @@ def compare_cmd(
     loaded = resolve_model(model, weights, input_shape, "classification", data)
     dataset = resolve_data(loaded, data, test_images, normalise)
     low_high = resolve_input_range(low_high, loaded, dataset, data)
+    if learned:  # before any work: their steps need the gradient in the inputs
+        from cimtest.methods.selection import check_differentiable
+
+        check_differentiable(loaded.module, dataset.x[:1])
     ideal_chip = Population(loaded.module, "none", n=1, memory=memory)
     check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()

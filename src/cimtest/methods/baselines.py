@@ -28,6 +28,7 @@ from cimtest.methods.btv import spread
 from cimtest.methods.detector import AccuracyRegressor, Detector
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.generator import default_range
+from cimtest.methods.selection import check_differentiable
 from cimtest.progress import Progress
 
 __all__ = [
@@ -123,6 +124,7 @@ class FGSMTestImages(TestMethod):
         check_interval("step", self.step, 0, 1, owner, closed="neither")
         module, _, _, _ = resolve_model(model)
         seeds = _real_images(data, self.k, self.seed, owner)
+        check_differentiable(module, seeds[:1], "FGSM test images")
         population, ideal = ideal_chip(module, self.seed)
         with torch.no_grad():
             labels = ideal(seeds).argmax(dim=1)

@@ -45,8 +45,10 @@ def _ridge_error(x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray
     return float(np.mean(residual**2))
 
 
-def check_differentiable(module: nn.Module, x: torch.Tensor) -> None:
-    """`ConfigError` unless `module`'s outputs on `x` have a finite gradient in `x`."""
+def check_differentiable(module: nn.Module, x: torch.Tensor,
+                         owner: str = "learned and optimized tests") -> None:
+    """`ConfigError` unless `module`'s outputs on `x` have a finite gradient in `x` (`owner`
+    names what needs it)."""
     x = x.detach().clone().requires_grad_()
     try:
         with torch.enable_grad():
@@ -54,7 +56,7 @@ def check_differentiable(module: nn.Module, x: torch.Tensor) -> None:
     except RuntimeError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"the model is not differentiable in its inputs ({first}); "
-                          "learned and optimized tests need its gradient") from None
+                          f"{owner} need its gradient") from None
     if grad is None or not torch.isfinite(grad).all():
         raise ConfigError("the model is not differentiable in its inputs (no finite gradient "
-                          "reaches them); learned and optimized tests need its gradient")
+                          f"reaches them); {owner} need its gradient")

@@ -15,7 +15,7 @@ from cimtest.report import plots
 __all__ = ["SECTIONS", "render_report", "write_report"]
 
 SECTIONS = ("setup", "table", "roc", "coverage", "populations", "egis-entropy",
-            "compaction", "egis-images", "btv-vector")
+            "compaction", "egis-images", "learned-inputs", "btv-vector")
 """The ids of the report's sections, in order (a section without data says so)."""
 
 _STYLE = """
@@ -30,7 +30,7 @@ _COLUMNS = (("method", "method"), ("ta", "TA %"), ("te", "TE %"), ("yl", "YL %")
             ("cte", "CTE %"), ("bte", "BTE %"), ("coverage", "coverage %"),
             ("false_alarm", "false alarm %"), ("auc", "ROC AUC"), ("test_bytes", "test bytes"),
             ("detector_bytes", "detector bytes"), ("forward_passes", "forwards / chip"),
-            ("needs", "needs"), ("fit_s", "fit s"))
+            ("needs", "needs"), ("fit_s", "fit s"), ("accuracy_rmse", "accuracy RMSE"))
 
 
 def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
@@ -66,6 +66,8 @@ def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
     parts.append(_section("egis-images", "The K chosen EGIS images", _img(plots.image_grid(
         images, [f"SID #{i}" for i in egis["chosen"]])) if images is not None and egis
         else _absent("EGIS")))
+    parts.append(_section("learned-inputs", "The learned tests' inputs, before and after their "
+                          "gradient steps", _learned_inputs(doc.get("learned", {}), tensors)))
     mean, variance = tensors.get("btv_mean"), tensors.get("btv_variance")
     if mean is not None and variance is not None:
         vector = _img(plots.image_grid(torch.stack([mean, variance]), ["mean", "variance"],
@@ -99,6 +101,7 @@ def _setup_table(doc: dict) -> str:
              ("evaluation chips (seed)", f"{setup['eval_chips']} ({setup['eval_seed']})"),
              ("cutoff", f"{setup['cutoff']} = {doc['cutoff_accuracy']:.2f} %"),
              ("ideal chip accuracy", f"{doc['ideal_accuracy']:.2f} %"),
+             ("truth's ceiling (split-half agreement)", _percent(setup.get("ceiling"))),
              ("labelled data", f"{setup['data']} ({setup['data_images']} images)"),
              ("real images of the baselines", setup["real"]
               + (f" ({setup['real_images']} images)" if "real_images" in setup else "")),
@@ -110,14 +113,34 @@ def _setup_table(doc: dict) -> str:
     return f"<table>{rows}</table>"
 
 
+def _learned_inputs(learned: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """Per learned test, its K start inputs then its K learned inputs, and which step it kept."""
+    parts = []
+    for name, info in learned.items():
+        start, final = tensors.get(f"{name}_start"), tensors.get(f"{name}_inputs")
+        if start is None or final is None:
+            continue
+        k = len(final)
+        titles = ([f"start {i + 1}" for i in range(k)] + [f"learned {i + 1}" for i in range(k)])
+        parts.append(f"<h3>{_e(name)}</h3>\n" + _img(plots.image_grid(
+            torch.cat([start, final]), titles)) + f"<p class=\"note\">{_e(info['init'])} "
+            f"candidates #{_e(', '.join(map(str, info['chosen'])))} chosen greedily, then "
+            f"{_e(info['steps'])} steps through the training chips with a {_e(info['readout'])} "
+            f"read-out; kept: step {_e(info['best_step'])} (the best on held-out training "
+            "chips; 0 = the greedy choice).</p>")
+    return "".join(parts) or _absent("learned tests (`cimtest compare --learned` adds them)")
+
+
 def _rows_table(rows: list[dict]) -> str:
     head = "".join(f"<th>{_e(label)}</th>" for _, label in _COLUMNS)
     body = []
     for row in rows:
         cells = []
         for key, _ in _COLUMNS:
-            value = row[key]
-            if key == "needs":
+            value = row.get(key)
+            if value is None:
+                value = ""
+            elif key == "needs":
                 value = ", ".join(value[1:]) or "model only"
             elif key == "auc":
                 value = f"{value:.3f}"
@@ -128,6 +151,10 @@ def _rows_table(rows: list[dict]) -> str:
             cells.append(f"<td>{_e(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _percent(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.1f} %"
 
 
 def _section(anchor: str, heading: str, content: str) -> str:

@@ -3,8 +3,9 @@
 
 `cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
 holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
-accuracy-drop bin and the generator/annealing curves; the safetensors file the EGIS images
-and the Bayesian vector's mean and variance (no pickle anywhere). The JSON carries a digest
+accuracy-drop bin and the generator/annealing curves; the safetensors file the EGIS images,
+the Bayesian vector's mean and variance, and each learned test's K inputs before and after
+its gradient steps (``NAME_start``, ``NAME_inputs``; no pickle anywhere). The JSON carries a digest
 over itself and the tensors (`cimtest.fingerprint.content_digest`); a run whose digest fails
 is refused. ``roc.png`` is a rendering of the JSON's curves and is not covered.
 """
@@ -67,6 +68,12 @@ def run_document(comparison: Comparison, ideal_accuracy: float) -> dict:
     if btv is not None and hasattr(btv, "loss_curve_"):
         doc["btv"] = {"loss_curve": btv.loss_curve_.tolist(), "sigma_ideal": btv.sigma_ideal_,
                       "threshold": btv.threshold_}
+    learned = {name: {"init": m.init, "readout": m.readout, "steps": m.steps,
+                      "best_step": m.best_step_, "chosen": m.chosen_.tolist(),
+                      "check_curve": m.check_curve_.tolist()}
+               for name, m in _learned(methods).items()}
+    if learned:
+        doc["learned"] = learned
     return doc
 
 
@@ -85,6 +92,9 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
     if btv is not None and hasattr(btv, "mean_"):
         tensors["btv_mean"] = btv.mean_
         tensors["btv_variance"] = btv.log_var_.exp()
+    for name, method in _learned(comparison.methods).items():
+        tensors[f"{name}_start"] = method.initial_inputs_
+        tensors[f"{name}_inputs"] = method.inputs_
     tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
     try:
         with atomic_directory(path) as tmp:
@@ -137,6 +147,12 @@ def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
                             "was edited or corrupted after it was written; rerun `cimtest "
                             "compare`")
     return doc, tensors
+
+
+def _learned(methods: dict) -> dict:
+    """The fitted tests whose inputs were optimised by gradient (`optimized`, `learned`)."""
+    return {name: m for name, m in methods.items() if hasattr(m, "initial_inputs_")
+            and hasattr(m, "best_step_")}
 
 
 def _flag_rate_by_drop(comparison: Comparison, name: str, drop: np.ndarray) -> list:
