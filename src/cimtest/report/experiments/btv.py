@@ -287,8 +287,8 @@ def _false_alarm_rule(rows: list[dict]) -> str:
 
 
 def _sweep_table(results: Results, names: Sequence[str]) -> str:
-    lines = [("| fit | final loss | σ_y ideal | level | coverage | FA no-drop | AUC | "
-             "real image AUC |"), "|---|---|---|---|---|---|---|---|"]
+    lines = [("| fit | final loss | σ_y ideal | level | coverage | FA ideal | FA no-drop | "
+              "AUC | real image AUC |"), "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         fit = results[f"sweep-fit-{name}"]
         for row in (r for r in results[f"sweep-{name}"] if r["rule"] == "offset=0"):
