@@ -184,7 +184,8 @@ def btv_output_spreads(data: dict) -> bytes:
     values, and σ_y across the chips of each level beside the ideal chip's, per fault kind.
 
     `data` is `cimtest.evaluation.output_spreads`; one row of panels per input, each with
-    its own scale, since a real image's σ_y on the ideal chip is many times the vector's.
+    its own scale, since a real image's σ_y on the ideal chip is many times the vector's
+    (logarithmic where a panel spans more than a factor of 10).
     """
     kinds = list(dict.fromkeys(level["fault"] for level in data["levels"]))
     inputs = data["inputs"]
@@ -200,8 +201,11 @@ def btv_output_spreads(data: dict) -> bytes:
             ax = axes[row][column]
             mine = sorted((lv for lv in data["levels"] if lv["fault"] == kind),
                           key=lambda lv: lv["index"])
-            ax.boxplot([lv["sigma"][row] for lv in mine], positions=range(1, len(mine) + 1),
-                       widths=0.6, showfliers=False)
+            boxes = [lv["sigma"][row] for lv in mine]
+            ax.boxplot(boxes, positions=range(1, len(mine) + 1), widths=0.6, showfliers=False)
+            values = np.concatenate([*boxes, [ideal]])
+            if values.max() > 10 * values.min() > 0:  # e.g. additive noise that swamps a layer
+                ax.set_yscale("log")
             ax.plot([0], [ideal], marker="o", color="tab:green")
             ax.axhline(ideal, color="tab:green", ls="--", lw=0.8)
             labels = [lv["level"].split("=", 1)[1].split(",")[0] for lv in mine]
