@@ -178,20 +178,24 @@ _ZOO_OFFSETS = (0, 0.25, 0.5, 1, 2, 4, 8, 16)
 offsets are in its σ_y units, which differ per model)."""
 
 
+_ZOO_RULES = (("offset=0", "the paper's rule, t = σ_y of the ideal chip"),
+              ("false_alarm", "the 1 % false-alarm rule, 4 fresh samples per chip"))
+"""The threshold rules of Table V, each with its name in the document."""
+
+
 def _zoo_layer_steps() -> tuple[Step, ...]:
     steps: list[Step] = []
     for model, chips, images in _ZOO_LAYERS:
-        test, common = f"{model}.safetensors", ["--chips", chips, "--test-images", images,
-                                                "--fresh-per-chip", 0]
+        test, common = f"{model}.safetensors", ["--chips", chips, "--test-images", images]
         steps += [
             _zoo_fit(model),
             (f"layers-{model}", lambda r, w, m=model, t=test, c=common: [
                 "btv", "evaluate", w / t, "--model", m, *_paper_faults(_ZOO_TABLE_V), *c,
-                "--layers", "0.1,0.2,0.3,0.4,0.5", "--point", 0]),
+                "--fresh-per-chip", 4, "--layers", "0.1,0.2,0.3,0.4,0.5", "--point", 0]),
             (f"offsets-{model}", lambda r, w, m=model, t=test, c=common: [
                 "btv", "evaluate", w / t, "--model", m, *_paper_faults(_ZOO_TABLE_VI), *c,
-                "--offsets", ",".join(f"{k * r[f'fit-{m}']['sigma_ideal']:.4g}"
-                                      for k in _ZOO_OFFSETS),
+                "--fresh-per-chip", 0, "--offsets",
+                ",".join(f"{k * r[f'fit-{m}']['sigma_ideal']:.4g}" for k in _ZOO_OFFSETS),
                 "--point", 3, "--plot", w / f"spread-{m}.png"]),
         ]
     return tuple(steps)
@@ -205,13 +209,19 @@ def render_zoo_layers(results: Results, models: Sequence[str]) -> dict[str, str]
     for model in models:
         rows = results[f"layers-{model}"]
         sigma = results[f"fit-{model}"]["sigma_ideal"]
-        layers.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}, ideal accuracy "
-                      f"{rows[0]['ideal_accuracy']:.2f} %):\n\n"
-                      + markdown(_named_levels(paper_tables(rows, "offset=0")["layers"], rows))
-                      + "\n\nMean accuracy (%) and AUC of σ_y for a 1-point drop on the "
-                      "same chips:\n\n" + _layer_harm(rows))
+        head = (f"**{model}** (σ_y of the ideal chip {sigma:.4g}, ideal accuracy "
+                f"{rows[0]['ideal_accuracy']:.2f} %)")
+        for rule, name in _ZOO_RULES:
+            table = _named_levels(paper_tables(rows, rule)["layers"], rows)
+            layers.append(f"{head}, {name} (FA ideal {_fa_ideal(rows, rule)} %):\n\n"
+                          + markdown(table))
+        layers.append("Mean accuracy (%) and AUC of σ_y for a 1-point drop on the same "
+                      "chips:\n\n" + _layer_harm(rows))
         rows = results[f"offsets-{model}"]
         table = _named_levels(paper_tables(rows, "offset=0")["offsets"], rows)
+        table.loc[("FA ideal", "-"), :] = [
+            100 * next(r["false_alarm_ideal"] for r in rows if r["rule"] == f"offset={c}")
+            for c in table.columns]
         table.columns = [f"+{float(c) / sigma:g} σ ({float(c):.3g})" for c in table.columns]
         offsets.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}):\n\n"
                        + markdown(table))
