@@ -222,7 +222,7 @@ def render_zoo_layers(results: Results, models: Sequence[str]) -> dict[str, str]
         table.loc[("FA ideal", "-"), :] = [
             100 * next(r["false_alarm_ideal"] for r in rows if r["rule"] == f"offset={c}")
             for c in table.columns]
-        table.columns = [f"+{float(c) / sigma:g} σ ({float(c):.3g})" for c in table.columns]
+        table.columns = [f"+{float(c) / sigma:.3g} σ ({float(c):.3g})" for c in table.columns]
         offsets.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}):\n\n"
                        + markdown(table))
     return {"zoo-layers": "\n\n".join(layers), "zoo-offsets": "\n\n".join(offsets)}
