@@ -205,7 +205,12 @@ def btv_output_spreads(data: dict) -> bytes:
             ax.boxplot(boxes, positions=range(1, len(mine) + 1), widths=0.6, showfliers=False)
             values = np.concatenate([*boxes, [ideal]])
             if values.max() > 10 * values.min() > 0:  # e.g. additive noise that swamps a layer
+                from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
                 ax.set_yscale("log")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
             ax.plot([0], [ideal], marker="o", color="tab:green")
             ax.axhline(ideal, color="tab:green", ls="--", lw=0.8)
             labels = [lv["level"].split("=", 1)[1].split(",")[0] for lv in mine]
