@@ -1,6 +1,8 @@
 """The comparison's experiments (docs/comparison.md): every method on the same chips.
 Budgets on the 2-core reference machine, one torch thread: ``comparison`` (ResNet-20, with
-the learned tests) ~40 min; ``comparison-vgg`` (VGG-16, without them) ~45 min."""
+the learned tests) ~30 min of one core (64 min wall at a third to two thirds of a core,
+load average 5-6); ``comparison-vgg`` (VGG-16, without them) ~40 min (a typical-RRAM
+VGG-16 chip takes ~3.6 s to draw)."""
 
 from __future__ import annotations
 
