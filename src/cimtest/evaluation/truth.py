@@ -4,9 +4,12 @@ A chip's accuracy is measured on a finite set of images, so near A_cutoff its pa
 depends on which few images it gets wrong. `ceiling` measures that noise where it matters:
 it splits the images in two halves (seeded; augmented copies of one image stay together)
 and scores pass/fail on one half, from the exact accuracy there, against pass/fail on the
-other half. No test can be expected to agree with the truth much more often than the truth
-agrees with itself, so a TA gap between two tests smaller than the gap to the ceiling says
-little. It is conservative: each half has half the images.
+other half. Both sides are noisy and each has half the images, so it reads the truth's
+precision conservatively, and a test (scored against the full truth, noisy on one side
+only) can score above it: measured TAs of 90 % sit beside ceilings of 72 %. What it shows
+is how far the label near A_cutoff is noise: at 72 % two half-size truths disagree on 28 %
+of the chips, and TA gaps of a few points between tests on such a truth say little. Near
+100 % the truth is precise.
 """
 
 from __future__ import annotations
