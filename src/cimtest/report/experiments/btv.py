@@ -1,7 +1,7 @@
 """Paper 1's experiments (docs/results-btv.md): resnet20-8 at full size and the 32x32 zoo,
 their commands and their tables. Budgets on the 2-core reference machine, one torch thread:
-``btv`` ~45 min, ``btv-paper`` ~12 min, ``btv-zoo`` ~80 min, ``btv-zoo-layers`` ~30 min
-(plus ~10 min to train the 32x32 ResNet-20 on first use); each writes only its own blocks,
+``btv`` ~45 min, ``btv-paper`` ~6 min, ``btv-zoo`` ~80 min, ``btv-zoo-layers`` ~20 min
+(plus ~5 min to train the 32x32 ResNet-20 on first use); each writes only its own blocks,
 so one reruns without the others."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ _PAPER_LEVELS = (("mult", "eta", (0.01, 0.05, 0.1, 0.2, 0.4), ""),
 """(kind, level parameter, levels, extra parameters): paper 1's range of eta_0 (0.01-0.4) and
 P_flip (0.02-1.8 %, here as a probability) in five steps per kind."""
 _PAPER_CHIPS = 300
-"""Chips per level: 20 levels x 300 chips x 552 forwards at 0.2 ms ~ 11 min on one core."""
+"""Chips per level: 20 levels x 300 chips x 552 forwards, ~6 min of one core."""
 
 
 def _paper_faults(levels=_PAPER_LEVELS) -> list:
