@@ -3,8 +3,8 @@
 Each population is either at the paper's σ_tot (0.3 for VGG-16, 0.15 for MobileNet) or at a
 σ_tot calibrated to a 2-point mean drop; each table carries the truth's ``ceiling`` and the
 accuracy distribution of its chips. Budgets on the 2-core reference machine, one torch
-thread: ``egis`` ~45 min, ``egis-vgg16-8`` ~35 min, ``egis-mobilenet-v1-8`` ~25 min, ``egis-vgg16`` ~75 min,
-``egis-mobilenet-v1`` ~25 min.
+thread: ``egis`` ~45 min, ``egis-vgg16-8`` ~35 min, ``egis-mobilenet-v1-8`` ~25 min,
+``egis-vgg16`` ~75 min, ``egis-mobilenet-v1`` ~25 min.
 """
 
 from __future__ import annotations
@@ -97,14 +97,14 @@ def _egis_zoo_steps(model: str) -> tuple[Step, ...]:
         cutoffs=_EGIS_ZOO[model][1])
 
 
-def _figures(prefix: str, stem: str, settings: Sequence[_Setting]) -> tuple[tuple[str, str], ...]:
+def _figures(prefix: str, settings: Sequence[_Setting]) -> tuple[tuple[str, str], ...]:
     """Fig. 5 of each setting, and Fig. 3, 4a and 4b of the first (A50, K = 4)."""
     first = f"{prefix}-{settings[0].name}"
-    return (*((f"fig5-{prefix}-{s.name}.png", f"img/egis-fig5-{stem}-{s.name}.png")
+    return (*((f"fig5-{prefix}-{s.name}.png", f"img/egis-fig5-{prefix}-{s.name}.png")
               for s in settings),
-            (f"{first}/entropy.png", f"img/egis-fig3-{stem}.png"),
-            (f"{first}/A50-k4/reward.png", f"img/egis-fig4a-{stem}.png"),
-            (f"{first}/A50-k4/images.png", f"img/egis-fig4b-{stem}.png"))
+            (f"{first}/entropy.png", f"img/egis-fig3-{prefix}.png"),
+            (f"{first}/A50-k4/reward.png", f"img/egis-fig4a-{prefix}.png"),
+            (f"{first}/A50-k4/images.png", f"img/egis-fig4b-{prefix}.png"))
 
 
 def _distribution(row: dict) -> str:
@@ -173,27 +173,27 @@ def _render(prefix: str, settings: Sequence[_Setting]) -> Callable[[Results], di
     return render
 
 
-def _experiment(prefix: str, stem: str, settings: Sequence[_Setting],
-                steps: tuple[Step, ...]) -> Experiment:
+def _experiment(prefix: str, settings: Sequence[_Setting], steps: tuple[Step, ...]
+                ) -> Experiment:
     return Experiment("results-egis.md", steps, _render(prefix, settings),
                       blocks=(*(f"{prefix}-{s.name}" for s in settings), f"{prefix}-fits"),
-                      figures=_figures(prefix, stem, settings))
+                      figures=_figures(prefix, settings))
 
 
 def _scaled(model: str, settings: Sequence[_Setting]) -> Experiment:
     """A paper model at 8x8 at its fixed σ_tot, scaled: D = E = 300, N = 512, 2,000 steps."""
-    return _experiment(model, model, settings, _egis_steps(
+    return _experiment(model, settings, _egis_steps(
         model, model, settings, fit=["--chips", 300, "--images", 512, "--steps", 2000],
         evaluate=["--chips", 300], calibrate=[]))
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "egis": _experiment("r20", "r20", _R20_SETTINGS, _egis_steps(
+    "egis": _experiment("r20", _R20_SETTINGS, _egis_steps(
         "resnet20-8", "r20", _R20_SETTINGS,
         fit=["--chips", 1000, "--images", 2048, "--steps", 5000],
         evaluate=["--chips", 1000], calibrate=["--chips", 64, "--iterations", 10])),
     "egis-vgg16-8": _scaled("vgg16-8", _VGG8_SETTINGS),
     "egis-mobilenet-v1-8": _scaled("mobilenet-v1-8", _MOBILE8_SETTINGS),
-    **{f"egis-{model}": _experiment(model, model, _EGIS_ZOO_SETTINGS, _egis_zoo_steps(model))
+    **{f"egis-{model}": _experiment(model, _EGIS_ZOO_SETTINGS, _egis_zoo_steps(model))
        for model in _EGIS_ZOO},
 }
