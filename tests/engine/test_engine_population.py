@@ -133,6 +133,21 @@ def test_per_read_faults_are_redrawn_at_every_forward(model):
     assert torch.equal(static[0, 0], static[0, 1])
 
 
+@pytest.mark.parametrize("spec", ["rram:sigma=0.2,sys=0.25,cor=0.25,lambda=0.5",
+                                  "bitflip:p=1e-3", "mult:eta=0.1+add:eta=0.05@per-read"])
+def test_outputs_each_equals_one_outputs_per_input_set(model, spec):
+    """Dense, sparse and per-read paths: one draw per chip, the same outputs as drawing it
+    again for every input set (per-read draws restart at each set)."""
+    population = Population(model, spec, seed=4, n=10, memory=1)  # several chunks
+    sets = [X[:2], X[2:4], X[4:6]]
+    chips = [7, 1, 3, 9, 0]
+    each = population.outputs_each(sets, chips=chips)
+    assert len(each) == 3
+    for x, out in zip(sets, each, strict=True):
+        assert torch.equal(out, population.outputs(x, chips=chips))
+    assert not torch.equal(each[0], each[1])
+
+
 def test_chip_seeds_are_distinct_and_stable():
     seeds = {chip_seed(0, i) for i in range(1000)} | {chip_seed(1, i) for i in range(1000)}
     assert len(seeds) == 2000

@@ -196,13 +196,26 @@ class Population:
         Per-read non-idealities are redrawn for every input: input ``j`` of chip ``i`` sees
         draws seeded by ``(seed, i, j + 1)``. `scratch` (see `weights`) holds the weights.
         """
-        if self.sparse and (self._per_read.faults or x.shape[0] < DENSE_INPUTS):
+        return self.forward_each(chips, [x], scratch=scratch)[0]
+
+    def forward_each(self, chips: Sequence[int], inputs: Sequence[torch.Tensor], *,
+                     scratch: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """`forward` on each input set of `inputs` (all of one shape), the chips' static
+        weights drawn once for all of them: a costly draw (correlated fields) is paid once."""
+        n_inputs = inputs[0].shape[0]
+        if self.sparse and (self._per_read.faults or n_inputs < DENSE_INPUTS):
             try:
-                return self._sparse_forward(chips, x)
+                edits = self.edits(chips)
+                return [self._sparse_forward(chips, edits, x) for x in inputs]
             except SparsePathError as exc:
                 _logger.warning("%s: this model runs on the dense path", exc)
                 self._engines["delta"] = None
         flat = self.weights(chips, scratch=scratch)
+        return [self._dense_forward(chips, flat, x) for x in inputs]
+
+    def _dense_forward(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
+                       ) -> torch.Tensor:
+        """`forward` from the chips' static weight rows `flat`, per-read draws per input."""
         if not self._per_read.faults:
             return self._forward(flat, x)
         outputs = []
@@ -213,10 +226,11 @@ class Population:
             outputs.append(self._forward(noisy, x[j : j + 1]))
         return torch.cat(outputs, dim=1)
 
-    def _sparse_forward(self, chips: Sequence[int], x: torch.Tensor) -> torch.Tensor:
-        """`forward` on the sparse path: static edits once, per-read edits per input."""
+    def _sparse_forward(self, chips: Sequence[int], edits: SparseEdits, x: torch.Tensor
+                        ) -> torch.Tensor:
+        """`forward` on the sparse path from the chips' static `edits`, per-read edits per
+        input."""
         delta = self._delta()
-        edits = self.edits(chips)
         if not self._per_read.faults:
             return delta(edits, x)
         outputs = []
@@ -238,20 +252,40 @@ class Population:
 
         ``progress(done, total)`` is called once before the first chunk (done = 0, so a
         progress bar shows its total at once) and after every chunk."""
+        for block, (out,) in self._iter_each([x], chips, progress):
+            yield block, out
+
+    def _iter_each(
+        self, inputs: Sequence[torch.Tensor], chips: Sequence[int] | None,
+        progress: Progress | None,
+    ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+        """`iter_chunks` over `forward_each`: each chunk's outputs on every input set."""
         chips = list(range(self.n)) if chips is None else [int(c) for c in chips]
         if progress is not None:
             progress(0, len(chips))
+        x = inputs[0]
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
         scratch = torch.empty(min(step, len(chips)), self.mapped.reference.numel())
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
-            yield block, self.forward(block, x, scratch=scratch)
+            yield block, self.forward_each(block, inputs, scratch=scratch)
             if progress is not None:
                 progress(min(start + step, len(chips)), len(chips))
 
     def outputs(self, x: torch.Tensor, chips: Sequence[int] | None = None, **kw) -> torch.Tensor:
         """All chips' outputs on `x`, float32 (n_chips, N, *out). Holds everything: small runs."""
         return torch.cat([out for _, out in self.iter_chunks(x, chips, **kw)])
+
+    def outputs_each(self, inputs: Sequence[torch.Tensor], chips: Sequence[int] | None = None,
+                     *, progress: Progress | None = None) -> list[torch.Tensor]:
+        """``[self.outputs(x, chips) for x in inputs]`` (input sets of one shape), each chip
+        drawn once: what a search comparing several candidate input sets on the same chips
+        needs, at the cost of one draw per chip."""
+        parts: list[list[torch.Tensor]] = [[] for _ in inputs]
+        for _, outs in self._iter_each(inputs, chips, progress):
+            for part, out in zip(parts, outs, strict=True):
+                part.append(out)
+        return [torch.cat(part) for part in parts]
 
     def accuracy(
         self,

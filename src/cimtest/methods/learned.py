@@ -45,7 +45,7 @@ from cimtest.methods.detector import AccuracyRegressor, Detector
 from cimtest.methods.egis import EntropyImageTest
 from cimtest.methods.generator import default_range
 from cimtest.methods.selection import check_differentiable, greedy_selection
-from cimtest.progress import Progress, report
+from cimtest.progress import Progress, report, staged
 
 __all__ = ["Init", "LearnedTest", "OptimizedTest", "ReadOut", "greedy_selection"]
 
@@ -144,9 +144,9 @@ class _GradientTest(TestMethod):
             targets.append((accuracy - accuracy.mean()) / accuracy.std().clamp_min(1e-6))
         if self.readout in ("classifier", "both"):
             targets.append(torch.as_tensor(failed, dtype=torch.float32))
-        self.inputs_ = self._optimise(population, torch.stack(targets, dim=1), target,
-                                      progress)
-        self.detector_ = self._final(_flatten(population.outputs(self.inputs_)), target)
+        self.inputs_, outputs = self._optimise(population, torch.stack(targets, dim=1),
+                                               target, progress)
+        self.detector_ = self._final(_flatten(outputs), target)
         self.threshold_ = 0.0 if regress else 0.5
         cutoff = outcomes.cutoff_accuracy
         self.cutoff_accuracy_ = None if cutoff is None else float(cutoff)
@@ -177,17 +177,19 @@ class _GradientTest(TestMethod):
         return population
 
     def _optimise(self, population: Population, targets: torch.Tensor, target: np.ndarray,
-                  progress: Progress | None) -> torch.Tensor:
+                  progress: Progress | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Adam on the K inputs and the read-out, a fresh batch of training chips per step;
         the inputs stay within the candidate pool's range.
 
-        A seeded `holdout` share of the training chips never enters a step: every
-        `check_every` steps (and before the first) the final model is fitted on the other
-        chips' outputs on the current inputs and scored on the held ones (squared error of the
-        accuracy over its variance, or the Brier score of pass/fail), and the best-scoring
-        inputs are kept, so that inputs that fit the stepped chips but not the others are not
-        (the initial inputs when no step helps). Sets `loss_curve_`, `check_curve_` and
-        `best_step_`; returns the kept inputs.
+        A seeded `holdout` share of the training chips never enters a step: the inputs of
+        every `check_every`-th step (and the initial ones) are scored by fitting the final
+        model on the other chips' outputs on them and scoring it on the held ones (squared
+        error of the accuracy over its variance, or the Brier score of pass/fail), and the
+        best-scoring inputs are kept, so that inputs that fit the stepped chips but not the
+        others are not (the initial inputs when no step helps). The checks never steer the
+        steps, so they run after the last step, in one pass that draws each chip once for
+        all the checked inputs. Sets `loss_curve_`, `check_curve_` and `best_step_`; returns
+        the kept inputs and every training chip's outputs on them.
         """
         module = BatchedForward(population.mapped).module.requires_grad_(False)
         forward = vmap(lambda w, x: functional_call(module, w, (x,)), in_dims=(0, None))
@@ -206,23 +208,9 @@ class _GradientTest(TestMethod):
         order = torch.randperm(population.n, generator=gen)
         n_held = max(2, round(self.holdout * population.n))
         held, stepped = order[:n_held].sort().values, order[n_held:]
-        probe = stepped.sort().values
-        checked = torch.cat([probe, held]).tolist()
-        fit, kept = np.arange(len(probe)), np.arange(len(probe), len(checked))
-        target = target[checked]
-
-        def check(inputs: torch.Tensor) -> float:
-            features = _flatten(population.outputs(inputs.detach(), chips=checked))
-            model = self._final(features[fit], target[fit])
-            if isinstance(model, AccuracyRegressor):
-                error = (model.predict(features[kept]) - target[kept]) ** 2
-                return float(error.mean() / (target[fit].var() or 1.0))
-            return float(np.mean((model.probability(features[kept]) - (target[kept] == 0)) ** 2))
-
         batch = min(self.batch, len(stepped))
         self.loss_curve_ = np.zeros(self.steps)
-        checks = [(0, check(x))]
-        best = x.detach().clone()
+        snapshots = [(0, x.detach().clone())]
         for step in range(self.steps):
             chips = stepped[torch.randperm(len(stepped), generator=gen)[:batch]].sort().values
             weights = population.mapped.layer_weights(population.weights(chips.tolist()))
@@ -236,16 +224,30 @@ class _GradientTest(TestMethod):
                 x.clamp_(low, high)
             self.loss_curve_[step] = float(loss.detach())
             if (step + 1) % self.check_every == 0 or step + 1 == self.steps:
-                checks.append((step + 1, check(x)))
-                if checks[-1][1] < min(error for _, error in checks[:-1]):
-                    best = x.detach().clone()
-            report(progress, step + 1, self.steps,
-                   f"optimise: loss {self.loss_curve_[step]:.4f} held {checks[-1][1]:.4f}")
-        self.check_curve_ = np.asarray(checks, dtype=np.float64)
-        self.best_step_ = int(checks[int(np.argmin([e for _, e in checks]))][0])
+                snapshots.append((step + 1, x.detach().clone()))
+            report(progress, step + 1, self.steps, f"optimise: loss {self.loss_curve_[step]:.4f}")
+        outputs = population.outputs_each([inputs for _, inputs in snapshots],
+                                          progress=staged(progress, "check the inputs"))
+        checked = torch.cat([stepped.sort().values, held])
+        fit, kept = np.arange(len(stepped)), np.arange(len(stepped), len(checked))
+        target = target[checked.numpy()]
+        errors = []
+        for out in outputs:
+            features = _flatten(out[checked])
+            model = self._final(features[fit], target[fit])
+            if isinstance(model, AccuracyRegressor):
+                error = (model.predict(features[kept]) - target[kept]) ** 2
+                errors.append(float(error.mean() / (target[fit].var() or 1.0)))
+            else:
+                errors.append(float(np.mean((model.probability(features[kept])
+                                             - (target[kept] == 0)) ** 2)))
+        best = int(np.argmin(errors))
+        self.check_curve_ = np.asarray([(s, e) for (s, _), e in zip(snapshots, errors,
+                                                                     strict=True)])
+        self.best_step_ = snapshots[best][0]
         _logger.info("%s: held-out error %.4f at step 0, best %.4f at step %d", self.name,
-                     checks[0][1], min(e for _, e in checks), self.best_step_)
-        return best
+                     errors[0], errors[best], self.best_step_)
+        return snapshots[best][1], outputs[best]
 
     def _final(self, features: np.ndarray, target: np.ndarray) -> Detector:
         """The final model fitted on signatures (D, F): a LightGBM accuracy regressor on
