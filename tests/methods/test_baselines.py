@@ -242,6 +242,10 @@ def test_every_method_fits_on_one_contract_and_round_trips(tiny, tmp_path):
         np.testing.assert_array_equal(back.respond(check.outputs(back.inputs_)), features)
         np.testing.assert_array_equal(back.score(features), method.score(features))
         np.testing.assert_array_equal(back.decide(features), method.decide(features))
+        predicted = back.predicted_accuracy(features)  # only the regressor predicts accuracy
+        assert (predicted is None) == (method.name != "dataset-aware")
+        if predicted is not None:
+            np.testing.assert_allclose(cutoff - predicted, method.score(features))
         if learns:
             assert method.training_["n"] == 40 and method.training_["cutoff"] == "A50"
     hybrid = TestMethod.load(tmp_path / "hybrid.safetensors")

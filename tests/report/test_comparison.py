@@ -53,21 +53,22 @@ def small_methods():
 
 @pytest.fixture(scope="module")
 def counted(tiny_model):
-    """A comparison with every Population.forward call recorded as (seed, chips, inputs)."""
+    """A comparison with every draw of chips (`Population.forward_each`, which every forward
+    goes through) recorded as (seed, population size, chips, inputs)."""
     loaded, data = tiny_model
     calls = []
-    original = Population.forward
+    original = Population.forward_each
 
-    def forward(self, chips, x, **kw):
-        calls.append((self.seed, self.n, list(chips), x.shape[0]))
-        return original(self, chips, x, **kw)
+    def forward_each(self, chips, inputs, **kw):
+        calls.append((self.seed, self.n, list(chips), sum(x.shape[0] for x in inputs)))
+        return original(self, chips, inputs, **kw)
 
-    Population.forward = forward
+    Population.forward_each = forward_each
     try:
         result = compare(loaded, FAULT, data.test.subset(200), real=data.train,
                          methods=small_methods(), train_chips=40, eval_chips=24)
     finally:
-        Population.forward = original
+        Population.forward_each = original
     return result, calls
 
 

@@ -188,6 +188,11 @@ class TestMethod(ABC):
     def score(self, features: np.ndarray) -> np.ndarray:
         """float64 (n,): higher means more likely to fail."""
 
+    def predicted_accuracy(self, features: np.ndarray) -> np.ndarray | None:
+        """Each chip's predicted accuracy (percent), float64 (n,), for tests that predict it
+        (an accuracy regressor); None for tests that predict pass/fail only."""
+        return None
+
     def decide(self, features: np.ndarray) -> np.ndarray:
         """Verdicts, bool (n,): True = flagged (score above the learnt `threshold_`)."""
         check_is_fitted(self, ("threshold_",))

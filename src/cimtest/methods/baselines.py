@@ -225,8 +225,12 @@ class DatasetAwareTest(TestMethod):
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """A_cutoff minus the predicted accuracy (points)."""
+        return self.cutoff_accuracy_ - self.predicted_accuracy(features)
+
+    def predicted_accuracy(self, features: np.ndarray) -> np.ndarray:
+        """The regressor's accuracy (percent) of each chip."""
         check_is_fitted(self, ("regressor_",))
-        return self.cutoff_accuracy_ - self.regressor_.predict(features)
+        return self.regressor_.predict(features)
 
     def decide(self, features: np.ndarray) -> np.ndarray:
         """Flagged iff the predicted accuracy is not above A_cutoff."""

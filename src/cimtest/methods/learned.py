@@ -278,9 +278,9 @@ class _GradientTest(TestMethod):
     def score(self, features: np.ndarray) -> np.ndarray:
         """A_cutoff minus the predicted accuracy (regressor read-outs), else the detector's
         probability of fail."""
-        check_is_fitted(self, ("detector_",))
-        if isinstance(self.detector_, AccuracyRegressor):
-            return self.cutoff_accuracy_ - self.detector_.predict(features)
+        predicted = self.predicted_accuracy(features)
+        if predicted is not None:
+            return self.cutoff_accuracy_ - predicted
         return 1.0 - self.detector_.probability(features)
 
     def decide(self, features: np.ndarray) -> np.ndarray:
@@ -292,12 +292,12 @@ class _GradientTest(TestMethod):
             return score >= self.threshold_
         return score > self.threshold_
 
-    def predicted_accuracy(self, features: np.ndarray) -> np.ndarray:
-        """Predicted chip accuracy (percent), float64 (n,); regressor read-outs only."""
+    def predicted_accuracy(self, features: np.ndarray) -> np.ndarray | None:
+        """The final regressor's accuracy (percent) of each chip; None for a pass/fail
+        detector (a read-out without the regressor)."""
         check_is_fitted(self, ("detector_",))
         if not isinstance(self.detector_, AccuracyRegressor):
-            raise ConfigError(f"{type(self).__name__} with readout={self.readout!r} predicts "
-                              "pass/fail, not accuracy")
+            return None
         return self.detector_.predict(features)
 
     def model_bytes(self) -> int:

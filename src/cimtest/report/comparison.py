@@ -37,7 +37,6 @@ from cimtest.methods import (
     RandomSyntheticTest,
     TestMethod,
 )
-from cimtest.methods.detector import AccuracyRegressor
 from cimtest.metrics import rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
@@ -275,7 +274,7 @@ def compare(
             "forward_passes": len(inputs[name]),
             "needs": ["model", *method.needs],
             "fit_s": fit_s[name],
-            "accuracy_rmse": _accuracy_rmse(method, score, eval_acc),
+            "accuracy_rmse": _accuracy_rmse(method.predicted_accuracy(features), eval_acc),
         })
         roc[name] = roc_curve(score, failed)
         scores[name], flags[name] = score, flagged
@@ -295,14 +294,12 @@ def compare(
                       setup)
 
 
-def _accuracy_rmse(method: TestMethod, score: np.ndarray, accuracy: np.ndarray) -> float | None:
-    """RMSE (points) of the accuracy a test predicts (score = A_cutoff minus it), None for
-    tests that predict pass/fail only."""
-    model = getattr(method, "regressor_", getattr(method, "detector_", None))
-    cutoff = getattr(method, "cutoff_accuracy_", None)
-    if not isinstance(model, AccuracyRegressor) or cutoff is None:
+def _accuracy_rmse(predicted: np.ndarray | None, accuracy: np.ndarray) -> float | None:
+    """RMSE (points) of the accuracy a test predicts, None for tests that predict pass/fail
+    only."""
+    if predicted is None:
         return None
-    return float(np.sqrt(np.mean((cutoff - score - accuracy) ** 2)))
+    return float(np.sqrt(np.mean((predicted - accuracy) ** 2)))
 
 
 def _json_params(method: TestMethod) -> dict:
