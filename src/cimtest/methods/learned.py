@@ -229,18 +229,8 @@ class _GradientTest(TestMethod):
         outputs = population.outputs_each([inputs for _, inputs in snapshots],
                                           progress=staged(progress, "check the inputs"))
         checked = torch.cat([stepped.sort().values, held])
-        fit, kept = np.arange(len(stepped)), np.arange(len(stepped), len(checked))
-        target = target[checked.numpy()]
-        errors = []
-        for out in outputs:
-            features = _flatten(out[checked])
-            model = self._final(features[fit], target[fit])
-            if isinstance(model, AccuracyRegressor):
-                error = (model.predict(features[kept]) - target[kept]) ** 2
-                errors.append(float(error.mean() / (target[fit].var() or 1.0)))
-            else:
-                errors.append(float(np.mean((model.probability(features[kept])
-                                             - (target[kept] == 0)) ** 2)))
+        errors = [self._held_out_error(_flatten(out[checked]), target[checked.numpy()],
+                                       len(stepped)) for out in outputs]
         best = int(np.argmin(errors))
         self.check_curve_ = np.asarray([(s, e) for (s, _), e in zip(snapshots, errors,
                                                                      strict=True)])
@@ -248,6 +238,16 @@ class _GradientTest(TestMethod):
         _logger.info("%s: held-out error %.4f at step 0, best %.4f at step %d", self.name,
                      errors[0], errors[best], self.best_step_)
         return snapshots[best][1], outputs[best]
+
+    def _held_out_error(self, features: np.ndarray, target: np.ndarray, n_fit: int) -> float:
+        """The final model fitted on the first `n_fit` chips, scored on the others: squared
+        error of the accuracy over its variance, or the Brier score of pass/fail."""
+        fit, held = slice(None, n_fit), slice(n_fit, None)
+        model = self._final(features[fit], target[fit])
+        if isinstance(model, AccuracyRegressor):
+            error = (model.predict(features[held]) - target[held]) ** 2
+            return float(error.mean() / (target[fit].var() or 1.0))
+        return float(np.mean((model.probability(features[held]) - (target[held] == 0)) ** 2))
 
     def _final(self, features: np.ndarray, target: np.ndarray) -> Detector:
         """The final model fitted on signatures (D, F): a LightGBM accuracy regressor on
