@@ -1,6 +1,6 @@
 """Paper 1's experiments (docs/results-btv.md): resnet20-8 at full size and the 32x32 zoo,
 their commands and their tables. Budgets on the 2-core reference machine, one torch thread:
-``btv`` ~45 min, ``btv-paper`` ~6 min, ``btv-zoo`` ~80 min, ``btv-zoo-layers`` ~90 min
+``btv`` ~45 min, ``btv-paper`` ~6 min, ``btv-zoo`` ~80 min, ``btv-zoo-layers`` ~60 min
 (plus ~35 min to train its three 32x32 models on first use); each writes only its own
 blocks, so one reruns without the others."""
 
