@@ -225,7 +225,8 @@ class DatasetAwareTest(TestMethod):
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """A_cutoff minus the predicted accuracy (points)."""
-        return self.cutoff_accuracy_ - self.predicted_accuracy(features)
+        predicted = self.predicted_accuracy(features)
+        return self.cutoff_accuracy_ - predicted
 
     def predicted_accuracy(self, features: np.ndarray) -> np.ndarray:
         """The regressor's accuracy (percent) of each chip."""
