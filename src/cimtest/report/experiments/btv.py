@@ -219,9 +219,8 @@ def render_zoo_layers(results: Results, models: Sequence[str]) -> dict[str, str]
                       "chips:\n\n" + _layer_harm(rows))
         rows = results[f"offsets-{model}"]
         table = _named_levels(paper_tables(rows, "offset=0")["offsets"], rows)
-        table.loc[("FA ideal", "-"), :] = [
-            100 * next(r["false_alarm_ideal"] for r in rows if r["rule"] == f"offset={c}")
-            for c in table.columns]
+        table.loc[("FA ideal", "-"), :] = [_false_alarm_ideal(rows, f"offset={c}")
+                                           for c in table.columns]
         table.columns = [f"+{float(c) / sigma:.3g} σ ({float(c):.3g})" for c in table.columns]
         offsets.append(f"**{model}** (σ_y of the ideal chip {sigma:.4g}):\n\n"
                        + markdown(table))
@@ -355,9 +354,14 @@ def render_zoo(results: Results, calibrated: Mapping[str, Sequence[str]],
     }
 
 
-def _fa_ideal(rows: list[dict], rule: str) -> str:
+def _false_alarm_ideal(rows: list[dict], rule: str) -> float:
     """False alarms (percent) of `rule` on fresh samples of the vector on the ideal chip."""
-    return f"{100 * next(r['false_alarm_ideal'] for r in rows if r['rule'] == rule):.1f}"
+    return 100 * next(r["false_alarm_ideal"] for r in rows if r["rule"] == rule)
+
+
+def _fa_ideal(rows: list[dict], rule: str) -> str:
+    """`_false_alarm_ideal` as a table cell."""
+    return f"{_false_alarm_ideal(rows, rule):.1f}"
 
 
 def _flatten(table: pd.DataFrame) -> dict[str, float]:
