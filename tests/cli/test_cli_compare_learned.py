@@ -79,12 +79,16 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
         assert row["detector_bytes"] > 0 and row["fit_s"] > 0
     assert rows["optimized"]["accuracy_rmse"] >= 0 and rows["learned"]["accuracy_rmse"] is None
     assert rows["dataset-aware"]["accuracy_rmse"] >= 0 and rows["egis"]["accuracy_rmse"] is None
+    doc = json.loads((out / "comparison.json").read_text())
+    for name in ("optimized", "learned"):  # the step the RUN folder records, also in the rows
+        assert rows[name]["kept_step"] == doc["learned"][name]["best_step"]
+        assert 0 <= rows[name]["kept_step"] <= 3
+    assert rows["dataset-aware"]["kept_step"] is None
     from safetensors.torch import load_file
 
     tensors = load_file(str(out / "tensors.safetensors"))
     for name in ("optimized", "learned"):
         assert tensors[f"{name}_start"].shape == tensors[f"{name}_inputs"].shape == (2, 3, 16, 16)
-    doc = json.loads((out / "comparison.json").read_text())
     assert doc["learned"]["learned"]["init"] == "synthetic"
     assert doc["learned"]["optimized"]["readout"] == "regressor"
     page = tmp_path / "report.html"

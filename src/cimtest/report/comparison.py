@@ -104,8 +104,9 @@ class Comparison:
         One per method: ``method, ta, te, yl, cte, bte, coverage, false_alarm, auc`` (percent
         except AUC), ``ceiling`` (the truth's split-half agreement, percent, the same for
         every row), ``pass_fraction`` (share of the training chips that pass, 0..1),
-        ``test_bytes, detector_bytes, forward_passes, needs, fit_s``, and ``accuracy_rmse``
-        (points, of the tests that predict each chip's accuracy; None for the others).
+        ``test_bytes, detector_bytes, forward_passes, needs, fit_s``, ``accuracy_rmse``
+        (points, of the tests that predict each chip's accuracy; None for the others) and
+        ``kept_step`` (the step whose inputs a learned test kept; None for the others).
     roc : dict
         Method name → (fpr, tpr) arrays on the evaluation chips (positive = truly fail).
     train_accuracy, eval_accuracy : numpy.ndarray
@@ -275,6 +276,7 @@ def compare(
             "needs": ["model", *method.needs],
             "fit_s": fit_s[name],
             "accuracy_rmse": _accuracy_rmse(method.predicted_accuracy(features), eval_acc),
+            "kept_step": getattr(method, "best_step_", None),
         })
         roc[name] = roc_curve(score, failed)
         scores[name], flags[name] = score, flagged
