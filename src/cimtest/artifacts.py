@@ -25,8 +25,8 @@ from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "check_digest", "load_artifact",
-           "save_artifact", "stored_digest"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Artifact", "check_digest", "check_fingerprint",
+           "load_artifact", "save_artifact", "stored_digest"]
 
 _logger = logging.getLogger(__name__)
 
@@ -182,13 +182,22 @@ def load_artifact(
         info=meta.get("info", {}),
         model=meta.get("model") if isinstance(meta.get("model"), dict) else None,
     )
-    if expected_fingerprint is not None and expected_fingerprint != artifact.fingerprint:
-        message = (f"test '{path}' was made for the model with fingerprint "
-                   f"{artifact.fingerprint[:12]}..., not {expected_fingerprint[:12]}...")
-        if not force:
-            raise ArtifactError(message + "; pass --force (force=True) to apply it anyway")
-        _logger.warning("%s; forced", message)
+    if expected_fingerprint is not None:
+        check_fingerprint(path, artifact.fingerprint, expected_fingerprint, force=force)
     return artifact
+
+
+def check_fingerprint(path: str | Path, stored: str, expected: str, *,
+                      force: bool = False) -> None:
+    """Refuse the test at `path`, made for the model fingerprinted `stored`, on the model
+    fingerprinted `expected` if they differ: `ArtifactError`, or a warning if `force`."""
+    if stored == expected:
+        return
+    message = (f"test '{path}' was made for the model with fingerprint {stored[:12]}..., "
+               f"not {expected[:12]}...")
+    if not force:
+        raise ArtifactError(message + "; pass --force (force=True) to apply it anyway")
+    _logger.warning("%s; forced", message)
 
 
 def stored_digest(path: str | Path) -> str | None:

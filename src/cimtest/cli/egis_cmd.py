@@ -42,6 +42,7 @@ from cimtest.exceptions import ArtifactError, ConfigError
 if TYPE_CHECKING:
     from cimtest.engine import BaseStore
     from cimtest.loading import LoadedModel
+    from cimtest.methods.egis import EntropyImageTest
 
 __all__ = ["app"]
 
@@ -270,6 +271,7 @@ def evaluate(
         parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
     import pandas as pd
 
+    from cimtest.artifacts import check_fingerprint
     from cimtest.engine import Population
     from cimtest.evaluation import accuracy_distribution, evaluate_tests
     from cimtest.methods.egis import EntropyImageTest
@@ -277,10 +279,11 @@ def evaluate(
     from cimtest.report import plots
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
-    loaded = _test_model(tests[0], model, weights, input_shape)
+    loaded, first = _test_model(tests[0], model, weights, input_shape)
     dataset = resolve_data(loaded, data, test_images, normalise, copies=augment)
-    loaded_tests = [EntropyImageTest.load(Path(t) / ARTIFACT_FILE, loaded.fingerprint,
-                                          force=force) for t in tests]
+    loaded_tests = [first, *(EntropyImageTest.load(Path(t) / ARTIFACT_FILE) for t in tests[1:])]
+    for path, test in zip(tests, loaded_tests, strict=True):
+        check_fingerprint(path, test.fingerprint_, loaded.fingerprint, force=force)
     training = loaded_tests[0].training_
     spec = fault or training["fault"]
     for path, test in zip(tests, loaded_tests):
@@ -332,23 +335,24 @@ def apply(
     json: bool = options.JSON,
 ) -> None:
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
+    from cimtest.artifacts import check_fingerprint
     from cimtest.engine import Population
-    from cimtest.methods.egis import EntropyImageTest
-    from cimtest.methods.egis_grid import ARTIFACT_FILE, member_dirs
+    from cimtest.methods.egis_grid import member_dirs
 
     members = member_dirs(test, None if k is None else [k], None if cutoff is None else [cutoff])
     if len(members) > 1:
         raise ConfigError(f"test set '{test}' has {len(members)} members; choose one with --k "
                           "and --cutoff: " + ", ".join(m.name for m in members))
     test = str(members[0])
-    chip = _test_model(test, model, weights, input_shape)
+    chip, egis = _test_model(test, model, weights, input_shape)
     expected = chip.fingerprint
-    if model is None and weights is not None:  # the chip is the named model with --weights
-        expected = _test_model(test, None, None, input_shape).fingerprint
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape,
                                  "classification").fingerprint
-    egis = EntropyImageTest.load(Path(test) / ARTIFACT_FILE, expected, force=force)
+    elif model is None and weights is not None:  # the chip is the named model with --weights
+        expected = remembered_model(egis.model_, test, None, input_shape, "classification",
+                                    egis.input_shape_).fingerprint
+    check_fingerprint(test, egis.fingerprint_, expected, force=force)
     if tuple(egis.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
@@ -367,18 +371,19 @@ def apply(
 
 
 def _test_model(member: str, model: str | None, weights: str | None,
-                input_shape: str | None) -> LoadedModel:
-    """`model` (with `weights`), or the model the test in folder `member` names; either
-    takes the test's input shape unless --input-shape says otherwise."""
+                input_shape: str | None) -> tuple[LoadedModel, EntropyImageTest]:
+    """The test in folder `member` (its digest checked, not yet its fingerprint) and
+    `model` (with `weights`) or the model the test names; either takes the test's input
+    shape unless --input-shape says otherwise."""
     from cimtest.methods.egis import EntropyImageTest
     from cimtest.methods.egis_grid import ARTIFACT_FILE
 
     stored = EntropyImageTest.load(Path(member) / ARTIFACT_FILE)
     if model is None:
         return remembered_model(stored.model_, member, weights, input_shape, "classification",
-                                stored.input_shape_)
+                                stored.input_shape_), stored
     return resolve_model(model, weights, input_shape, "classification",
-                         known_shape=stored.input_shape_)
+                         known_shape=stored.input_shape_), stored
 
 
 def _geometry(training: dict) -> tuple[int, int] | None:
