@@ -4,10 +4,12 @@ trained digits classifier and a module:factory version of it for the CLI tests."
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 
 import pytest
 import torch
+from hypothesis import settings
 
 from cimtest.faults import (
     PRESETS,
@@ -21,6 +23,12 @@ from cimtest.faults import (
     StuckAt,
     WeightLayout,
 )
+
+settings.register_profile("seeded", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("CIMTEST_HYPOTHESIS", "seeded"))
+"""Property tests draw the same examples on every run (CIMTEST_HYPOTHESIS=explore draws new
+ones, to look for bugs; a failure found so is kept as an ``@example``)."""
 
 TOY_LAYERS = (
     ("conv1", 27, 8, None),

@@ -11,7 +11,13 @@ import torch
 from conftest import generators
 
 from cimtest.faults import sample_field
-from cimtest.faults.field import _clip_spectrum, _sqrt_spectrum
+from cimtest.faults.field import (
+    _axes_indefinite,
+    _clip_spectrum,
+    _fast_size,
+    _sqrt_spectrum,
+    _wrapped_covariance,
+)
 
 LAM = 0.2
 
@@ -92,6 +98,41 @@ def test_non_positive_definite_embedding_is_clipped_and_logged(caplog):
     # E[(x_a - x_b)^2] / 2 = 1 - correlation, estimated with a small relative error
     half_square = ((x[:, 0, 0] - x[:, 7, 7]) ** 2).mean().item() / 2
     assert half_square == pytest.approx(1 - math.exp(-0.01 * math.hypot(7, 7)), rel=0.15)
+
+
+def _reference_sqrt_spectrum(rows: int, cols: int, lam: float) -> tuple[torch.Tensor, float]:
+    """The embedding as first written: the full 2-D FFT of every torus tried."""
+    m1, m2 = _fast_size(2 * rows - 1), _fast_size(2 * cols - 1)
+    for _ in range(3):
+        eig = torch.fft.fft2(_wrapped_covariance(m1, m2, lam)).real
+        if eig.min() >= -1e-8 * eig.max():
+            return torch.sqrt(eig.clamp(min=0) / (m1 * m2)).float(), 0.0
+        m1, m2 = (_fast_size(2 * m1) if rows > 1 else m1), (_fast_size(2 * m2) if cols > 1 else m2)
+    m1, m2 = _fast_size(2 * rows - 1), _fast_size(2 * cols - 1)
+    base = _wrapped_covariance(m1, m2, lam)
+    eig = _clip_spectrum(torch.fft.fft2(base).real)
+    error = float((torch.fft.ifft2(eig).real - base)[:rows, :cols].abs().max())
+    return torch.sqrt(eig / (m1 * m2)).float(), error
+
+
+@pytest.mark.parametrize("shape, lam", [
+    ((16, 10), 0.2), ((27, 16), 0.1), ((8, 8), 0.01), ((64, 64), 0.001), ((3, 4), 0.2),
+    ((1, 40), 0.1), ((40, 1), 0.01), ((288, 128), 0.01), ((64, 64), 0.1), ((5, 7), 0.5)])
+def test_spectrum_equals_the_full_fft_of_every_torus(shape, lam):
+    """The axes' test only skips tori the full 2-D FFT would reject: the same torus, bits
+    and error as the reference that transforms every torus."""
+    root, error = _sqrt_spectrum(*shape, lam)
+    expected, expected_error = _reference_sqrt_spectrum(*shape, lam)
+    assert torch.equal(root, expected) and error == expected_error
+
+
+@pytest.mark.parametrize("m1, m2, lam", [
+    (15, 15, 0.01), (54, 32, 0.1), (108, 64, 0.1), (1, 9, 0.3), (7, 1, 0.2), (128, 128, 0.1),
+    (576, 256, 0.01), (30, 31, 0.2)])
+def test_axes_test_reads_the_axes_of_the_full_spectrum(m1, m2, lam):
+    eig = torch.fft.fft2(_wrapped_covariance(m1, m2, lam)).real
+    axes = min(eig[0].min().item(), eig[:, 0].min().item())
+    assert _axes_indefinite(m1, m2, lam) == (axes < -1e-8 * eig.max().item())
 
 
 def test_clip_spectrum_keeps_the_variance():

@@ -175,14 +175,14 @@ def _parse_term(term: str, allow_missing_level: bool) -> tuple[Fault, ...]:
     for modifier in (m.strip() for m in modifiers):
         word = modifier.partition("=")[0]
         if word in seen:
-            raise ConfigError(f"modifier '@{word}' is given twice in {term!r}.")
+            raise ConfigError(f"modifier {'@' + word!r} is given twice in {term!r}.")
         seen.add(word)
         if modifier == "per-read":
             per_read = True
         elif modifier.startswith("layers="):
             scope = _parse_layers(modifier.removeprefix("layers="))
         else:
-            raise ConfigError(f"unknown modifier '@{modifier}' in {term!r}.")
+            raise ConfigError(f"unknown modifier {'@' + modifier!r} in {term!r}.")
     return _build(name.strip(), params, scope, per_read, allow_missing_level)
 
 
