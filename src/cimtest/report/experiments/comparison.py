@@ -1,7 +1,8 @@
 """The comparison's experiments (docs/comparison.md): every method on the same chips.
 Budgets on the 2-core reference machine, one torch thread: ``comparison`` (ResNet-20, with
 the learned tests) ~30 min of one core (64 min wall at a third to two thirds of a core,
-load average 5-6); ``comparison-vgg`` (VGG-16; the learned tests on bit-flips only) ~110 min."""
+load average 5-6); ``comparison-vgg`` (VGG-16) ~3.5 h, of which its typical-RRAM setting
+took 115 min on two torch threads."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ _COMPARISONS = (
 )
 """(name, model, fault, calibration step, D = E chips, EGIS images N, with the learned tests)."""
 _VGG_COMPARISONS = (
-    ("vgg-typical", "vgg16-8", "egis-typical:sigma", "cal-vgg-typical", 300, 512, False),
+    ("vgg-typical", "vgg16-8", "egis-typical:sigma", "cal-vgg-typical", 1000, 512, True),
     ("vgg-bitflip", "vgg16-8", "bitflip:p", "cal-vgg-bitflip", 1000, 512, True),
 )
-"""VGG-16: bit-flips at the learned tests' full scale; typical RRAM scaled and without them
-(a typical-RRAM VGG-16 chip takes ~0.9 s to draw on one core, mostly its correlated
-field, so each learned test's 3,200 step draws alone would take ~50 min)."""
+"""VGG-16 at the learned tests' full scale (a typical-RRAM VGG-16 chip takes ~0.9 s to draw
+on one core, mostly its correlated field, so that setting is the longest: 20 min to
+calibrate and 94 min to compare on two torch threads)."""
 
 
 def _calibrate(model: str, kind: str, chips: int) -> Callable[[Results, Path], list]:
