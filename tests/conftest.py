@@ -24,11 +24,11 @@ from cimtest.faults import (
     WeightLayout,
 )
 
+# Property tests draw the same examples on every run; CIMTEST_HYPOTHESIS=explore draws new
+# ones to look for bugs (a failure found so is kept as an ``@example``).
 settings.register_profile("seeded", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("CIMTEST_HYPOTHESIS", "seeded"))
-"""Property tests draw the same examples on every run (CIMTEST_HYPOTHESIS=explore draws new
-ones, to look for bugs; a failure found so is kept as an ``@example``)."""
 
 TOY_LAYERS = (
     ("conv1", 27, 8, None),
