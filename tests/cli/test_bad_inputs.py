@@ -200,6 +200,10 @@ CASES = {
                           "--images", "16", "--input-range", "-1,1"], ["below the number"]),
     "calibrate-drop": (["calibrate", M, "--fault", "mult", "--drop", "a,b"], ["--drop"]),
     "compare-few-chips": (["compare", M, "--fault", FAULT, "--chips", "5"], ["--chips"]),
+    "compare-learned-steps-alone": (["compare", M, "--fault", FAULT, "--learned-steps", "5"],
+                                    ["add --learned"]),
+    "compare-learned-batch-one": (["compare", M, "--fault", FAULT, "--learned",
+                                   "--learned-batch", "1"], ["--learned-batch at least 2"]),
     "input-range": (["compare", M, "--fault", FAULT, "--input-range", "1,1"], ["LO,HI"]),
     # models and weights
     "zoo-unknown": (["campaign", "resnet99", "--fault", FAULT], ["unknown zoo model"]),

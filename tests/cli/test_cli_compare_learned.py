@@ -67,7 +67,8 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
     out = tmp_path / "run"
     compared = run("compare", *branchy.args, "--data", branchy.data, "--fault", "mult:eta=0.3",
                    "--chips", 16, "--eval-chips", 8, "--images", 16, "--steps", 3, "--k", 2,
-                   "--btv-steps", 5, "--learned", "-o", out, "--json")
+                   "--btv-steps", 5, "--learned", "--learned-steps", 4, "--learned-batch", 4,
+                   "-o", out, "--json")
     assert compared.exit_code == 0, compared.output
     rows = {r["method"]: r for r in json.loads(compared.stdout)}
     assert {"optimized", "learned"} <= set(rows)
@@ -81,8 +82,9 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
     assert rows["dataset-aware"]["accuracy_rmse"] >= 0 and rows["egis"]["accuracy_rmse"] is None
     doc = json.loads((out / "comparison.json").read_text())
     for name in ("optimized", "learned"):  # the step the RUN folder records, also in the rows
+        assert doc["learned"][name]["steps"] == doc["setup"]["params"][name]["batch"] == 4
         assert rows[name]["kept_step"] == doc["learned"][name]["best_step"]
-        assert 0 <= rows[name]["kept_step"] <= 3
+        assert rows[name]["kept_step"] in (0, 4)  # the start or the last step (checked every 20)
     assert rows["dataset-aware"]["kept_step"] is None
     from safetensors.torch import load_file
 

@@ -344,12 +344,12 @@ def run_comparison(
     input_range: tuple[float, float] | None = None,
     real_share: float | None = None,
     copies: int = 1,
-    learned: bool = False,
+    learned: dict | None = None,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
-    holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` adds the
-    `optimized` and `learned` tests with their defaults."""
+    holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` (their
+    keyword arguments, ``{}`` for the defaults) adds the `optimized` and `learned` tests."""
     from cimtest.report import compare, default_methods
     from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
 
@@ -360,7 +360,7 @@ def run_comparison(
     methods = default_methods(k=k, seed=seed, input_range=input_range,
                               egis={"sid_size": images, "steps": steps},
                               btv={"steps": btv_steps}, image_inputs=image_inputs,
-                              learned={} if learned else None)
+                              learned=learned)
     with progress_bar("compare", unit="steps") as update:
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,

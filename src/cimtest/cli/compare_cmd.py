@@ -50,6 +50,11 @@ def compare_cmd(
                                  "are optimised through the training chips: 'optimized' (real "
                                  "images, chip accuracies) and 'learned' (synthetic images, "
                                  "chip labels only); minutes each at 1,000 chips."),
+    learned_steps: int = typer.Option(None, "--learned-steps", help="Gradient steps of the "
+                                      "--learned tests (default 100; 0: the greedy choice)."),
+    learned_batch: int = typer.Option(None, "--learned-batch", help="Fresh training chips "
+                                      "drawn per step of the --learned tests (default 32); "
+                                      "steps x batch chip draws are most of their fit."),
     seed: int = typer.Option(0, help="Seed of the training chips and of every method."),
     eval_seed: int = typer.Option(1, "--eval-seed", help="Seed of the evaluation chips."),
     output: str = typer.Option(None, "-o", "--output", help="Write the RUN directory here "
@@ -88,6 +93,14 @@ def compare_cmd(
         raise ConfigError(f"--real-share must be in (0, 1); got {real_share}")
     if not 1 <= k < images:
         raise ConfigError(f"--k must be at least 1 and below --images; got {k} and {images}")
+    tuning = {"steps": learned_steps, "batch": learned_batch}
+    if not learned and any(v is not None for v in tuning.values()):
+        raise ConfigError("--learned-steps and --learned-batch tune the --learned tests; "
+                          "add --learned")
+    if (learned_steps is not None and learned_steps < 0) or (
+            learned_batch is not None and learned_batch < 2):
+        raise ConfigError(f"--learned-steps must be at least 0 and --learned-batch at least 2; "
+                          f"got {learned_steps} and {learned_batch}")
     if output is not None:
         check_output(output)
     low_high = parse_input_range(input_range)
@@ -123,7 +136,9 @@ def compare_cmd(
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
-                            real_share=real_share, copies=augment, learned=learned)
+                            real_share=real_share, copies=augment,
+                            learned={k: v for k, v in tuning.items() if v is not None}
+                            if learned else None)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
