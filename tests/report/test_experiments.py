@@ -56,3 +56,17 @@ def test_cells_and_rates():
     assert pct({}, "c") == "-"
     assert [cell(v, 1) for v in ("x", None, float("nan"), 0.12345, 12.34, 3)] == [
         "x", "-", "-", "0.123", "12.3", "3"]
+
+
+def test_zoo_tables_v_and_vi_cover_the_papers_models():
+    """Table V (layer-wise injection) has MobileNet-v2 as the paper's does; Table VI (offsets)
+    and its spread figure do not, also as in the paper."""
+    experiment = EXPERIMENTS["btv-zoo-layers"]
+    names = {name for name, _ in experiment.steps}
+    assert {"layers-mobilenet-v2", "fit-mobilenet-v2"} <= names
+    assert "offsets-mobilenet-v2" not in names
+    assert {f"offsets-{m}" for m in ("resnet20", "repvgg-a0", "resnet56")} <= names
+    blocks = experiment.render(_Results())
+    assert "**mobilenet-v2**" in blocks["zoo-layers"]
+    assert "mobilenet-v2" not in blocks["zoo-offsets"]
+    assert not any("mobilenet" in path for path, _ in experiment.figures)
