@@ -149,11 +149,18 @@ def _from_factory(spec: str, weights: str | Path | None) -> nn.Module:
 
 
 def _from_export(path: Path) -> tuple[nn.Module, tuple[int, ...] | None]:
+    if not path.is_file():
+        raise ModelError(f"torch.export archive '{path}' does not exist")
+    logger = logging.getLogger("torch.export")  # logs a traceback before raising its error
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
         raise ModelError(f"cannot read torch.export archive '{path}': {_first_line(exc)}") \
             from exc
+    finally:
+        logger.setLevel(level)
     shape = None
     args = program.example_inputs[0] if program.example_inputs else ()
     if args and isinstance(args[0], torch.Tensor):
@@ -328,17 +335,21 @@ def reload_model(
     task: Task | None = None,
 ) -> LoadedModel:
     """Load again the model a test remembers (`LoadedModel.reference`), with `weights`
-    instead of the remembered ones if given, without training a zoo model.
+    instead of the remembered ones if given, without training a zoo model. A zoo name or a
+    ``.pt2`` archive only: a ``module:factory`` would run code that a file names.
 
     Raises
     ------
     ModelError
-        If the test remembers no model, or it cannot be loaded again (a module that does
-        not import from here, a moved weights file, a zoo model not trained here).
+        If the test remembers no model, names a ``module:factory`` (load it with
+        `load_model`), or it cannot be loaded again (a moved weights file, a zoo model not
+        trained here).
     """
     spec = reference.get("spec") if isinstance(reference, dict) else None
     if not isinstance(spec, str) or not spec:
         raise ModelError("the test does not name the model it was fitted for")
+    if ":" in spec and not spec.endswith(".pt2"):
+        raise ModelError("a module:factory that a file names is not imported (it runs code)")
     stored, shape = reference.get("weights"), reference.get("input_shape")
     if input_shape is None and isinstance(shape, list) and shape:
         input_shape = tuple(int(v) for v in shape)

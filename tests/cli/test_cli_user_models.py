@@ -263,41 +263,51 @@ def test_bad_drop_is_refused_before_the_model_loads(fault, drop, wanted):
 
 
 def test_tests_remember_their_model(users, tmp_path):
-    """btv evaluate / apply and egis evaluate / apply find the model a test names; --model
-    is needed only when it cannot be found again."""
+    """btv evaluate / apply and egis evaluate / apply find the model a test names: a .pt2
+    archive (or zoo name) again without --model; a module:factory is never imported because a
+    file names it, so --model is needed then, as it is when the model cannot be found again."""
     import shutil
 
+    import torch
     from safetensors.torch import load_file, save_file
 
     from cimtest.artifacts import load_artifact
 
     mlp, branchy = users["mlp"], users["branchy"]
+    evaluate = ("--data", mlp.data, "--fault", LEVELS["mlp"], "--chips", 8, "--test-images",
+                60, "--fresh", 10, "--json")
     btv = tmp_path / "btv.safetensors"
     assert run("btv", "fit", *mlp.args, "-o", btv, "--steps", 5).exit_code == 0
     named = load_artifact(btv).model
     assert named == {"name": mlp.spec, "spec": mlp.spec, "weights": str(mlp.weights),
                      "input_shape": [20]}
-    evaluate = ("--data", mlp.data, "--fault", LEVELS["mlp"], "--chips", 8, "--test-images",
-                60, "--fresh", 10, "--json")
-    result = run("btv", "evaluate", btv, *evaluate)
-    assert result.exit_code == 0, result.output
-    assert f"model {mlp.spec} with {mlp.weights} (named by {btv})" in result.stderr
+    line = error_line(run("btv", "evaluate", btv, *evaluate))
+    assert mlp.spec in line and "not imported" in line and "give --model" in line
     chip = tmp_path / "chip.safetensors"
-    state = load_file(mlp.weights)
-    save_file({k: v * 1.5 for k, v in state.items()}, chip)
-    verdict = run("btv", "apply", btv, "--weights", chip, "--json")
+    save_file({k: v * 1.5 for k, v in load_file(mlp.weights).items()}, chip)
+    assert "not imported" in error_line(run("btv", "apply", btv, "--weights", chip))
+    given = run("btv", "evaluate", btv, "--model", *mlp.args, *evaluate)
+    assert given.exit_code == 0, given.output
+    verdict = run("btv", "apply", btv, "--model", mlp.spec, "--weights", chip, "--reference",
+                  mlp.spec, "--reference-weights", mlp.weights, "--json")
     assert verdict.exit_code in (0, 1), verdict.output
     assert json.loads(verdict.stdout)["verdict"] in ("certain", "uncertain")
-    moved = tmp_path / "moved.safetensors"
-    shutil.copy(mlp.weights, moved)
-    mlp.weights.rename(tmp_path / "away.safetensors")
-    try:
-        line = error_line(run("btv", "evaluate", btv, *evaluate))
-        assert "give --model" in line and "mlp.safetensors" in line
-        given = run("btv", "evaluate", btv, "--model", mlp.spec, "--weights", moved, *evaluate)
-        assert given.exit_code == 0, given.output
-    finally:
-        (tmp_path / "away.safetensors").rename(mlp.weights)
+
+    archive = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(mlp.module.eval(), (torch.zeros(2, 20),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      archive)
+    exported = tmp_path / "exported.safetensors"
+    assert run("btv", "fit", archive, "-o", exported, "--steps", 5).exit_code == 0
+    result = run("btv", "evaluate", exported, *evaluate)
+    assert result.exit_code == 0, result.output
+    assert f"model {archive.resolve()} (named by {exported})" in result.stderr
+    moved = tmp_path / "moved.pt2"
+    shutil.move(archive, moved)
+    line = error_line(run("btv", "evaluate", exported, *evaluate))
+    assert "give --model" in line and "mlp.pt2" in line
+    given = run("btv", "evaluate", exported, "--model", moved, *evaluate)
+    assert given.exit_code == 0, given.output
 
     egis = tmp_path / "egis"
     small = ("--chips", 16, "--images", 16, "--steps", 3, "--batch", 8, "--splits", 1,
@@ -305,12 +315,16 @@ def test_tests_remember_their_model(users, tmp_path):
     fit = run("egis", "fit", *branchy.args, "--data", branchy.data, "--fault",
               LEVELS["branchy"], "-o", egis, *small)
     assert fit.exit_code == 0, fit.output
-    result = run("egis", "evaluate", egis, "--data", branchy.data, "--chips", 8, "--json")
+    line = error_line(run("egis", "evaluate", egis, "--data", branchy.data, "--chips", 8))
+    assert branchy.spec in line and "not imported" in line
+    result = run("egis", "evaluate", egis, "--model", *branchy.args, "--data", branchy.data,
+                 "--chips", 8, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["chips"] == 8
     chip = tmp_path / "chip2.safetensors"
     save_file({k: v * 1.2 if v.is_floating_point() else v
                for k, v in load_file(branchy.weights).items()}, chip)
-    verdict = run("egis", "apply", egis, "--weights", chip, "--json")
+    verdict = run("egis", "apply", egis, "--model", branchy.spec, "--weights", chip,
+                  "--reference", branchy.spec, "--reference-weights", branchy.weights, "--json")
     assert verdict.exit_code in (0, 1), verdict.output
     assert json.loads(verdict.stdout)["verdict"] in ("pass", "fail")

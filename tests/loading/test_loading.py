@@ -1,5 +1,6 @@
 """Model loading: module:factory with weights, .pt2 archives, and every error case."""
 
+import logging
 import textwrap
 
 import pytest
@@ -8,7 +9,7 @@ from safetensors.torch import save_file
 
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import state_fingerprint
-from cimtest.loading import load_model
+from cimtest.loading import load_model, reload_model
 
 FACTORY = textwrap.dedent(
     """
@@ -84,6 +85,24 @@ def test_export_archive(factory, tmp_path):
     assert torch.allclose(loaded.module(x), model(x), atol=1e-6)
 
 
+
+def test_reload_imports_no_factory_a_file_names(factory, tmp_path, monkeypatch):
+    """A test's stored reference reloads a .pt2 archive, but a module:factory in it is refused
+    before its module is imported: a crafted file could name any callable (``os:fork``)."""
+    model = factory.tiny().eval()
+    program = torch.export.export(model, (torch.zeros(2, 1, 8, 8),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    archive = load_model(str(tmp_path / "m.pt2"))
+    assert reload_model(archive.reference()).fingerprint == archive.fingerprint
+    (tmp_path / "sideeffect.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('imported').touch()\n"
+        "def build():\n    raise AssertionError('called')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelError, match="not imported"):
+        reload_model({"spec": "sideeffect:build", "weights": None, "input_shape": [1, 8, 8]})
+    assert not (tmp_path / "imported").exists()
+
 def _bad(factory, tmp_path, mutate):
     state = dict(factory.tiny().state_dict())
     mutate(state)
@@ -113,7 +132,7 @@ def test_weight_errors_name_the_layer(factory, tmp_path):
             load_model("tinymodels:shaped", weights=path)
 
 
-def test_unreadable_files_and_bad_specs(factory, tmp_path):
+def test_unreadable_files_and_bad_specs(factory, tmp_path, caplog):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="junk.safetensors"):
         load_model("tinymodels:shaped", weights=tmp_path / "junk.safetensors")
@@ -126,8 +145,12 @@ def test_unreadable_files_and_bad_specs(factory, tmp_path):
     with pytest.raises(ModelError, match="unknown zoo model"):
         load_model("no-such-model")
     (tmp_path / "junk.pt2").write_bytes(b"zip? no")
-    with pytest.raises(ModelError, match="junk.pt2"):
-        load_model(str(tmp_path / "junk.pt2"))
+    with caplog.at_level(logging.WARNING):  # torch logs a traceback unless silenced
+        with pytest.raises(ModelError, match="junk.pt2"):
+            load_model(str(tmp_path / "junk.pt2"))
+        with pytest.raises(ModelError, match="absent.pt2' does not exist"):
+            load_model(str(tmp_path / "absent.pt2"))
+    assert not caplog.records
 
 
 def test_pickled_objects_are_refused(factory, tmp_path):

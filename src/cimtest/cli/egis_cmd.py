@@ -347,8 +347,8 @@ def apply(
     chip, egis = _test_model(test, model, weights, input_shape)
     expected = chip.fingerprint
     if reference is not None:
-        expected = resolve_model(reference, reference_weights, input_shape,
-                                 "classification").fingerprint
+        expected = resolve_model(reference, reference_weights, input_shape, "classification",
+                                 known_shape=egis.input_shape_).fingerprint
     elif model is None and weights is not None:  # the chip is the named model with --weights
         expected = remembered_model(egis.model_, test, None, input_shape, "classification",
                                     egis.input_shape_).fingerprint
