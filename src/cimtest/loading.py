@@ -246,7 +246,8 @@ def load_model(
     train_if_missing: bool = True,
     data: str | Path | None = None,
 ) -> LoadedModel:
-    """Load MODEL: a zoo name, ``package.module:factory`` (+ `weights`), or a ``.pt2`` archive.
+    """Load MODEL: a zoo name, ``package.module:factory`` or a ``.pt2`` archive (each with
+    `weights` instead of its own if given).
 
     One input is (F), (C, L) or (C, H, W). Its shape is the `input_shape` argument, else
     the zoo entry's, the export archive's or a module attribute ``input_shape``, else that
@@ -261,6 +262,8 @@ def load_model(
     data_size = source = None
     if spec.endswith(".pt2"):
         module, shape = _from_export(Path(spec))
+        if weights is not None:  # a chip's weights in the archive's graph
+            _load_state(module, load_weights(weights), str(weights))
         input_shape = input_shape or shape
         name = Path(spec).stem
     elif ":" in spec:

@@ -302,6 +302,8 @@ def test_tests_remember_their_model(users, tmp_path):
     result = run("btv", "evaluate", exported, *evaluate)
     assert result.exit_code == 0, result.output
     assert f"model {archive.resolve()} (named by {exported})" in result.stderr
+    verdict = run("btv", "apply", exported, "--weights", chip, "--json")  # the archive's graph
+    assert verdict.exit_code == 1, verdict.output  # with the chip's weights: 1.5x is uncertain
     moved = tmp_path / "moved.pt2"
     shutil.move(archive, moved)
     line = error_line(run("btv", "evaluate", exported, *evaluate))

@@ -83,6 +83,15 @@ def test_export_archive(factory, tmp_path):
     assert loaded.input_shape == (1, 8, 8)
     x = torch.randn(3, 1, 8, 8)
     assert torch.allclose(loaded.module(x), model(x), atol=1e-6)
+    chip = {k: v * 1.5 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    save_file(chip, tmp_path / "chip.safetensors")
+    other = load_model(str(tmp_path / "m.pt2"), weights=tmp_path / "chip.safetensors")
+    model.load_state_dict(chip)
+    assert other.fingerprint == state_fingerprint(model) != loaded.fingerprint
+    assert torch.allclose(other.module(x), model(x), atol=1e-5)
+    save_file({"0.weight": chip["0.weight"]}, tmp_path / "part.safetensors")
+    with pytest.raises(ModelError, match="part.safetensors"):
+        load_model(str(tmp_path / "m.pt2"), weights=tmp_path / "part.safetensors")
 
 
 

@@ -7,7 +7,8 @@ import typer
 MODEL = typer.Argument(
     ..., help="Zoo name (e.g. resnet20-8), package.module:factory with --weights, or a .pt2 archive."
 )
-WEIGHTS = typer.Option(None, help="Weights for MODEL: .safetensors or .pt (weights only).")
+WEIGHTS = typer.Option(
+    None, help="Weights for MODEL, instead of its own: .safetensors or .pt (weights only).")
 INPUT_SHAPE = typer.Option(
     None, "--input-shape", metavar="F|C,L|C,H,W",
     help="Shape of one input, 1 to 3 integers, when it can't be inferred (from the model, "
