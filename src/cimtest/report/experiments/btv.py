@@ -1,8 +1,9 @@
 """Paper 1's experiments (docs/results-btv.md): resnet20-8 at full size and the 32x32 zoo,
 their commands and their tables. Budgets on the 2-core reference machine, one torch thread:
-``btv`` ~45 min, ``btv-paper`` ~6 min, ``btv-zoo`` ~80 min, ``btv-zoo-layers`` ~60 min
-(plus ~35 min to train its three 32x32 models on first use); each writes only its own
-blocks, so one reruns without the others."""
+``btv`` ~45 min, ``btv-paper`` ~6 min, ``btv-zoo`` ~115 min (plus, on first use, training:
+MobileNet-v2 20 min, the DCGAN 14 min, FCN and UNet 30-60 min), ``btv-zoo-layers`` ~105 min
+(plus ~55 min to train its four 32x32 models); each writes only its own blocks, so one
+reruns without the others."""
 
 from __future__ import annotations
 
