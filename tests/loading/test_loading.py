@@ -94,7 +94,6 @@ def test_export_archive(factory, tmp_path):
         load_model(str(tmp_path / "m.pt2"), weights=tmp_path / "part.safetensors")
 
 
-
 def test_reload_imports_no_factory_a_file_names(factory, tmp_path, monkeypatch):
     """A test's stored reference reloads a .pt2 archive, but a module:factory in it is refused
     before its module is imported: a crafted file could name any callable (``os:fork``)."""
@@ -111,6 +110,7 @@ def test_reload_imports_no_factory_a_file_names(factory, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="not imported"):
         reload_model({"spec": "sideeffect:build", "weights": None, "input_shape": [1, 8, 8]})
     assert not (tmp_path / "imported").exists()
+
 
 def _bad(factory, tmp_path, mutate):
     state = dict(factory.tiny().state_dict())
