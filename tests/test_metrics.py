@@ -1,4 +1,5 @@
-"""Test metrics against hand computations: Wilson interval, coverage (eq. 6, 7), AUC."""
+"""Test metrics against hand computations: Wilson interval, McNemar's exact test, coverage
+(eq. 6, 7), AUC."""
 
 import math
 
@@ -12,6 +13,8 @@ from cimtest.metrics import (
     Rate,
     coverage,
     false_alarm_rate,
+    mcnemar_exact,
+    paired_against_best,
     rate,
     roc_auc,
     verifiable_coverage,
@@ -35,6 +38,66 @@ def test_wilson_interval_edges():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     with pytest.raises(ConfigError):
         wilson_interval(3, 2)
+
+
+def test_wilson_interval_textbook_value_and_closed_form():
+    # 8 of 10 at 95 %: (0.490, 0.943), the usual textbook example of the Wilson interval
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    # SciPy's interval equals the closed form at z = 1.96 over a grid of k and n
+    z = 1.96
+    for n in (1, 2, 7, 30, 1000):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            p = k / n
+            centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+            half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+            assert wilson_interval(k, n) == pytest.approx(
+                (max(0.0, centre - half), min(1.0, centre + half)), abs=1e-12)
+    # another level: z = 2.576 (99 %) is wider
+    lo99, hi99 = wilson_interval(8, 10, z=2.576)
+    assert lo99 < lo and hi99 > hi
+
+
+def test_mcnemar_exact_by_hand():
+    # b = 0 chips only A gets right, c = 6 only B: p = 2 * 0.5**6
+    a = np.array([False] * 6 + [True] * 10 + [False] * 4)
+    b = np.array([True] * 6 + [True] * 10 + [False] * 4)
+    assert mcnemar_exact(a, b) == pytest.approx(2 * 0.5**6) == pytest.approx(0.03125)
+    assert mcnemar_exact(b, a) == mcnemar_exact(a, b)  # symmetric
+    # b = 1, c = 9: p = 2 * (C(10,0) + C(10,1)) / 2**10
+    a = np.array([True] + [False] * 9 + [True] * 5)
+    b = np.array([False] + [True] * 9 + [True] * 5)
+    assert mcnemar_exact(a, b) == pytest.approx(2 * 11 / 1024)
+    # b = c: p = 1; no discordant chip: p = 1; concordant chips carry no weight
+    a = np.array([True, False, True, False])
+    assert mcnemar_exact(a, ~a) == 1.0
+    assert mcnemar_exact(a, a) == 1.0
+    assert mcnemar_exact(torch.tensor([True] * 3), torch.tensor([True] * 3)) == 1.0
+    with pytest.raises(ConfigError, match="differ in shape"):
+        mcnemar_exact(a, a[:3])
+
+
+def test_paired_against_best_marks_ties():
+    rng = np.random.default_rng(0)
+    good = rng.random(200) < 0.9
+    worse = good.copy()
+    worse[np.flatnonzero(good)[:40]] = False  # wrong on 40 chips the best gets right
+    near = good.copy()
+    near[np.flatnonzero(good)[:2]] = False  # 2 chips apart: no evidence of a difference
+    best, paired = paired_against_best({"worse": worse, "good": good, "twin": good.copy(),
+                                        "near": near})
+    assert best == "good"
+    assert paired["good"] == (1.0, True) and paired["twin"] == (1.0, True)
+    assert paired["worse"][0] == pytest.approx(2 * 0.5**40) and not paired["worse"][1]
+    assert paired["near"] == (pytest.approx(0.5), True)  # b = 0, c = 2: 2 * 0.25
+    assert list(paired) == ["worse", "good", "twin", "near"]
+    # the first of equally accurate tests is the best; alpha moves the line
+    assert paired_against_best({"a": near, "b": near})[0] == "a"
+    assert not paired_against_best({"near": near, "good": good}, alpha=0.6)[1]["near"][1]
+    with pytest.raises(ConfigError, match="at least one"):
+        paired_against_best({})
+    with pytest.raises(ConfigError, match="same chips"):
+        paired_against_best({"a": good, "b": good[:10]})
 
 
 def test_coverage_counts_sigma_at_or_above_threshold():

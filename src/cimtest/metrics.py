@@ -3,12 +3,15 @@
 Test metrics (coverage, verifiable coverage, false-alarm rates) are proportions over a
 finite population of simulated chips; each comes as a `Rate` with its 95 % Wilson interval,
 which stays inside [0, 1] and is sensible even at 0 % or 100 % (where the normal
-approximation collapses to a zero-width band).
+approximation collapses to a zero-width band). Tests scored on the same chips are compared
+pairwise by McNemar's exact test (`mcnemar_exact`, `paired_against_best`), which uses the
+pairing that two separate intervals ignore.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,7 +27,9 @@ __all__ = [
     "coverage",
     "cutoff_at",
     "false_alarm_rate",
+    "mcnemar_exact",
     "mean_iou",
+    "paired_against_best",
     "parse_cutoff",
     "pass_fraction",
     "rate",
@@ -128,6 +133,10 @@ class Rate:
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Return the Wilson score interval of a binomial proportion ``successes / n``.
 
+    SciPy's (`scipy.stats.binomtest(...).proportion_ci(method="wilson")`) at the two-sided
+    level of the normal quantile `z`. Unlike the normal approximation it stays inside [0, 1]
+    and keeps a width at 0 or n successes.
+
     Parameters
     ----------
     successes : int
@@ -142,15 +151,90 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     (float, float)
         ``(low, high)`` with ``0 <= low <= successes / n <= high <= 1``.
     """
+    from scipy.stats import binomtest, norm
+
     if n < 0 or not 0 <= successes <= n:
         raise ConfigError(f"wilson_interval needs 0 <= successes <= n; got {successes}, {n}")
     if n == 0:
         return math.nan, math.nan
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    level = 1.0 - 2.0 * float(norm.sf(z))  # 1.96 -> 0.95000042, so SciPy's z is 1.96 again
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level,
+                                                           method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
+
+
+def mcnemar_exact(correct_a: np.ndarray | torch.Tensor,
+                  correct_b: np.ndarray | torch.Tensor) -> float:
+    """Two-sided p-value of McNemar's exact test that two tests are equally accurate.
+
+    Both tests judged the same chips (paired), so the fair question is not whether their
+    accuracies differ by more than two independent intervals allow, but whether, on the
+    chips where exactly one of them is right, each is right equally often. With b the chips
+    only A gets right and c the chips only B gets right, b is Binomial(b + c, 1/2) under
+    that hypothesis; the p-value is SciPy's two-sided exact binomial test
+    (`scipy.stats.binomtest(b, b + c)`): ``b = 0, c = 6`` gives ``2 · 0.5**6 = 0.03125``,
+    ``b = c`` gives 1. Chips both get right or both get wrong carry no evidence and are
+    left out; with no discordant chip at all the p-value is 1.
+
+    Parameters
+    ----------
+    correct_a, correct_b : array of shape (n,)
+        bool, True where the test's verdict on chip i matches the truth.
+
+    Returns
+    -------
+    float
+        The p-value, in (0, 1].
+    """
+    from scipy.stats import binomtest
+
+    a = _as_bool(correct_a, "correct_a")
+    b = _as_bool(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ConfigError(f"correct_a and correct_b differ in shape: {a.shape}, {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def paired_against_best(correct: Mapping[str, np.ndarray | torch.Tensor], *,
+                        alpha: float = 0.05) -> tuple[str, dict[str, tuple[float, bool]]]:
+    """Which tests cannot be told apart from the most accurate one on the same chips.
+
+    The best is the test with the most correct verdicts (the first of equals, in the order
+    of `correct`). Every test is compared with it by `mcnemar_exact` on the same chips;
+    it is tied with the best when ``p >= alpha`` (the best itself: p = 1, tied). Each
+    comparison is a separate test at level `alpha`, not corrected for their number (with
+    many tests, a few true differences are called ties and, rarely, a tie a difference), and
+    the best is chosen on the chips it is then compared on, which favours it slightly.
+
+    Parameters
+    ----------
+    correct : mapping of str to array of shape (n,)
+        Test name -> bool, True where its verdict on chip i matches the truth; the same
+        n chips, in the same order, for every test.
+    alpha : float
+        Level of each test.
+
+    Returns
+    -------
+    (str, dict of str to (float, bool))
+        The best test's name, and per test (in the order of `correct`) its p-value against
+        the best and whether it is tied with the best.
+    """
+    if not correct:
+        raise ConfigError("paired_against_best needs at least one test")
+    flags = {name: _as_bool(values, name) for name, values in correct.items()}
+    if len({f.shape for f in flags.values()}) != 1:
+        raise ConfigError("paired_against_best needs the same chips for every test; got "
+                          f"shapes {sorted({f.shape for f in flags.values()})}")
+    best = max(flags, key=lambda name: int(flags[name].sum()))  # first of equals
+    out = {}
+    for name, flag in flags.items():
+        p = 1.0 if name == best else mcnemar_exact(flag, flags[best])
+        out[name] = (p, p >= alpha)
+    return best, out
 
 
 def rate(flags: np.ndarray | torch.Tensor) -> Rate:
