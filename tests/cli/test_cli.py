@@ -187,6 +187,29 @@ def test_zoo_train_then_demo_on_the_cached_model(tmp_path, monkeypatch):
     assert {r["method"]: r["ta"] for r in rows} == same  # same seeds: same verdicts
 
 
+def test_compare_json_and_table_carry_ta_interval_and_ties_with_the_best(tiny_model):
+    small = ("--fault", "mult:eta=0.25", "--chips", 20, "--eval-chips", 30, "--images", 16,
+             "--steps", 3, "--btv-steps", 5, "--k", 2)
+    result = run("compare", *tiny_model, *small, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    for row in rows:
+        assert {"ta_low", "ta_high", "best", "p_vs_best", "tied_with_best"} <= set(row)
+        assert 0 <= row["ta_low"] <= row["ta"] <= row["ta_high"] <= 100
+        assert 0 < row["p_vs_best"] <= 1
+        assert row["tied_with_best"] == (row["p_vs_best"] >= 0.05)
+    (best,) = [r for r in rows if r["best"]]
+    assert best["ta"] == max(r["ta"] for r in rows)
+    assert best["p_vs_best"] == 1.0 and best["tied_with_best"]
+    # the text table: TA with its interval and the tie mark, the p column, the footnote
+    text = run("compare", *tiny_model, *small)
+    assert text.exit_code == 0, text.output
+    output = " ".join(text.stdout.split())  # the footnote may wrap
+    assert f"{best['ta']:.1f} ({best['ta_low']:.1f}-{best['ta_high']:.1f})†" in output
+    assert "p vs best" in output and f"tied with the best TA ({best['method']})" in output
+    assert "McNemar's exact test" in output
+
+
 def test_compare_and_report_errors(tmp_path):
     bad = run("compare", "mlp-8", "--fault", "mult:eta=0.1", "--chips", 5)
     assert bad.exit_code == 2 and "--chips" in bad.stderr

@@ -10,6 +10,7 @@ from cimtest.data import digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import load_model
+from cimtest.metrics import mcnemar_exact, wilson_interval
 from cimtest.report import compare, default_methods
 from cimtest.report.html import SECTIONS, write_report
 from cimtest.report.run import load_run, save_run
@@ -106,6 +107,30 @@ def test_rows_hold_every_method_and_metric(counted):
         assert row["ta"] == pytest.approx(100 * np.mean(flagged == failed))
 
 
+def test_rows_carry_ta_interval_and_paired_test_against_best(counted):
+    result, _ = counted
+    failed = ~(result.eval_accuracy > result.cutoff_accuracy)
+    n = len(failed)
+    for row in result.rows:
+        assert 0 <= row["ta_low"] <= row["ta"] <= row["ta_high"] <= 100
+        k = int(np.sum(result.flags[row["method"]] == failed))
+        assert (row["ta_low"], row["ta_high"]) == pytest.approx(
+            tuple(100 * v for v in wilson_interval(k, n)))
+        assert 0 < row["p_vs_best"] <= 1
+        assert row["tied_with_best"] == (row["p_vs_best"] >= 0.05)
+    # exactly one best: the first highest TA, p = 1 against itself
+    top = max(r["ta"] for r in result.rows)
+    (best,) = [r for r in result.rows if r["best"]]
+    assert best is next(r for r in result.rows if r["ta"] == top)
+    assert best["p_vs_best"] == 1.0 and best["tied_with_best"] is True
+    # each p-value is McNemar's exact test against the best on the stored verdicts
+    right = {r["method"]: result.flags[r["method"]] == failed for r in result.rows}
+    for row in result.rows:
+        if row is not best:
+            assert row["p_vs_best"] == pytest.approx(
+                mcnemar_exact(right[row["method"]], right[best["method"]]))
+
+
 def test_compare_refuses_equal_seeds_and_non_classifiers(tiny_model):
     loaded, data = tiny_model
     with pytest.raises(ConfigError, match="different seeds"):
@@ -126,6 +151,12 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     assert checker.errors == [] and checker.stack == []
     assert checker.sections == list(SECTIONS)
     assert page.read_text().count("data:image/png;base64,") == 7
+    # the table shows TA's interval, the p-value against the best and the tie mark's note
+    (best,) = [r for r in result.rows if r["best"]]
+    text = page.read_text()
+    assert f"{best['ta']:.1f} ({best['ta_low']:.1f}-{best['ta_high']:.1f})†" in text
+    assert "<th>p vs best</th>" in text and "<td>best</td>" in text
+    assert "McNemar&#x27;s exact test" in text
     assert not list(tmp_path.glob(".*"))  # no temporary left behind
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from cimtest.report.experiments import EXPERIMENTS
-from cimtest.report.markdown import cell, pct
+from cimtest.report.markdown import TIE_MARK, best_method, cell, p_vs_best, pct, ta_band, tie_note
 
 
 def _row(fault: str, index: int, layers: float | None, rule: str) -> dict:
@@ -56,6 +56,34 @@ def test_cells_and_rates():
     assert pct({}, "c") == "-"
     assert [cell(v, 1) for v in ("x", None, float("nan"), 0.12345, 12.34, 3)] == [
         "x", "-", "-", "0.123", "12.3", "3"]
+
+
+def test_comparison_cells_show_the_interval_and_ties_with_the_best():
+    best = {"method": "a", "ta": 91.2, "ta_low": 89.31, "ta_high": 92.84, "best": True,
+            "p_vs_best": 1.0, "tied_with_best": True}
+    tied = {"method": "b", "ta": 90.0, "ta_low": 88.0, "ta_high": 91.8, "best": False,
+            "p_vs_best": 0.21, "tied_with_best": True}
+    worse = {"method": "c", "ta": 80.0, "ta_low": 77.4, "ta_high": 82.4, "best": False,
+             "p_vs_best": 1e-9, "tied_with_best": False}
+    rows = [worse, best, tied]
+    assert best_method(rows) == "a"
+    assert [ta_band(r) for r in rows] == ["80.0 (77.4-82.4)", f"91.2 (89.3-92.8){TIE_MARK}",
+                                          f"90.0 (88.0-91.8){TIE_MARK}"]
+    assert [p_vs_best(r, "a") for r in rows] == ["<0.001", "best", "0.210"]
+    assert "tied with the best TA (a)" in tie_note(rows) and "McNemar" in tie_note(rows)
+    # rows saved before the interval and the test were recorded: TA alone, no footnote
+    old = [{"method": "a", "ta": 91.2}, {"method": "b", "ta": 90.0}]
+    assert best_method(old) is None and tie_note(old) == ""
+    assert [ta_band(r) for r in old] == ["91.2", "90.0"] and p_vs_best(old[0], None) == "-"
+    # the comparison's markdown table carries both, with the footnote under it
+    results = _Results()
+    base = _row("mult", 1, None, "offset=0")
+    results["r20-typical"] = [dict(base, **r) for r in rows]
+    block = EXPERIMENTS["comparison"].render(results)["r20-typical"]
+    assert "| TA (95 % CI) | p vs best |" in block
+    assert f"| a | 91.2 (89.3-92.8){TIE_MARK} | best |" in block
+    assert "| c | 80.0 (77.4-82.4) | <0.001 |" in block
+    assert block.endswith(tie_note(rows) + ".")
 
 
 def test_zoo_tables_v_and_vi_cover_the_papers_models():

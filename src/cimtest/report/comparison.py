@@ -37,7 +37,7 @@ from cimtest.methods import (
     RandomSyntheticTest,
     TestMethod,
 )
-from cimtest.metrics import rate, roc_auc, roc_curve, test_metrics
+from cimtest.metrics import paired_against_best, rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
 __all__ = ["GENERATOR_METHODS", "REAL_SEED", "REAL_SHARE", "Comparison", "compare",
@@ -102,7 +102,12 @@ class Comparison:
     ----------
     rows : list of dict
         One per method: ``method, ta, te, yl, cte, bte, coverage, false_alarm, auc`` (percent
-        except AUC), ``ceiling`` (the truth's split-half agreement, percent, the same for
+        except AUC), ``ta_low, ta_high`` (TA's 95 % Wilson interval, percent), ``best``
+        (True for one row: the highest TA, the first of equals), ``p_vs_best`` (two-sided
+        p-value of McNemar's exact test of the method's right and wrong verdicts against the
+        best's on the same evaluation chips; 1.0 for the best itself), ``tied_with_best``
+        (``p_vs_best >= 0.05``: no evidence that it is less accurate than the best; True
+        for the best), ``ceiling`` (the truth's split-half agreement, percent, the same for
         every row), ``pass_fraction`` (share of the training chips that pass, 0..1),
         ``test_bytes, detector_bytes, forward_passes, needs, fit_s``, ``accuracy_rmse``
         (points, of the tests that predict each chip's accuracy; None for the others) and
@@ -257,14 +262,21 @@ def compare(
     truth_ceiling = ceiling(correct, a_cutoff, sources=data.sources)
     share = pass_fraction(accuracy, a_cutoff)
 
-    rows, roc, scores, flags = [], {}, {}, {}
+    rows, roc, scores, flags, right = [], {}, {}, {}, {}
     for name, method in methods.items():
         features = method.respond(eval_out[:, inputs[name]])
         score = method.score(features)
         flagged = np.asarray(method.decide(features), dtype=bool)
+        right[name] = flagged == failed  # the verdict matches the truth (TA's numerator)
+        ta = rate(right[name])
         rows.append({
             "method": name,
             **test_metrics(~flagged, eval_acc, a_cutoff),
+            "ta_low": 100.0 * ta.low,
+            "ta_high": 100.0 * ta.high,
+            "best": None,  # set below, once every method is scored
+            "p_vs_best": None,
+            "tied_with_best": None,
             "coverage": 100.0 * rate(flagged[failed]).value,
             "false_alarm": 100.0 * rate(flagged[~failed]).value,
             "auc": roc_auc(score, failed),
@@ -280,6 +292,10 @@ def compare(
         })
         roc[name] = roc_curve(score, failed)
         scores[name], flags[name] = score, flagged
+    best, paired = paired_against_best(right)  # McNemar's exact test against the highest TA
+    for row in rows:
+        row["best"] = row["method"] == best
+        row["p_vs_best"], row["tied_with_best"] = paired[row["method"]]
     setup = {
         "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
         "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,

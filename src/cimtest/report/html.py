@@ -11,6 +11,7 @@ import torch
 from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
 from cimtest.report import plots
+from cimtest.report.markdown import best_method, p_vs_best, ta_band, tie_note
 
 __all__ = ["SECTIONS", "render_report", "write_report"]
 
@@ -26,7 +27,8 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 section { margin-bottom: 2em; } img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
 """
 
-_COLUMNS = (("method", "method"), ("ta", "TA %"), ("te", "TE %"), ("yl", "YL %"),
+_COLUMNS = (("method", "method"), ("ta", "TA % (95 % CI)"), ("p_vs_best", "p vs best"),
+            ("te", "TE %"), ("yl", "YL %"),
             ("cte", "CTE %"), ("bte", "BTE %"), ("coverage", "coverage %"),
             ("false_alarm", "false alarm %"), ("auc", "ROC AUC"), ("test_bytes", "test bytes"),
             ("detector_bytes", "detector bytes"), ("forward_passes", "forwards / chip"),
@@ -47,7 +49,7 @@ def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
                           "passes iff its accuracy is above A_cutoff. TE: failing chips called "
                           "pass (CTE more than 1 point below A_cutoff, BTE within 1 point); YL: "
                           "passing chips called fail; coverage: failing chips flagged; false "
-                          "alarm: passing chips flagged.</p>"))
+                          "alarm: passing chips flagged.</p>" + _tie_note(doc["rows"])))
     aucs = {r["method"]: r["auc"] for r in doc["rows"]}
     parts.append(_section("roc", "ROC curves", _img(plots.roc_curves(doc["roc"], aucs))))
     parts.append(_section("coverage", "Chips flagged against their accuracy drop", _img(
@@ -133,12 +135,17 @@ def _learned_inputs(learned: dict, tensors: dict[str, torch.Tensor]) -> str:
 
 def _rows_table(rows: list[dict]) -> str:
     head = "".join(f"<th>{_e(label)}</th>" for _, label in _COLUMNS)
+    best = best_method(rows)
     body = []
     for row in rows:
         cells = []
         for key, _ in _COLUMNS:
             value = row.get(key)
-            if value is None:
+            if key == "ta":
+                value = ta_band(row)
+            elif key == "p_vs_best":
+                value = p_vs_best(row, best)
+            elif value is None:
                 value = ""
             elif key == "needs":
                 value = ", ".join(value[1:]) or "model only"
@@ -151,6 +158,11 @@ def _rows_table(rows: list[dict]) -> str:
             cells.append(f"<td>{_e(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _tie_note(rows: list[dict]) -> str:
+    note = tie_note(rows)
+    return f"<p class=\"note\">{_e(note)}.</p>" if note else ""
 
 
 def _percent(value: float | None) -> str:

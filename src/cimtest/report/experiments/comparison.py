@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from cimtest.report.experiments.base import Experiment, Results, Step, calibrated_level
+from cimtest.report.markdown import best_method, p_vs_best, ta_band, tie_note
 
 __all__ = ["EXPERIMENTS"]
 
@@ -56,22 +57,30 @@ def _optional(value: float | None, digits: int) -> str:
 
 
 def render_comparison(results: Results, names: Sequence[str], levels: str) -> dict[str, str]:
-    """One table per comparison in `names` (every method on the same chips, with the truth's
-    ceiling and the training chips' pass share), and their levels in block `levels`."""
+    """One table per comparison in `names` (every method on the same chips, TA with its 95 %
+    interval and McNemar's p-value against the best, the truth's ceiling and the training
+    chips' pass share) with the footnote of its tie mark, and their levels in block
+    `levels`."""
     blocks = {}
     for name in names:
-        lines = [("| method | TA | ceiling | TE | YL | CTE | BTE | coverage | false alarm | "
-                  "AUC | accuracy RMSE | pass % | test bytes | forwards | needs | fit s |"),
-                 "|" + "---|" * 16]
-        for r in results[name]:
+        rows = results[name]
+        best = best_method(rows)
+        lines = [("| method | TA (95 % CI) | p vs best | ceiling | TE | YL | CTE | BTE | "
+                  "coverage | false alarm | AUC | accuracy RMSE | pass % | test bytes | "
+                  "forwards | needs | fit s |"),
+                 "|" + "---|" * 17]
+        for r in rows:
             lines.append(
-                f"| {r['method']} | {r['ta']:.1f} | {r['ceiling']:.1f} | " + " | ".join(
+                f"| {r['method']} | {ta_band(r)} | {p_vs_best(r, best)} | "
+                f"{r['ceiling']:.1f} | " + " | ".join(
                     f"{r[k]:.1f}" for k in ("te", "yl", "cte", "bte", "coverage",
                                             "false_alarm")) +
                 f" | {r['auc']:.3f} | {_optional(r.get('accuracy_rmse'), 2)} | "
                 f"{100 * r['pass_fraction']:.1f} | {r['test_bytes']:,} | "
                 f"{r['forward_passes']} | {', '.join(r['needs'][1:]) or 'model only'} | "
                 f"{r['fit_s']:.1f} |")
+        if note := tie_note(rows):
+            lines += ["", note + "."]
         blocks[name] = "\n".join(lines)
     found = [f"`{name}`: {calibrated_level(results, 'cal-' + name):.4g}" for name in names]
     blocks[levels] = "Calibrated levels (2-point mean drop): " + ", ".join(found) + "."
