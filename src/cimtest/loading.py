@@ -40,8 +40,9 @@ class LoadedModel:
     output_shape: tuple[int, ...]
     fingerprint: str
     """sha256 of the state dict's canonical bytes (`cimtest.fingerprint.state_fingerprint`)."""
-    data_size: int | None = None
-    """For zoo models: the digits size the model was trained on (8, 16 or 32)."""
+    dataset: str | None = None
+    """For zoo models: the built-in data set it was trained on (``"digits"``, ``"mnist"``,
+    ``"mnist1d"``; `cimtest.data.builtin_splits` gives it at `input_shape`)."""
     source: str | None = None
     """For zoo models: ``"shipped"`` (the same weights on every machine) or ``"trained here"``
     (numbers vary with the CPU that trained them)."""
@@ -259,7 +260,7 @@ def load_model(
     """
     from cimtest import zoo
 
-    data_size = source = None
+    dataset = source = None
     if spec.endswith(".pt2"):
         module, shape = _from_export(Path(spec))
         if weights is not None:  # a chip's weights in the archive's graph
@@ -281,7 +282,7 @@ def load_model(
             module, metadata = zoo.load_trained(spec, train_if_missing=train_if_missing)
             source = metadata["source"]
         input_shape, task, name = entry.input_shape, task or entry.task, entry.name
-        data_size = entry.data_size
+        dataset = entry.dataset
     if input_shape is None:
         raise ModelError(f"cannot infer the input shape of '{spec}'; give --input-shape "
                          "F, C,L or C,H,W")
@@ -325,7 +326,7 @@ def load_model(
         input_shape=tuple(input_shape),
         output_shape=output_shape,
         fingerprint=state_fingerprint(module),
-        data_size=data_size,
+        dataset=dataset,
         source=source,
     )
 

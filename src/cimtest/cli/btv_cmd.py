@@ -27,7 +27,7 @@ from cimtest.cli.common import (
     progress_bar,
     stdout,
 )
-from cimtest.cli.inputs import remembered_model, resolve_data, resolve_model
+from cimtest.cli.inputs import own_splits, remembered_model, resolve_data, resolve_model
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ def evaluate(
     btv = BayesianTestVector.load(test, loaded.fingerprint, force=force)
     dataset = None
     if loaded.task in ("classification", "segmentation"):
-        dataset = resolve_data(loaded, data, test_images, normalise)
+        dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     base = Population(loaded.module, "none", seed, chips, array_size=geometry,
                       bits_per_cell=bits_per_cell, memory=memory)
     check_memory(base)
@@ -307,14 +307,13 @@ def _levels(specs: list[str]) -> list[tuple[tuple[str, int], FaultStack]]:
 
 def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None,
                   normalise: str | None) -> Dataset | None:
-    """Real images that are not among the accuracy images: the digits train split for a zoo
-    model, else the labelled data after the first `test_images` (None if there are none)."""
+    """Real images that are not among the accuracy images: a built-in set's real-image pool,
+    else the labelled data after the first `test_images` (None if there are none)."""
     import torch
 
-    from cimtest.data import digits
-
-    if data is None and loaded.data_size is not None and normalise is None:
-        return digits(size=loaded.data_size, task=loaded.task).train
+    splits = own_splits(loaded, data, normalise=normalise)
+    if splits is not None:
+        return splits.real_pool
     full = resolve_data(loaded, data, normalise=normalise, check=False)
     if test_images is None or test_images >= len(full):
         return None

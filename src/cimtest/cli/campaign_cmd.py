@@ -110,7 +110,7 @@ def campaign(
     executor = _dask_executor(dask) if dask else InProcessExecutor()
     writer = SQLiteStore(store) if store else None
     loaded = resolve_model(model, weights, input_shape, task, data)
-    dataset = resolve_data(loaded, data, test_images, normalise)
+    dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     check_memory(population)
@@ -186,7 +186,7 @@ def calibrate(
     from cimtest.engine.calibrate import calibrate as run_calibration
 
     loaded = resolve_model(model, weights, input_shape, task, data)
-    dataset = resolve_data(loaded, data, test_images, normalise)
+    dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory)
     check_memory(population)

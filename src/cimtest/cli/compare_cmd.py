@@ -114,7 +114,7 @@ def compare_cmd(
     from cimtest.report.run import save_run
 
     loaded = resolve_model(model, weights, input_shape, "classification", data)
-    dataset = resolve_data(loaded, data, test_images, normalise)
+    dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     low_high = resolve_input_range(low_high, loaded, dataset, data)
     if learned:  # before any work: their steps need the gradient in the inputs
         from cimtest.methods.selection import check_differentiable

@@ -12,7 +12,7 @@ from cimtest.cli.common import (
     parse_normalise,
     stdout,
 )
-from cimtest.cli.inputs import near_chance, resolve_data, resolve_model
+from cimtest.cli.inputs import near_chance, own_splits, resolve_data, resolve_model
 from cimtest.exceptions import DataError
 
 
@@ -63,8 +63,7 @@ def info(
     from cimtest.evaluation.model import model_report
 
     report = model_report(loaded, dataset, geometry, bits_per_cell)
-    own_digits = data is None and normalise is None and loaded.data_size is not None
-    if dataset is not None and not own_digits:
+    if dataset is not None and own_splits(loaded, data, normalise=normalise) is None:
         near_chance(loaded, dataset, report["float_accuracy"])
     if json:
         emit_json(report)

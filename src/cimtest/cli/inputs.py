@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from cimtest.data import Dataset
     from cimtest.loading import LoadedModel
 
-__all__ = ["near_chance", "real_images", "remembered_model", "resolve_data",
+__all__ = ["near_chance", "own_splits", "real_images", "remembered_model", "resolve_data",
            "resolve_input_range", "resolve_model"]
 
 NEAR_CHANCE = 0.25
@@ -69,6 +69,29 @@ def remembered_model(
     return loaded
 
 
+def own_splits(loaded: LoadedModel, data: str | None, test_images: int | None = None,
+               normalise: str | None = None):  # -> DataSplits | None
+    """The built-in data set the run reads: --data NAME (`cimtest.data.BUILTIN`), else a zoo
+    model's own set when no --data or --normalise is given; None for a user's data. The
+    model's input shape selects the set's shape; `test_images` the truth's size."""
+    from pathlib import Path
+
+    from cimtest.data import BUILTIN, builtin_splits
+
+    if data is not None and data not in BUILTIN and not Path(data).expanduser().exists() \
+            and not Path(data).suffix:
+        raise DataError(f"no data set or path '{data}': the built-in sets are "
+                        f"{', '.join(BUILTIN)}; else give a folder, .npz or CIFAR .bin")
+    if data in BUILTIN:
+        if normalise is not None:
+            raise DataError(f"--normalise applies to a user's data; the built-in '{data}' is "
+                            "normalised with its own training statistics")
+        return builtin_splits(data, loaded.input_shape, loaded.task, test_images)
+    if data is None and normalise is None and loaded.dataset is not None:
+        return builtin_splits(loaded.dataset, loaded.input_shape, loaded.task, test_images)
+    return None
+
+
 def resolve_data(
     loaded: LoadedModel,
     data: str | None,
@@ -77,13 +100,17 @@ def resolve_data(
     *,
     check: bool = True,
     copies: int = 1,
+    memory: str | None = None,
 ) -> Dataset:
-    """The labelled test data: `data` if given, else the digits split matching the model; used
-    as stored unless `normalise` (--normalise MEAN,STD) or stats stored in the .npz say
-    otherwise, with `copies` versions of each image (--augment). Unless `check` is False, one
-    warning line when the float model scores near chance on data other than a zoo model's
-    own digits."""
-    from cimtest.data import augment, digits, load_data
+    """The labelled test data: `data` (a path, or a built-in set by name) if given, else the
+    zoo model's own set (the digits for another model); used as stored unless `normalise`
+    (--normalise MEAN,STD) or stats stored in the .npz say otherwise, with `copies`
+    versions of each image (--augment). `test_images` (--test-images) generates that many
+    samples of a generated set and keeps the first ones of any other; it is refused, before
+    anything is generated, when one chip's inputs and outputs on them exceed `memory`.
+    Unless `check` is False, one warning line when the float model scores near chance on
+    data other than a built-in set."""
+    from cimtest.data import augment, load_data
 
     stats = parse_normalise(normalise)
     if copies < 1:
@@ -93,9 +120,11 @@ def resolve_data(
     if loaded.task not in ("classification", "segmentation"):
         raise DataError(f"accuracy needs a classifier or a segmenter; '{loaded.name}' is a "
                         f"{loaded.task} model")
-    own_digits = data is None and loaded.data_size is not None and stats is None
-    if own_digits:
-        dataset = digits(size=loaded.data_size, task=loaded.task).test
+    if test_images is not None and memory is not None:
+        _check_truth_memory(loaded, test_images * copies, memory)
+    splits = own_splits(loaded, data, test_images, normalise)
+    if splits is not None:
+        dataset = splits.test
     else:
         mean, std = stats if stats is not None else (None, None)
         dataset = load_data(data, loaded.input_shape, task=loaded.task, mean=mean, std=std,
@@ -105,11 +134,26 @@ def resolve_data(
                         f"expects {loaded.input_shape}")
     if test_images is not None:
         dataset = dataset.subset(min(test_images, len(dataset)))
-    if check and not own_digits:
+    if check and splits is None:
         from cimtest.evaluation.model import float_accuracy
 
         near_chance(loaded, dataset, float_accuracy(loaded, dataset))
     return augment(dataset, copies) if copies > 1 else dataset
+
+
+def _check_truth_memory(loaded: LoadedModel, n: int, memory: str) -> None:
+    """Refuse a truth of `n` inputs whose float32 inputs and one chip's outputs on them do
+    not fit in the --memory budget."""
+    import math
+
+    from cimtest._validation import parse_memory
+
+    budget = parse_memory(memory)
+    need = 4 * n * (math.prod(loaded.input_shape) + math.prod(loaded.output_shape))
+    if need > budget:
+        raise DataError(f"--test-images {n:,} needs {need / 1e9:.2g} GB for its inputs and one "
+                        f"chip's outputs, more than --memory {memory}; give fewer images or a "
+                        "larger --memory")
 
 
 def near_chance(loaded: LoadedModel, dataset: Dataset, accuracy: float) -> bool:
@@ -145,8 +189,8 @@ def resolve_input_range(
             raise DataError(f"data '{dataset.name}' holds one value ({low:g}); give "
                             "--input-range LO,HI")
         return low, high
-    if loaded.data_size is not None:
-        return default_range(loaded.data_size)
+    if loaded.dataset is not None:
+        return default_range(loaded.dataset, loaded.input_shape)
     _logger.warning("no input range known for '%s'; synthetic images use %s (give "
                     "--input-range LO,HI or --data)", loaded.name, FALLBACK_RANGE)
     return FALLBACK_RANGE
@@ -154,18 +198,19 @@ def resolve_input_range(
 
 def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
                 normalise: str | None = None, data: str | None = None) -> Dataset | None:
-    """Images the real-image baselines draw from: --real, else the digits training split for
-    a zoo model on its digits, else None (`compare` holds out a seeded share of `dataset`)."""
+    """Images the real-image baselines draw from: --real, else the real-image pool of a
+    built-in set (its training split, or MNIST-1D's independent pool), else None (`compare`
+    holds out a seeded share of `dataset`)."""
     from pathlib import Path
-
-    from cimtest.data import digits
 
     if real is not None:
         if data is not None and Path(real).resolve() == Path(data).resolve():
             raise ConfigError("--real is the --data file: the real images must not be those "
                               "that define accuracy (omit --real for a seeded split)")
         return resolve_data(loaded, real, normalise=normalise)
-    if data is None and loaded.data_size is not None:
-        train = digits(size=loaded.data_size, task=loaded.task).train
-        return dataclasses.replace(train, name=f"{train.name} training split")
-    return None
+    splits = own_splits(loaded, data, normalise=normalise)
+    if splits is None:
+        return None
+    pool = splits.real_pool
+    return dataclasses.replace(pool, name=f"{pool.name} split" if splits.pool is not None
+                               else f"{pool.name} training split")

@@ -17,8 +17,9 @@ TASK = typer.Option(
     None, help="classification, segmentation, generation or discrimination (default: inferred)."
 )
 DATA = typer.Option(
-    None, help="Labelled test data: image folder, .npz (x, y) or CIFAR .bin (default: digits)."
-)
+    None, help="Labelled test data: a built-in set (digits, mnist1d, mnist) at the model's input "
+    "shape, or an image folder, .npz (x, y) or CIFAR .bin (default: a zoo model's own set, "
+    "else the digits).")
 NORMALISE = typer.Option(
     None, "--normalise", metavar="MEAN,STD",
     help="Normalise --data (and --real) per channel: x = (x - MEAN) / STD, on pixels in [0, 1] "
@@ -28,7 +29,10 @@ ARRAY_SIZE = typer.Option(None, "--array-size", help="Crossbar array ROWSxCOLS (
 BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memristive cell: 1, 2, 4 or 8.")
 SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")
 MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")
-TEST_IMAGES = typer.Option(None, "--test-images", help="Use only the first N test images.")
+TEST_IMAGES = typer.Option(
+    None, "--test-images", metavar="N",
+    help="Size of the truth: N test samples generated (mnist1d; cached after the first run), "
+    "else the first N test images.")
 AUGMENT = typer.Option(
     1, "--augment", metavar="COPIES",
     help="Measure each chip's accuracy on COPIES versions of every test image: the image and "

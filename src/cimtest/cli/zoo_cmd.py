@@ -7,14 +7,16 @@ from rich.table import Table
 
 from cimtest.cli.common import emit_json, handle_errors, progress_bar, stdout
 
-app = typer.Typer(help="The model zoo: the papers' architectures, trained on the embedded digits.")
+app = typer.Typer(help="The model zoo: the papers' architectures, trained on the built-in data sets.")
 
 
 @app.command("list")
 @handle_errors
 def list_cmd(json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
-    """List zoo models: name, task, parameters, input shape, and whether trained."""
+    """List zoo models: name, task, parameters, input shape, data set and its default test
+    size, and whether trained."""
     from cimtest import zoo
+    from cimtest.data.builtin import default_test_size
 
     rows = [
         {
@@ -22,6 +24,8 @@ def list_cmd(json: bool = typer.Option(False, "--json", help="Print one JSON doc
             "task": e.task,
             "params": e.params,
             "input_shape": list(e.input_shape),
+            "dataset": e.dataset,
+            "test_size": default_test_size(e.dataset),
             "trained": zoo.is_trained(e.name),
         }
         for e in zoo.list_models()
@@ -29,10 +33,11 @@ def list_cmd(json: bool = typer.Option(False, "--json", help="Print one JSON doc
     if json:
         emit_json(rows)
         return
-    table = Table("name", "task", "params", "input shape", "trained")
+    table = Table("name", "task", "params", "input shape", "data", "test size", "trained")
     for r in rows:
         shape = "x".join(map(str, r["input_shape"]))
-        table.add_row(r["name"], r["task"], f"{r['params']:,}", shape, "yes" if r["trained"] else "")
+        table.add_row(r["name"], r["task"], f"{r['params']:,}", shape, r["dataset"],
+                      f"{r['test_size']:,}", "yes" if r["trained"] else "")
     stdout.print(table)
 
 
@@ -43,7 +48,7 @@ def train_cmd(
     seed: int = typer.Option(0, help="Training seed (training is deterministic for a seed)."),
     json: bool = typer.Option(False, "--json", help="Print the training metadata as JSON."),
 ) -> None:
-    """Train a zoo model on the embedded digits and cache its weights."""
+    """Train a zoo model on its built-in data set and cache its weights."""
     from cimtest import zoo
 
     zoo.get_entry(name)

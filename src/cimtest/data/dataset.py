@@ -134,21 +134,33 @@ class DataSplits:
     train, test : Dataset
         The two splits.
     mean, std : tuple of float
-        Per-channel statistics (one per channel) of the train pixels in [0, 1]; both splits
-        hold ``(pixel - mean) / std``.
+        Per-channel statistics (one per channel) of the raw train inputs (pixels in [0, 1]
+        for images); both splits hold ``(raw - mean) / std``.
+    pool : Dataset or None
+        Real inputs, independent of both splits, that the real-image baselines may draw
+        from; None: they draw from `train`.
+    raw_range : (float, float)
+        The (min, max) a raw input takes: (0, 1) for pixels.
     """
 
     train: Dataset
     test: Dataset
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    pool: Dataset | None = None
+    raw_range: tuple[float, float] = (0.0, 1.0)
 
     @property
     def input_range(self) -> tuple[float, float]:
-        """The (min, max) a normalised pixel can take: pixel 0 and pixel 1 over all channels."""
-        low = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
-        high = max((1.0 - m) / s for m, s in zip(self.mean, self.std))
+        """The (min, max) a normalised input can take: the raw range over all channels."""
+        low = min((self.raw_range[0] - m) / s for m, s in zip(self.mean, self.std))
+        high = max((self.raw_range[1] - m) / s for m, s in zip(self.mean, self.std))
         return (low, high)
+
+    @property
+    def real_pool(self) -> Dataset:
+        """The real inputs the baselines draw from: `pool`, else the training split."""
+        return self.train if self.pool is None else self.pool
 
 
 def hold_out(data: Dataset, share: float, seed: int = 0) -> tuple[Dataset, Dataset]:

@@ -14,10 +14,11 @@ __all__ = ["ideal_chip", "model_reference", "resolve_model"]
 
 def resolve_model(
     model: LoadedModel | nn.Module,
-) -> tuple[nn.Module, tuple[int, ...], str, int | None]:
-    """(module, input shape, fingerprint, digits size or None) of a loaded model or module."""
+) -> tuple[nn.Module, tuple[int, ...], str, str | None]:
+    """(module, input shape, fingerprint, built-in data set or None) of a loaded model or
+    module."""
     if isinstance(model, LoadedModel):
-        return model.module, tuple(model.input_shape), model.fingerprint, model.data_size
+        return model.module, tuple(model.input_shape), model.fingerprint, model.dataset
     shape = getattr(model, "input_shape", None)
     if shape is None:
         raise ConfigError("cannot infer the model's input shape; give the module an "

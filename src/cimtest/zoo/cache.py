@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
-import platformdirs
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -28,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from cimtest._atomic import atomic_file
 from cimtest.exceptions import ModelError
 from cimtest.fingerprint import DIGEST_KEY, content_digest, state_fingerprint
+from cimtest.home import cache_dir
 from cimtest.zoo.registry import get_entry
 from cimtest.zoo.training import Progress, TrainResult, train_group
 
@@ -37,15 +36,6 @@ SHIPPED = Path(__file__).parent / "weights"
 """Trained weights and metadata that ship with the package (the default model)."""
 
 logger = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """Return cimtest's cache directory: ``$CIMTEST_HOME`` if set, else the user cache dir.
-
-    Zoo files go to its ``zoo/`` subdirectory. The directory is not created here.
-    """
-    home = os.environ.get("CIMTEST_HOME")
-    return Path(home) if home else Path(platformdirs.user_cache_dir("cimtest"))
 
 
 def model_paths(name: str) -> tuple[Path, Path]:

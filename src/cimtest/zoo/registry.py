@@ -1,9 +1,10 @@
 """The zoo's catalogue: every architecture at the input sizes it supports, by name.
 
-A name is the architecture alone for 32x32 RGB inputs (the papers' CIFAR size), or with a
-``-16`` (3x16x16) or ``-8`` (1x8x8, the native digits) suffix: ``resnet20``,
-``resnet20-16``, ``resnet20-8``. Entries build untrained models; `cimtest.zoo.training`
-trains them on the embedded digits.
+A digits model's name is the architecture alone for 32x32 RGB inputs (the papers' CIFAR
+size), or with a ``-16`` (3x16x16) or ``-8`` (1x8x8, the native digits) suffix: ``resnet20``,
+``resnet20-16``, ``resnet20-8``. Models of the other built-in data sets carry the set's name:
+``lenet5-mnist`` and ``resnet20-mnist`` (1x28x28), ``cnn-mnist1d`` (1x40) and ``mlp-mnist1d``
+(40). Entries build untrained models; `cimtest.zoo.training` trains them on their data set.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cimtest.zoo.mobilenet import MobileNetV1, MobileNetV2
 from cimtest.zoo.repvgg import reparameterise, repvgg_a0
 from cimtest.zoo.resnet import resnet20, resnet56
 from cimtest.zoo.segmentation import FCN, UNet
+from cimtest.zoo.sequence import MLP1D, ConvNet1D
 from cimtest.zoo.small import MLP, LeNet5
 from cimtest.zoo.vgg import VGG16
 
@@ -69,6 +71,8 @@ _ARCHS: dict[str, _Arch] = {
     "fcn": _Arch("segmentation", FCN),
     "dcgan-g": _Arch("generation", _generator),
     "dcgan-d": _Arch("discrimination", _discriminator),
+    "cnn": _Arch("classification", ConvNet1D),
+    "mlp1d": _Arch("classification", MLP1D),
 }
 
 
@@ -91,7 +95,10 @@ class ZooEntry:
         Shape of one output: (10,) logits, (11, H, W) per-pixel logits, (C, H, W) image,
         or (1,) real/fake logit.
     data_size : int
-        Side of the digits images this entry trains on (32, 16 or 8).
+        Side of the images (32, 16 or 8 for the digits, 28 for MNIST) or length of the
+        sequences (40 for MNIST-1D) this entry trains on.
+    dataset : str
+        The built-in data set it trains on: ``"digits"``, ``"mnist"`` or ``"mnist1d"``.
     """
 
     name: str
@@ -100,6 +107,7 @@ class ZooEntry:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     data_size: int
+    dataset: str = "digits"
 
     def build(self, *, seed: int = 0, deploy: bool = True) -> nn.Module:
         """Return the untrained model in eval mode, initialised from `seed` (global RNG untouched).
@@ -114,7 +122,7 @@ class ZooEntry:
             multi-branch blocks (see `cimtest.zoo.repvgg.reparameterise`).
         """
         arch = _ARCHS[self.arch]
-        channels = 1 if self.data_size == 8 else 3
+        channels = 3 if self.dataset == "digits" and self.data_size != 8 else 1
         outputs = NUM_CLASSES.get(self.task, 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -154,13 +162,23 @@ def _entry(arch: str, size: int) -> ZooEntry:
     return ZooEntry(name, arch, task, input_shape, output_shape, size)
 
 
+_OTHER_DATA = (
+    ZooEntry("lenet5-mnist", "lenet5", "classification", (1, 28, 28), (10,), 28, "mnist"),
+    ZooEntry("resnet20-mnist", "resnet20", "classification", (1, 28, 28), (10,), 28, "mnist"),
+    ZooEntry("cnn-mnist1d", "cnn", "classification", (1, 40), (10,), 40, "mnist1d"),
+    ZooEntry("mlp-mnist1d", "mlp1d", "classification", (40,), (10,), 40, "mnist1d"),
+)
+"""The models of MNIST (1x28x28) and MNIST-1D (1x40 for the CNN, 40 for the MLP)."""
+
 _ENTRIES: dict[str, ZooEntry] = {
-    e.name: e for e in (_entry(arch, size) for arch in _ARCHS for size in SIZES)
-}
+    e.name: e for e in (_entry(arch, size) for arch in _ARCHS if arch not in ("cnn", "mlp1d")
+                        for size in SIZES)
+} | {e.name: e for e in _OTHER_DATA}
 
 
 def list_models() -> list[ZooEntry]:
-    """Return every zoo entry: architectures in catalogue order, each at sizes 32, 16, 8."""
+    """Return every zoo entry: the digits architectures in catalogue order, each at sizes
+    32, 16, 8, then the MNIST and MNIST-1D models."""
     return list(_ENTRIES.values())
 
 

@@ -1,4 +1,4 @@
-"""Training recipes for the zoo and the deterministic training loop on the embedded digits.
+"""Training recipes for the zoo and the deterministic training loop on the built-in data.
 
 `RECIPES` holds one recipe per architecture. Training is bit-reproducible for a seed: the
 initialisation uses ``torch.manual_seed(seed)`` (inside a forked RNG, so the caller's global
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cimtest
-from cimtest.data import digits
+from cimtest.data import builtin_splits, digits
 from cimtest.exceptions import ConfigError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.metrics import accuracy, mean_iou
@@ -120,6 +120,8 @@ RECIPES: dict[str, Recipe] = {
     "fcn": _ADAM,
     "dcgan-g": _GAN,
     "dcgan-d": _GAN,
+    "cnn": replace(_ADAM, lr=5e-3, epochs=30, batch_size=100, shift=0.0),
+    "mlp1d": replace(_ADAM, lr=5e-3, epochs=30, batch_size=100, shift=0.0),
 }
 """The recipe of each architecture (a key with a size suffix, e.g. ``"vgg16-8"``, would
 override its architecture's recipe for that entry alone)."""
@@ -158,7 +160,7 @@ def train(
     epochs: int | None = None,
     train_subset: int | None = None,
 ) -> TrainResult:
-    """Train the zoo model `name` on the embedded digits with its recipe.
+    """Train the zoo model `name` on its built-in data set with its recipe.
 
     Parameters
     ----------
@@ -214,7 +216,8 @@ def train_group(
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     task = "classification" if entry.task in ("generation", "discrimination") else entry.task
-    data = digits(entry.data_size, task)
+    data = (digits(entry.data_size, task) if entry.dataset == "digits"
+            else builtin_splits(entry.dataset, entry.input_shape, task))
     train_set = data.train if train_subset is None else data.train.subset(
         min(train_subset, len(data.train))
     )
@@ -444,6 +447,8 @@ def _shift(
     Offsets are whole pixels in ``[-s, s]`` with ``s = round(fraction * side)``; uncovered
     pixels become `background` (images) or class 0 (label maps).
     """
+    if fraction == 0:  # also the sequences of MNIST-1D, which its generator translates
+        return x, y
     n, _, h, w = x.shape
     s = round(fraction * h)
     if s == 0:
