@@ -1,7 +1,7 @@
 """A user's own models of every input rank through the Python API: loaded with the input
 shape inferred, mapped, faulted (the batched path equal to the per-chip reference), scored
-on the user's data as stored, and tested by the Bayesian vector and the baselines; EGIS
-refuses the inputs that are not images."""
+on the user's data as stored, and tested by every compared method, EGIS and the methods
+built on its generator included, at every rank."""
 
 import sys
 
@@ -14,11 +14,10 @@ from cimtest.data import load_data
 from cimtest.engine import BatchedForward, Population
 from cimtest.engine.reference import reference_forward
 from cimtest.engine.seeding import chip_generators
-from cimtest.exceptions import ConfigError, ModelError
+from cimtest.exceptions import ModelError
 from cimtest.faults import parse_spec
 from cimtest.loading import load_model, reload_model
 from cimtest.methods.btv import BayesianTestVector
-from cimtest.methods.egis import EntropyImageTest
 from cimtest.report import compare, default_methods
 
 LEVELS = {"seq": "mult:eta=2", "branchy": "mult:eta=0.3", "mlp": "mult:eta=1"}
@@ -68,13 +67,9 @@ def test_methods_on_each_rank(users, name, tmp_path):
     with pytest.raises(ModelError, match="not imported"):  # a file's factory runs no code
         reload_model(named)
     assert BayesianTestVector.load(saved, loaded.fingerprint).model_ == named
-    images = len(SHAPES[name]) == 3
-    methods = default_methods(k=2, egis={"sid_size": 16, "steps": 2}, btv={"steps": 5},
-                              image_inputs=images)
+    methods = default_methods(k=2, egis={"sid_size": 16, "steps": 2}, btv={"steps": 5})
     result = compare(loaded, LEVELS[name], data, real=real, methods=methods, train_chips=16,
                      eval_chips=8)
     assert {row["method"] for row in result.rows} == set(methods)
-    assert ("egis" in methods) == images
-    if not images:
-        with pytest.raises(ConfigError, match="image inputs"):
-            EntropyImageTest(sid_size=16, steps=2).propose(loaded)
+    assert {"egis", "hybrid", "random-synthetic+detector"} <= set(methods)
+    assert tuple(result.methods["egis"].images_.shape[1:]) == SHAPES[name]

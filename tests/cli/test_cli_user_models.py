@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-from usermodels import build
+from usermodels import SHAPES, build
 
 from cimtest.cli.main import app
 
@@ -133,27 +133,32 @@ def test_every_command_end_to_end(users, tmp_path, name):
                   5, "--k", 2, "-o", out, "--json")
     assert compare.exit_code == 0, compare.output
     methods = {row["method"] for row in json.loads(compare.stdout)}
-    images = {"egis", "hybrid", "random-synthetic+detector"}
-    assert images <= methods if name == "branchy" else not methods & images
-    if name != "branchy":
-        assert "EGIS's generator makes images" in compare.stderr
+    assert {"egis", "hybrid", "random-synthetic+detector"} <= methods  # at every rank
+    assert "left out" not in compare.stderr
     report = run("report", out, "-o", tmp_path / "report.html")
     assert report.exit_code == 0, report.output
 
 
-def test_egis_fit_takes_images_only(users, tmp_path):
-    small = ("--chips", 16, "--images", 16, "--steps", 3, "--batch", 8, "--splits", 1,
-             "--rho", 0.5, "--k", 2, "--json")
-    branchy = users["branchy"]
-    fitted = run("egis", "fit", *branchy.args, "--data", branchy.data, "--fault",
-                 LEVELS["branchy"], "-o", tmp_path / "egis", *small)
+@pytest.mark.parametrize("name", ["seq", "branchy", "mlp"])
+def test_egis_fit_and_evaluate_on_every_rank(users, tmp_path, name):
+    """egis fit makes synthetic inputs of the model's own shape, (1, 64), (3, 16, 16) or
+    (20,); images.png draws them (curves for sequences and features); evaluate runs."""
+    from cimtest.methods.egis import EntropyImageTest
+
+    model = users[name]
+    out = tmp_path / "egis"
+    fitted = run("egis", "fit", *model.args, "--data", model.data, "--fault", LEVELS[name],
+                 "-o", out, "--chips", 16, "--images", 16, "--steps", 3, "--batch", 8,
+                 "--splits", 1, "--rho", 0.5, "--k", 2, "--json")
     assert fitted.exit_code == 0, fitted.output
-    for name in ("seq", "mlp"):
-        model = users[name]
-        out = tmp_path / f"egis-{name}"
-        line = error_line(run("egis", "fit", *model.args, "--data", model.data, "--fault",
-                              LEVELS[name], "-o", out, *small))
-        assert "EGIS's generator makes images (C, H, W)" in line and not out.exists()
+    member = out / json.loads(fitted.stdout)["members"][0]["dir"]
+    test = EntropyImageTest.load(member / "test.safetensors")
+    assert tuple(test.images_.shape) == (2, *SHAPES[name])
+    assert (member / "images.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    evaluated = run("egis", "evaluate", out, "--model", *model.args, "--data", model.data,
+                    "--chips", 8, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)[0]["chips"] == 8
 
 
 # ---- bad input: one line, exit 2, nothing written -------------------------------------------

@@ -351,16 +351,11 @@ def run_comparison(
     holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` (their
     keyword arguments, ``{}`` for the defaults) adds the `optimized` and `learned` tests."""
     from cimtest.report import compare, default_methods
-    from cimtest.report.comparison import GENERATOR_METHODS, REAL_SHARE
+    from cimtest.report.comparison import REAL_SHARE
 
-    image_inputs = len(loaded.input_shape) == 3
-    if not image_inputs:
-        note(f"{', '.join(GENERATOR_METHODS)} left out: EGIS's generator makes images (C, H, W); "
-             f"the model takes {loaded.input_shape}")
     methods = default_methods(k=k, seed=seed, input_range=input_range,
                               egis={"sid_size": images, "steps": steps},
-                              btv={"steps": btv_steps}, image_inputs=image_inputs,
-                              learned=learned)
+                              btv={"steps": btv_steps}, learned=learned)
     with progress_bar("compare", unit="steps") as update:
         return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,

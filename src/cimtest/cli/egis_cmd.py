@@ -125,16 +125,13 @@ def fit(
     from cimtest.methods.egis_grid import fit_grid, load_proposal, member_name, save_grid
 
     loaded = resolve_model(model, weights, input_shape, "classification", data)
-    if len(loaded.input_shape) != 3:
-        raise ConfigError(f"EGIS's generator makes images (C, H, W); '{loaded.name}' takes "
-                          f"inputs of shape {loaded.input_shape} (compare runs the other "
-                          "methods on it)")
     proposal = None if sid is None else load_proposal(sid, loaded.fingerprint)
     if proposal is not None:
         images, steps = proposal.sid_size, proposal.steps
     if max(ks) >= images:
         raise ConfigError(f"--k must be below the number of images ({images}); got {max(ks)}")
-    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment)
+    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment,
+                            memory=memory)
     if proposal is None:
         low_high = resolve_input_range(low_high, loaded, dataset, data)
     check_memory(Population(loaded.module, "none", n=1, memory=memory))
@@ -280,7 +277,8 @@ def evaluate(
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded, first = _test_model(tests[0], model, weights, input_shape)
-    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment)
+    dataset = resolve_data(loaded, data, test_images, normalise, copies=augment,
+                            memory=memory)
     loaded_tests = [first, *(EntropyImageTest.load(Path(t) / ARTIFACT_FILE) for t in tests[1:])]
     for path, test in zip(tests, loaded_tests, strict=True):
         check_fingerprint(path, test.fingerprint_, loaded.fingerprint, force=force)

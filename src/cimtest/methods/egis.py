@@ -10,6 +10,9 @@ never real images), `EntropyImageTest.fit`
     signature) on all N images once, through the batched engine;
 (d) keeps K images by simulated annealing (Algorithm 1, `cimtest.methods.compaction`);
 (e) trains the LightGBM detector on the K images' signatures of all D chips.
+
+The paper's "images" are inputs of the model's own shape: (F) features, (C, L) sequences
+or (C, H, W) images, each made by the generator adapted to that rank (`EGISGenerator`).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class EntropyImageTest(TestMethod):
         Latents per generator step (B).
     input_range : (float, float) or None
         Normalised input range the images are mapped into; None: the digits range for zoo
-        models (`LoadedModel.data_size`), else (-1, 1).
+        models (`LoadedModel.dataset`), else (-1, 1).
     t_init, t_final, rho : float
         Annealing schedule (paper: 2.0, 0.03, 0.98).
     splits : int
@@ -161,15 +164,15 @@ class EntropyImageTest(TestMethod):
         *,
         progress: Progress | None = None,
     ) -> torch.Tensor:
-        """Train the generator on the ideal chip of `model`; return the SID (N, C, H, W).
+        """Train the generator on the ideal chip of `model`; return the SID (N, *input_shape).
 
         Uses the model only (`data` is ignored: EGIS never sees real images).
         """
         self._check_params()
-        module, shape, _, data_size = resolve_model(model)
+        module, shape, _, own_data = resolve_model(model)
         low_high = self.input_range
         if low_high is None:
-            low_high = default_range(data_size)
+            low_high = default_range(own_data, shape)
         gen = torch.Generator().manual_seed(int(self.seed))
         _, ideal = ideal_chip(module, self.seed)
         with torch.random.fork_rng():  # the init draws from the global generator: seed a fork

@@ -40,8 +40,7 @@ from cimtest.methods import (
 from cimtest.metrics import paired_against_best, rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
-__all__ = ["GENERATOR_METHODS", "REAL_SEED", "REAL_SHARE", "Comparison", "compare",
-           "default_methods"]
+__all__ = ["REAL_SEED", "REAL_SHARE", "Comparison", "compare", "default_methods"]
 
 REAL_SHARE = 0.25
 """Without separate real images, this share of the labelled data is held out as the real-image
@@ -50,8 +49,6 @@ REAL_SEED = 0
 """Seed of that split (`cimtest.data.dataset.hold_out`), fixed so the accuracy images do not
 change with the methods' seed."""
 
-GENERATOR_METHODS = ("egis", "hybrid", "random-synthetic+detector")
-"""The methods whose inputs come from EGIS's image generator: image models (C, H, W) only."""
 
 def default_methods(
     *,
@@ -60,7 +57,6 @@ def default_methods(
     input_range: tuple[float, float] | None = None,
     egis: dict | None = None,
     btv: dict | None = None,
-    image_inputs: bool = True,
     learned: dict | None = None,
 ) -> dict[str, TestMethod]:
     """The compared methods by name: both papers' tests, the hybrid, the baselines, and
@@ -69,9 +65,8 @@ def default_methods(
     at 1,000 ResNet-20 chips, so left out unless asked for).
 
     `input_range` is the normalised range of the synthetic images (EGIS) and of the noise
-    images; None: the digits' range for zoo models, else (-1, 1). With `image_inputs`
-    False (a model taking (F) or (C, L) inputs), the methods built on EGIS's image
-    generator (`GENERATOR_METHODS`) are left out."""
+    images; None: the digits' range for zoo models, else (-1, 1). Every method runs on
+    inputs of every rank, (F), (C, L) or (C, H, W)."""
     vector = BayesianTestVector(seed=seed, **(btv or {}))
     images = EntropyImageTest(k=k, seed=seed, input_range=input_range, **(egis or {}))
     methods = {
@@ -87,10 +82,7 @@ def default_methods(
     if learned is not None:
         methods["optimized"] = OptimizedTest(k=k, seed=seed, **learned)
         methods["learned"] = LearnedTest(k=k, source=images, input_range=input_range,
-                                         init="synthetic" if image_inputs else "noise",
-                                         seed=seed, **learned)
-    if not image_inputs:
-        methods = {name: m for name, m in methods.items() if name not in GENERATOR_METHODS}
+                                         init="synthetic", seed=seed, **learned)
     return methods
 
 
