@@ -308,8 +308,8 @@ class NoiseImagesTest(_ImagesAndDetector):
                 progress: Progress | None = None) -> torch.Tensor:
         """Draw the K noise images (the model gives only the shape and range)."""
         check_interval("k", self.k, 1, None, type(self).__name__)
-        _, shape, _, data_size = resolve_model(model)
-        low, high = self.input_range or default_range(data_size)
+        _, shape, _, own_data = resolve_model(model)
+        low, high = self.input_range or default_range(own_data, shape)
         gen = torch.Generator().manual_seed(int(self.seed))
         self.inputs_ = low + (high - low) * torch.rand((self.k, *shape), generator=gen)
         self._remember(model)

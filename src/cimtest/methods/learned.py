@@ -94,7 +94,7 @@ class _GradientTest(TestMethod):
         """The candidate pool (N, *input_shape), N = `candidates` (fewer if the source has
         fewer): real images of `data`, EGIS's synthetic images, or uniform noise."""
         self._check_params()
-        module, shape, _, data_size = resolve_model(model)
+        module, shape, _, own_data = resolve_model(model)
         gen = torch.Generator().manual_seed(int(self.seed))
         if self.init == "real":
             n = self.candidates if data is None else min(self.candidates, len(data))
@@ -106,7 +106,7 @@ class _GradientTest(TestMethod):
             index = torch.randperm(len(sid), generator=gen)[: self.candidates].sort().values
             pool = sid[index].clone()
         else:
-            low, high = self.input_range or default_range(data_size)
+            low, high = self.input_range or default_range(own_data, shape)
             pool = low + (high - low) * torch.rand((self.candidates, *shape), generator=gen)
         if len(pool) < self.k:
             raise ConfigError(f"{type(self).__name__} needs at least k={self.k} candidate "
