@@ -11,6 +11,7 @@ from cimtest.fingerprint import content_digest, state_fingerprint
 from cimtest.zoo import (
     SHIPPED,
     cache_dir,
+    get_entry,
     is_trained,
     load_trained,
     model_paths,
@@ -134,3 +135,22 @@ def test_a_retrained_default_model_takes_precedence(home):
     save_trained(train("resnet20-8", epochs=1, train_subset=16))
     assert model_paths("resnet20-8")[0].parent == home / "zoo"
     assert load_trained("resnet20-8", train_if_missing=False)[1]["source"] == "trained here"
+
+
+@pytest.mark.parametrize("name", ["cnn-mnist1d", "mlp-mnist1d", "lenet5-mnist"])
+def test_the_other_data_sets_models_ship_and_score_what_they_say(name, home):
+    """Shipped, fingerprint checked, and the accuracy their metadata records (on the full
+    default test set) met on 5,000 MNIST-1D test samples (or MNIST's 1,500) within 4
+    standard errors of a proportion."""
+    from cimtest.data import builtin_splits
+
+    assert model_paths(name)[0].parent == SHIPPED
+    assert SHIPPED.joinpath(f"{name}.safetensors").stat().st_size < 2 * 2**20
+    model, meta = load_trained(name, train_if_missing=False)
+    assert meta["source"] == "shipped"
+    entry = get_entry(name)
+    test = builtin_splits(entry.dataset, entry.input_shape, test_size=5_000).test
+    with torch.no_grad():
+        accuracy = 100.0 * (model(test.x).argmax(1) == test.y).float().mean().item()
+    p = meta["value"] / 100
+    assert abs(accuracy - meta["value"]) < 4 * 100 * (p * (1 - p) / len(test)) ** 0.5

@@ -29,7 +29,7 @@ def test_entry_builds_with_its_shapes_and_maps_only_conv_and_linear(entry):
 
 def test_names_carry_the_input_size():
     names = {e.name for e in ENTRIES}
-    archs = {e.arch for e in ENTRIES}
+    archs = {e.arch for e in ENTRIES if e.dataset == "digits"}
     assert {"resnet20", "resnet56", "vgg16", "mobilenet-v1", "mobilenet-v2", "repvgg-a0",
             "unet", "fcn", "dcgan-g", "dcgan-d", "lenet5", "mlp"} == archs
     for arch in archs:
@@ -44,6 +44,23 @@ def test_names_carry_the_input_size():
     assert {e.task for e in ENTRIES} == {
         "classification", "segmentation", "generation", "discrimination"
     }
+
+
+def test_the_other_data_sets_models_carry_the_sets_name_and_shape():
+    others = {e.name: e for e in ENTRIES if e.dataset != "digits"}
+    assert {n: (e.dataset, e.input_shape) for n, e in others.items()} == {
+        "lenet5-mnist": ("mnist", (1, 28, 28)), "resnet20-mnist": ("mnist", (1, 28, 28)),
+        "cnn-mnist1d": ("mnist1d", (1, 40)), "mlp-mnist1d": ("mnist1d", (40,))}
+    # the MNIST-1D paper's models: 3 Conv1d of 25 channels + a linear; 40-100-100-10
+    cnn = get_entry("cnn-mnist1d").build()
+    convs = [m for m in cnn.modules() if isinstance(m, nn.Conv1d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [(25, 5, 2),
+                                                                                 (25, 3, 2),
+                                                                                 (25, 3, 2)]
+    assert get_entry("cnn-mnist1d").params == 5_210
+    assert get_entry("mlp-mnist1d").params == 40 * 100 + 100 + 100 * 100 + 100 + 1_010
+    assert not any(isinstance(m, DIGITAL) for e in others.values() if e.arch != "resnet20"
+                   for m in e.build().modules())  # no BatchNorm in the small ones
 
 
 def test_resnet20_has_the_standard_parameter_count():

@@ -16,7 +16,7 @@ def _equal_states(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("name", ["mlp-8", "lenet5-8"])
+@pytest.mark.parametrize("name", ["mlp-8", "lenet5-8", "cnn-mnist1d"])
 def test_same_seed_gives_bit_identical_weights(name):
     calls = []
     first = train(name, epochs=2, train_subset=200, progress=lambda *a: calls.append(a))
