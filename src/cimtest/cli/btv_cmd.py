@@ -311,7 +311,7 @@ def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None
     else the labelled data after the first `test_images` (None if there are none)."""
     import torch
 
-    splits = own_splits(loaded, data, normalise=normalise)
+    splits = own_splits(loaded, data, test_images, normalise)
     if splits is not None:
         return splits.real_pool
     full = resolve_data(loaded, data, normalise=normalise, check=False)

@@ -208,7 +208,8 @@ def real_images(loaded: LoadedModel, dataset: Dataset, real: str | None,
             raise ConfigError("--real is the --data file: the real images must not be those "
                               "that define accuracy (omit --real for a seeded split)")
         return resolve_data(loaded, real, normalise=normalise)
-    splits = own_splits(loaded, data, normalise=normalise)
+    size = len(dataset) if dataset.sources is None else None  # its truth, already made
+    splits = own_splits(loaded, data, size, normalise)
     if splits is None:
         return None
     pool = splits.real_pool
