@@ -50,7 +50,15 @@ def test_zoo_list_json():
     rows = json.loads(result.stdout)
     names = {r["name"] for r in rows}
     assert {"resnet20", "resnet20-16", "resnet20-8", "unet", "dcgan-g"} <= names
-    assert all({"name", "task", "params", "input_shape", "trained"} <= set(r) for r in rows)
+    assert all({"name", "task", "params", "input_shape", "dataset", "test_size", "trained"}
+               <= set(r) for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    assert (by_name["cnn-mnist1d"]["dataset"], by_name["cnn-mnist1d"]["test_size"]) == (
+        "mnist1d", 150_000)
+    assert (by_name["lenet5-mnist"]["dataset"], by_name["lenet5-mnist"]["test_size"]) == (
+        "mnist", 1_500)
+    assert (by_name["resnet20-8"]["dataset"], by_name["resnet20-8"]["test_size"]) == (
+        "digits", 540)
 
 
 def test_info_json(tiny_model):
