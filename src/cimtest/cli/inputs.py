@@ -10,7 +10,7 @@ from cimtest.cli.common import parse_input_shape, parse_normalise
 from cimtest.exceptions import CimtestError, ConfigError, DataError
 
 if TYPE_CHECKING:
-    from cimtest.data import Dataset
+    from cimtest.data import Dataset, DataSplits
     from cimtest.loading import LoadedModel
 
 __all__ = ["near_chance", "own_splits", "real_images", "remembered_model", "resolve_data",
@@ -70,7 +70,7 @@ def remembered_model(
 
 
 def own_splits(loaded: LoadedModel, data: str | None, test_images: int | None = None,
-               normalise: str | None = None):  # -> DataSplits | None
+               normalise: str | None = None) -> DataSplits | None:
     """The built-in data set the run reads: --data NAME (`cimtest.data.BUILTIN`), else a zoo
     model's own set when no --data or --normalise is given; None for a user's data. The
     model's input shape selects the set's shape; `test_images` the truth's size."""
