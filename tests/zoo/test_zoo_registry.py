@@ -1,5 +1,9 @@
 """The zoo catalogue: every entry builds, has the advertised shapes, maps only conv/linear."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -17,7 +21,8 @@ ENTRIES = list_models()
 def test_entry_builds_with_its_shapes_and_maps_only_conv_and_linear(entry):
     model = entry.build()
     assert not model.training
-    assert entry.params == sum(p.numel() for p in model.parameters()) > 0
+    built = sum(p.numel() for p in model.parameters())  # the recorded count is this one
+    assert entry.params == built > 0, f"registry._PARAMS[{entry.name!r}] should be {built:_}"
     with torch.no_grad():
         out = model(torch.randn(2, *entry.input_shape))
     assert tuple(out.shape) == (2, *entry.output_shape)
@@ -81,3 +86,26 @@ def test_build_is_deterministic_and_leaves_global_rng_alone(name):
 def test_unknown_name_is_a_model_error():
     with pytest.raises(ModelError, match="unknown zoo model 'resnet21' \\(did you mean resnet20"):
         get_entry("resnet21")
+
+
+def test_recorded_counts_cover_exactly_the_entries_and_test_sizes_match_the_data():
+    from cimtest.cli.zoo_cmd import TEST_SIZES
+    from cimtest.data.builtin import BUILTIN, default_test_size
+    from cimtest.zoo.registry import _PARAMS
+
+    assert list(_PARAMS) == [e.name for e in ENTRIES]
+    assert TEST_SIZES == {name: default_test_size(name) for name in BUILTIN}
+
+
+def test_zoo_list_imports_no_torch():
+    """`cimtest zoo list` reads recorded counts: a fresh interpreter lists every entry with
+    its parameters and never imports torch (which alone takes seconds to import)."""
+    code = ("import sys; from cimtest.cli.main import app; "
+            "sys.argv = ['cimtest', 'zoo', 'list', '--json']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    rows = json.loads(done.stdout)
+    assert {r["name"]: r["params"] for r in rows} == {e.name: e.params for e in ENTRIES}
+    assert done.stderr.strip().splitlines()[-1] == "False"

@@ -5,17 +5,33 @@ Names carry the input size: ``resnet20`` (3x32x32, the papers' size), ``resnet20
 model, training it on the embedded digits the first time.
 """
 
-from cimtest.zoo.cache import (
-    SHIPPED,
-    cache_dir,
-    is_trained,
-    load_trained,
-    model_paths,
-    save_trained,
-)
-from cimtest.zoo.registry import ZooEntry, get_entry, list_models
-from cimtest.zoo.repvgg import reparameterise
-from cimtest.zoo.training import RECIPES, Recipe, TrainResult, train, train_group
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cimtest.zoo.cache import (
+        SHIPPED,
+        cache_dir,
+        is_trained,
+        load_trained,
+        model_paths,
+        save_trained,
+    )
+    from cimtest.zoo.registry import ZooEntry, get_entry, list_models
+    from cimtest.zoo.repvgg import reparameterise
+    from cimtest.zoo.training import RECIPES, Recipe, TrainResult, train, train_group
+
+_HOMES = {
+    "cache": ("SHIPPED", "cache_dir", "is_trained", "load_trained", "model_paths",
+              "save_trained"),
+    "registry": ("ZooEntry", "get_entry", "list_models"),
+    "repvgg": ("reparameterise",),
+    "training": ("RECIPES", "Recipe", "TrainResult", "train", "train_group"),
+}
+"""Where each public name lives: imported on first use, so that reading the catalogue
+(`list_models`, `is_trained`) imports no torch."""
 
 __all__ = [
     "RECIPES",
@@ -34,3 +50,16 @@ __all__ = [
     "train",
     "train_group",
 ]
+
+
+def __getattr__(name: str) -> object:
+    for module, names in _HOMES.items():
+        if name in names:
+            value = getattr(importlib.import_module(f"cimtest.zoo.{module}"), name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,17 +18,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
-from cimtest._atomic import atomic_file
 from cimtest.exceptions import ModelError
-from cimtest.fingerprint import DIGEST_KEY, content_digest, state_fingerprint
 from cimtest.home import cache_dir
 from cimtest.zoo.registry import get_entry
-from cimtest.zoo.training import Progress, TrainResult, train_group
+
+if TYPE_CHECKING:
+    import torch
+
+    from cimtest.zoo.training import Progress, TrainResult
+
+# torch, safetensors and the training code are imported by the functions that read or write
+# weights: `is_trained` and `model_paths` stay cheap for `cimtest zoo list`.
 
 __all__ = ["SHIPPED", "cache_dir", "is_trained", "load_trained", "model_paths", "save_trained"]
 
@@ -68,6 +70,10 @@ def save_trained(result: TrainResult) -> Path:
 
     The metadata file is written last, so `is_trained` is true only once both are complete.
     """
+    from safetensors.torch import save_file
+
+    from cimtest._atomic import atomic_file
+
     weights, meta = _paths(cache_dir() / "zoo", result.metadata["name"])
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
@@ -82,6 +88,8 @@ def save_trained(result: TrainResult) -> Path:
 def metadata_text(metadata: dict) -> str:
     """The JSON text of a zoo entry's metadata, with its digest (`content_digest`, which
     covers the weights through the ``fingerprint`` entry)."""
+    from cimtest.fingerprint import DIGEST_KEY, content_digest
+
     document = json.loads(json.dumps({k: v for k, v in metadata.items() if k != "source"}))
     document[DIGEST_KEY] = content_digest(document)
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -113,6 +121,12 @@ def load_trained(
         those of the architecture, fingerprint not that of the weights, digest not that of the
         metadata). The message names the file.
     """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from cimtest.fingerprint import DIGEST_KEY, state_fingerprint
+    from cimtest.zoo.training import train_group
+
     entry = get_entry(name)
     if not is_trained(name):
         if not train_if_missing:
@@ -153,6 +167,8 @@ def load_trained(
 def _check_digest(meta: Path, weights: Path, metadata: dict) -> None:
     """Refuse metadata whose digest is not that of its content; warn when it has none (an
     entry cached before cimtest recorded digests)."""
+    from cimtest.fingerprint import DIGEST_KEY, content_digest
+
     if DIGEST_KEY not in metadata:
         logger.warning("zoo metadata %s has no digest (cached before cimtest recorded them), so "
                        "an edit to it would go unnoticed; `cimtest zoo train %s` rewrites it",

@@ -9,11 +9,9 @@ import torch
 from torch import nn
 
 from cimtest.exceptions import ConfigError
+from cimtest.zoo.registry import LATENT_DIM
 
 __all__ = ["LATENT_DIM", "DCGANDiscriminator", "DCGANGenerator", "ToInputRange"]
-
-LATENT_DIM = 100
-"""Length of the generator's latent vector."""
 
 
 class ToInputRange(nn.Module):

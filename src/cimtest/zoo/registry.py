@@ -10,25 +10,22 @@ size), or with a ``-16`` (3x16x16) or ``-8`` (1x8x8, the native digits) suffix: 
 from __future__ import annotations
 
 import difflib
-import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cimtest.exceptions import ModelError
 from cimtest.tasks import TASKS, Task
-from cimtest.zoo.dcgan import LATENT_DIM, DCGANDiscriminator, DCGANGenerator
-from cimtest.zoo.mobilenet import MobileNetV1, MobileNetV2
-from cimtest.zoo.repvgg import reparameterise, repvgg_a0
-from cimtest.zoo.resnet import resnet20, resnet56
-from cimtest.zoo.segmentation import FCN, UNet
-from cimtest.zoo.sequence import MLP1D, ConvNet1D
-from cimtest.zoo.small import MLP, LeNet5
-from cimtest.zoo.vgg import VGG16
 
-__all__ = ["NUM_CLASSES", "SIZES", "TASKS", "ZooEntry", "get_entry", "list_models"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["LATENT_DIM", "NUM_CLASSES", "SIZES", "TASKS", "ZooEntry", "get_entry",
+           "list_models"]
+
+# The catalogue imports no torch: `cimtest zoo list` reads it (names, shapes and the recorded
+# parameter counts) in well under a second; the architectures are imported by `build`.
 
 SIZES: tuple[int, ...] = (32, 16, 8)
 """Image sides the zoo offers: 32 and 16 with 3 channels, 8 with 1 channel."""
@@ -36,44 +33,103 @@ SIZES: tuple[int, ...] = (32, 16, 8)
 NUM_CLASSES = {"classification": 10, "segmentation": 11}
 """Outputs per image (or per pixel) of the digits tasks: 10 digits; background + 10 digits."""
 
-Factory = Callable[[int, int, int], nn.Module]
+LATENT_DIM = 100
+"""Length of the DCGAN generator's latent vector (its input shape in the catalogue)."""
+
+Factory = Callable[[int, int, int], "nn.Module"]
+
+
+def _load(path: str) -> Callable:
+    """The object at ``"module:name"`` under ``cimtest.zoo`` (imported on first use)."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(f"cimtest.zoo.{module}"), name)
 
 
 @dataclass(frozen=True)
 class _Arch:
-    """How to build one architecture: (in_channels, image_size, outputs) → training form."""
+    """How to build one architecture: (in_channels, image_size, outputs) → training form.
+
+    `factory` and `deploy` are ``"module:name"`` paths under ``cimtest.zoo``, imported when a
+    model is built, so that reading the catalogue imports no torch.
+    """
 
     task: Task
-    factory: Factory
-    deploy: Callable[[nn.Module], nn.Module] | None = None
+    factory: str
+    deploy: str | None = None
 
 
 def _generator(in_channels: int, image_size: int, outputs: int) -> nn.Module:
     del outputs
-    return DCGANGenerator(in_channels, image_size, LATENT_DIM)
+    return _load("dcgan:DCGANGenerator")(in_channels, image_size, LATENT_DIM)
 
 
 def _discriminator(in_channels: int, image_size: int, outputs: int) -> nn.Module:
     del outputs
-    return DCGANDiscriminator(in_channels, image_size)
+    return _load("dcgan:DCGANDiscriminator")(in_channels, image_size)
 
 
 _ARCHS: dict[str, _Arch] = {
-    "resnet20": _Arch("classification", resnet20),
-    "resnet56": _Arch("classification", resnet56),
-    "vgg16": _Arch("classification", VGG16),
-    "mobilenet-v1": _Arch("classification", MobileNetV1),
-    "mobilenet-v2": _Arch("classification", MobileNetV2),
-    "repvgg-a0": _Arch("classification", repvgg_a0, reparameterise),
-    "lenet5": _Arch("classification", LeNet5),
-    "mlp": _Arch("classification", MLP),
-    "unet": _Arch("segmentation", UNet),
-    "fcn": _Arch("segmentation", FCN),
-    "dcgan-g": _Arch("generation", _generator),
-    "dcgan-d": _Arch("discrimination", _discriminator),
-    "cnn": _Arch("classification", ConvNet1D),
-    "mlp1d": _Arch("classification", MLP1D),
+    "resnet20": _Arch("classification", "resnet:resnet20"),
+    "resnet56": _Arch("classification", "resnet:resnet56"),
+    "vgg16": _Arch("classification", "vgg:VGG16"),
+    "mobilenet-v1": _Arch("classification", "mobilenet:MobileNetV1"),
+    "mobilenet-v2": _Arch("classification", "mobilenet:MobileNetV2"),
+    "repvgg-a0": _Arch("classification", "repvgg:repvgg_a0", "repvgg:reparameterise"),
+    "lenet5": _Arch("classification", "small:LeNet5"),
+    "mlp": _Arch("classification", "small:MLP"),
+    "unet": _Arch("segmentation", "segmentation:UNet"),
+    "fcn": _Arch("segmentation", "segmentation:FCN"),
+    "dcgan-g": _Arch("generation", "registry:_generator"),
+    "dcgan-d": _Arch("discrimination", "registry:_discriminator"),
+    "cnn": _Arch("classification", "sequence:ConvNet1D"),
+    "mlp1d": _Arch("classification", "sequence:MLP1D"),
 }
+
+_PARAMS: dict[str, int] = {
+    "resnet20": 272_474,
+    "resnet20-16": 272_474,
+    "resnet20-8": 272_186,
+    "resnet56": 855_770,
+    "resnet56-16": 855_770,
+    "resnet56-8": 855_482,
+    "vgg16": 14_724_042,
+    "vgg16-16": 14_724_042,
+    "vgg16-8": 14_722_890,
+    "mobilenet-v1": 3_217_226,
+    "mobilenet-v1-16": 3_217_226,
+    "mobilenet-v1-8": 3_216_650,
+    "mobilenet-v2": 2_236_682,
+    "mobilenet-v2-16": 2_236_682,
+    "mobilenet-v2-8": 2_236_106,
+    "repvgg-a0": 7_041_194,
+    "repvgg-a0-16": 7_041_194,
+    "repvgg-a0-8": 7_040_330,
+    "lenet5": 62_006,
+    "lenet5-16": 21_686,
+    "lenet5-8": 21_386,
+    "mlp": 820_874,
+    "mlp-16": 231_050,
+    "mlp-8": 50_826,
+    "unet": 117_531,
+    "unet-16": 117_531,
+    "unet-8": 117_243,
+    "fcn": 295_761,
+    "fcn-16": 295_761,
+    "fcn-8": 295_185,
+    "dcgan-g": 1_068_928,
+    "dcgan-g-16": 339_328,
+    "dcgan-g-8": 183_680,
+    "dcgan-d": 663_296,
+    "dcgan-d-16": 136_448,
+    "dcgan-d-8": 132_864,
+    "lenet5-mnist": 61_706,
+    "resnet20-mnist": 272_186,
+    "cnn-mnist1d": 5_210,
+    "mlp-mnist1d": 15_210,
+}
+"""Parameters of each entry's deployment form (weights, biases, BN affine), recorded so that
+listing the zoo builds no model. `tests/zoo/test_zoo_registry.py` builds every entry and
+checks its count here; after changing an architecture, update its rows from the failure."""
 
 
 @dataclass(frozen=True)
@@ -121,12 +177,14 @@ class ZooEntry:
             gives the training form; they differ only for RepVGG, whose training form has
             multi-branch blocks (see `cimtest.zoo.repvgg.reparameterise`).
         """
-        arch = _ARCHS[self.arch]
+        import torch
+
+        factory = _load(_ARCHS[self.arch].factory)
         channels = 3 if self.dataset == "digits" and self.data_size != 8 else 1
         outputs = NUM_CLASSES.get(self.task, 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = arch.factory(channels, self.data_size, outputs)
+            model = factory(channels, self.data_size, outputs)
         return self.deploy(model) if deploy else model.eval()
 
     def deploy(self, model: nn.Module) -> nn.Module:
@@ -135,17 +193,13 @@ class ZooEntry:
         The identity for every architecture but RepVGG, whose blocks are fused (a copy).
         """
         transform = _ARCHS[self.arch].deploy
-        return (model if transform is None else transform(model)).eval()
+        return (model if transform is None else _load(transform)(model)).eval()
 
     @property
     def params(self) -> int:
-        """Number of parameters of the deployment form (weights, biases, BN affine)."""
-        return _param_count(self)
-
-
-@functools.cache
-def _param_count(entry: ZooEntry) -> int:
-    return sum(p.numel() for p in entry.build().parameters())
+        """Number of parameters of the deployment form (weights, biases, BN affine), as
+        recorded in the catalogue (no model is built)."""
+        return _PARAMS[self.name]
 
 
 def _entry(arch: str, size: int) -> ZooEntry:
