@@ -202,3 +202,37 @@ def test_fault_stack():
     with pytest.raises(ConfigError, match="unknown layer 'x'"):
         parse_spec("mult:eta=0.1@layers=x").check_layout(toy_layout())
     parse_spec("mult:eta=0.1@layers=fc,conv1").check_layout(toy_layout())
+
+
+def test_a_spec_is_parsed_and_a_bad_one_refused_without_importing_torch():
+    """`--fault` is checked before any work: the grammar, the kinds, their keys and the
+    presets need no torch, so a fresh interpreter parses good specs and refuses bad ones with
+    torch (and numpy) never imported. The CLI path is timed by benchmarks/cli.py."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        from cimtest.exceptions import ConfigError
+        from cimtest.faults import parse_spec
+        parse_spec("mult:eta=0.02+bitflip:p=1e-5@layers=0.3")
+        parse_spec("egis-typical:sigma=0.3")
+        for bad in ("bogus:x=1", "mult:eat=0.1", "stuck:p=x"):
+            try:
+                parse_spec(bad)
+            except ConfigError:
+                pass
+            else:
+                raise SystemExit(bad + " was accepted")
+        print(sorted(m for m in ("torch", "numpy") if m in sys.modules))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+    cli = subprocess.run([sys.executable, "-X", "importtime", "-m", "cimtest", "campaign",
+                          "resnet20-8", "--fault", "bogus:x=1"], capture_output=True, text=True,
+                         check=False)
+    assert cli.returncode == 2 and "unknown fault 'bogus'" in cli.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in cli.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "cimtest.faults.spec" in imported and "torch" not in imported

@@ -4,12 +4,14 @@ Faults work on tensors only: a batch of chips' flat weights (B, P), a `WeightLay
 where each mapped layer sits, and one `torch.Generator` per chip. See docs/faults.md.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from cimtest.faults.base import Fault, FaultStack, Scope
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
-from cimtest.faults.field import sample_field
-from cimtest.faults.layout import LayerSlot, WeightLayout
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
-from cimtest.faults.sparse import SparseEdits
 from cimtest.faults.spec import (
     FAULT_KINDS,
     GRAMMAR,
@@ -19,6 +21,16 @@ from cimtest.faults.spec import (
     read_fault,
 )
 from cimtest.faults.variation import AdditiveVariation, MultiplicativeVariation, RRAMVariation
+
+if TYPE_CHECKING:
+    from cimtest.faults.field import sample_field
+    from cimtest.faults.layout import LayerSlot, WeightLayout
+    from cimtest.faults.sparse import SparseEdits
+
+_TENSOR_HOMES = {"sample_field": "field", "LayerSlot": "layout", "WeightLayout": "layout",
+                 "SparseEdits": "sparse"}
+"""The names whose modules import torch, imported on first use: the faults and the spec
+language above import none, so a bad `--fault` is refused before torch loads."""
 
 __all__ = [
     "EGIS_EXTREME",
@@ -44,3 +56,15 @@ __all__ = [
     "read_fault",
     "sample_field",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _TENSOR_HOMES:
+        value = getattr(importlib.import_module(f"cimtest.faults.{_TENSOR_HOMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

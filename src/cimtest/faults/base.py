@@ -11,14 +11,19 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from cimtest._validation import check_interval, check_option
 from cimtest.exceptions import ConfigError
-from cimtest.faults.layout import LayerSlot, WeightLayout
-from cimtest.faults.sparse import SparseEdits
+
+if TYPE_CHECKING:
+    import torch
+
+    from cimtest.faults.layout import LayerSlot, WeightLayout
+    from cimtest.faults.sparse import SparseEdits
+
+# torch is imported by the methods that draw and apply: a fault and its spec are plain data,
+# so that parsing and checking a spec imports no torch (a bad spec is refused at once).
 
 __all__ = ["Fault", "FaultStack", "Scope"]
 
@@ -68,6 +73,8 @@ class Scope:
 
         Only a fractional scope draws, from that chip's `generator`.
         """
+        import torch
+
         n_layers = len(layout.layers)
         if self.fraction is not None:
             count = max(1, round(self.fraction * n_layers))
@@ -148,6 +155,8 @@ class Fault(ABC):
         torch.Tensor
             `weights` itself.
         """
+        import torch
+
         if weights.ndim != 2 or weights.shape[1] != layout.numel:
             raise ValueError(
                 f"weights must have shape (chips, {layout.numel}); got {tuple(weights.shape)}"

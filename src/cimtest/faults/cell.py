@@ -19,20 +19,24 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from cimtest._validation import check_interval, check_option
 from cimtest.faults.base import Fault, Scope
-from cimtest.faults.layout import LayerSlot, WeightLayout
-from cimtest.faults.sparse import SparseEdits, argsort, sort
+
+if TYPE_CHECKING:
+    import torch
+
+    from cimtest.faults.layout import LayerSlot, WeightLayout
+    from cimtest.faults.sparse import SparseEdits
+
+# torch and numpy are imported by the functions that draw and edit, so that parsing a fault
+# spec (`cimtest.faults.spec`) imports neither.
 
 __all__ = ["BitFlip", "LevelFlip", "StuckAt"]
 
-_Edit = Callable[[torch.Tensor, torch.Generator | None],
-                 tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+_Edit = Callable[["torch.Tensor", "torch.Generator | None"],
+                 tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]]
 """Given the index of each faulty cell within its weight (int64, (k,)) and the chip's
 generator (None for an edit that draws nothing), the ``(clear, set, xor)`` bit masks
 (int32, (k,)) that edit each cell's byte."""
@@ -91,6 +95,8 @@ class _CellFault(Fault):
 
         Draws exactly what `apply` draws, so the rows equal `apply` on dense rows.
         """
+        import torch
+
         if len(generators) != edits.n_rows:
             raise ValueError(f"{edits.n_rows} chips but {len(generators)} generators")
         for chosen, rows in self.scope.groups(layout, generators).items():
@@ -230,6 +236,8 @@ class StuckAt(_CellFault):
 
         def stick(cell: torch.Tensor, generator: torch.Generator | None
                   ) -> tuple[torch.Tensor, ...]:
+            import torch
+
             shift = (cell * bits).to(torch.int32)
             high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
@@ -245,6 +253,8 @@ def _level_flip(bits: int) -> _Edit:
     (always 1 for one-bit cells, without drawing)."""
 
     def flip(cell: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
+        import torch
+
         shift = (cell * bits).to(torch.int32)
         if bits == 1:
             value = torch.ones_like(shift)
@@ -274,6 +284,8 @@ def _edit_cells(
     cells of one weight are combined (their masks cover disjoint bits) before the weight is
     rewritten.
     """
+    import torch
+
     cells_per_weight = 8 // bits
     n_cells = sum(slot.numel for slot in layers) * cells_per_weight
     count = torch.tensor(float(n_cells), dtype=torch.float64)
@@ -319,6 +331,11 @@ def _apply_drawn(
     own generator, exactly as `_distinct` would, and its keys replace its repeated ones
     (in place: they stay sorted).
     """
+    import numpy as np
+    import torch
+
+    from cimtest.faults.sparse import sort
+
     rows = torch.from_numpy(np.array([row for row, _, _ in drawn]))
     sizes = torch.from_numpy(np.array([k for _, k, _ in drawn]))
     keys = sort(torch.cat([first for _, _, first in drawn])
@@ -355,6 +372,10 @@ def _write_cells(
 ) -> None:
     """Apply the edits ``(clear, set, xor)`` of faulty cells (`rows`, `cell`: index of the
     cell among the in-scope cells of that row) to the codes in place."""
+    import torch
+
+    from cimtest.faults.sparse import argsort
+
     sizes = torch.tensor([slot.numel for slot in layers])
     starts = torch.cumsum(sizes, 0) - sizes
     shift = torch.tensor([slot.offset for slot in layers]) - starts
@@ -386,6 +407,8 @@ def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     ``k > n / 2`` it draws the ``n - k`` excluded indices instead, so each redraw round keeps
     at least half its draws and the cost stays O(k) (O(n) only when k is of order n).
     """
+    import torch
+
     if 2 * k > n:
         keep = torch.ones(n, dtype=torch.bool)
         keep[_distinct(n, n - k, generator)] = False
@@ -395,6 +418,8 @@ def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
 
 def _complete(chosen: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """Sorted distinct `chosen` topped up to `k` indices by redrawing the missing ones."""
+    import torch
+
     while chosen.numel() < k:
         extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
         chosen = torch.cat([chosen, extra]).unique()

@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from cimtest._validation import check_interval
 from cimtest.faults.base import Fault, Scope
-from cimtest.faults.field import sample_field
-from cimtest.faults.layout import LayerSlot, WeightLayout
+
+if TYPE_CHECKING:
+    import torch
+
+    from cimtest.faults.layout import LayerSlot, WeightLayout
+
+# torch is imported by the methods that draw (see `cimtest.faults.base`).
 
 __all__ = ["AdditiveVariation", "MultiplicativeVariation", "RRAMVariation"]
 
@@ -126,6 +130,10 @@ class RRAMVariation(Fault):
         layout: WeightLayout,
         generators: Sequence[torch.Generator],
     ) -> None:
+        import torch
+
+        from cimtest.faults.field import sample_field
+
         sd_sys = self.sigma * math.sqrt(self.sys)
         sd_rand = self.sigma * math.sqrt(max(0.0, 1.0 - self.sys - self.cor))
         means = [1.0 + sd_sys * float(torch.randn((), generator=g)) for g in generators]
@@ -157,6 +165,8 @@ def _normal_rows(
 ) -> torch.Tensor:
     """(b, n) normals: row ``i`` is ``mean + std * z`` (``mean[i]`` for a sequence), drawn in
     one call from ``generators[i]``."""
+    import torch
+
     means = [mean] * len(generators) if isinstance(mean, float) else mean
     out = torch.empty(len(generators), n, dtype=dtype)
     for row, (generator, row_mean) in enumerate(zip(generators, means)):
