@@ -145,6 +145,48 @@ def test_get_params_rebuilds_the_method(name, fitted):
     assert not any(k.endswith("_") for k in vars(clone))  # the constructor learns nothing
 
 
+def _unfitted(name: str) -> TestMethod:
+    """A fresh method whose parents (egis, btv) are fresh too: nothing to fit for these."""
+    return make(name, {"egis": make("egis"), "btv": make("btv")})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sklearn_clone_copies_the_parameters_and_nothing_learned(name, fitted):
+    from sklearn.base import clone
+
+    for method in (_unfitted(name), fitted[name]):
+        copy = clone(method)
+        assert type(copy) is type(method) and copy is not method
+        assert _plain(copy.get_params()) == _plain(method.get_params())
+        assert not any(k.endswith("_") for k in vars(copy))  # a fitted method: unfitted copy
+        for value in copy.get_params().values():  # methods held as parameters are cloned
+            assert not isinstance(value, TestMethod) or not any(
+                k.endswith("_") for k in vars(value))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_get_params_deep_and_set_params(name):
+    method = _unfitted(name)
+    shallow, deep = method.get_params(), method.get_params(deep=True)
+    assert shallow.items() <= deep.items()  # scikit-learn's invariance
+    parents = {k: v for k, v in shallow.items() if isinstance(v, TestMethod)}
+    assert set(deep) - set(shallow) == {f"{k}__{p}" for k, v in parents.items()
+                                        for p in v.get_params(deep=True)}
+    assert method.set_params(seed=7) is method and method.get_params()["seed"] == 7
+    for key, parent in parents.items():
+        method.set_params(**{f"{key}__seed": 11})
+        assert parent.seed == 11 and method.get_params(deep=True)[f"{key}__seed"] == 11
+    with pytest.raises(ConfigError, match="has no parameter 'bogus'; its parameters: ") as error:
+        method.set_params(bogus=1)
+    assert all(k in str(error.value) for k in shallow)
+    with pytest.raises(ConfigError, match="'seed__k' names nothing"):
+        method.set_params(seed__k=1)
+    bad = {"k": 0} if "k" in shallow else {"folds": 1}  # out of range, as the constructor's
+    with pytest.raises(ConfigError):
+        method.set_params(**bad, seed=8)
+    assert method.get_params()["seed"] == 7  # a refused call changes nothing
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_round_trip_is_bit_identical(name, fitted, setting, tmp_path):
     method, evaluation = fitted[name], setting[4]

@@ -1,7 +1,8 @@
 """The one contract every test method follows, in the spirit of scikit-learn's estimators.
 
 The constructor only stores its keyword arguments; learned state ends in an underscore and is
-created only by `fit` (or `propose` + `learn`); `get_params` reads the constructor signature;
+created only by `fit` (or `propose` + `learn`); `get_params` reads the constructor signature,
+`set_params` checks what it sets with `_check_params`, so `sklearn.base.clone` copies a method;
 using a method before it is fitted raises `NotFittedError`. Every method is used the same way:
 
 - ``fit(model, chips, outcomes, data, progress=...)``: propose inputs, measure the training
@@ -231,9 +232,61 @@ class TestMethod(ABC):
 
     # -- scikit-learn conventions ------------------------------------------------------
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments as stored, by name (read from the signature)."""
-        return {name: getattr(self, name) for name in _param_names(type(self))}
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor's arguments as stored, by name (read from the signature).
+
+        With ``deep=True``, also the parameters of each argument that is itself a method,
+        as ``name__param`` (scikit-learn's convention: ``egis__k``). The default is
+        ``deep=False`` so that ``type(m)(**m.get_params())`` rebuilds a method;
+        `sklearn.base.clone` asks for ``deep=False`` itself.
+        """
+        params = {name: getattr(self, name) for name in _param_names(type(self))}
+        if deep:
+            for name, value in list(params.items()):
+                if isinstance(value, TestMethod):
+                    params.update({f"{name}__{key}": inner
+                                   for key, inner in value.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params: Any) -> TestMethod:
+        """Set constructor arguments (``name=value``, or ``parent__name=value`` on a method
+        held as an argument) and return self, as scikit-learn's ``set_params`` does.
+
+        The values are checked as the constructor's arguments are (`_check_params`); on a bad
+        value nothing is changed. Raises `ConfigError` for an unknown name (naming the valid
+        ones), a ``__`` name on an argument that is not a method, or a value out of range.
+        """
+        valid = self.get_params(deep=False)
+        owner = type(self).__name__
+        own: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, sep, inner = key.partition("__")
+            if name not in valid:
+                raise ConfigError(f"{owner} has no parameter {name!r}; its parameters: "
+                                  f"{', '.join(valid)}")
+            if sep and not isinstance(valid[name], TestMethod):
+                raise ConfigError(f"{owner}.{name} is not a test method, so {key!r} names "
+                                  "nothing")
+            if sep:
+                nested.setdefault(name, {})[inner] = value
+            else:
+                own[name] = value
+        for name, value in own.items():
+            setattr(self, name, value)
+        try:
+            self._check_params()
+            for name, inner in nested.items():
+                getattr(self, name).set_params(**inner)
+        except ConfigError:
+            for name in own:
+                setattr(self, name, valid[name])
+            raise
+        return self
+
+    def _check_params(self) -> None:
+        """Raise `ConfigError` if a constructor argument is out of range (a subclass that
+        takes arguments checks them here; `propose` and `set_params` call it)."""
 
     def __repr__(self) -> str:
         defaults = {

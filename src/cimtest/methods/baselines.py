@@ -65,10 +65,13 @@ class PointTestVectors(TestMethod):
         self.offset = offset
         self.seed = seed
 
+    def _check_params(self) -> None:
+        check_interval("k", self.k, 1, None, type(self).__name__)
+
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """Pick K real images; measure the ideal chip's σ_y on them."""
-        check_interval("k", self.k, 1, None, type(self).__name__)
+        self._check_params()
         module, _, _, _ = resolve_model(model)
         self.inputs_ = _real_images(data, self.k, self.seed, type(self).__name__)
         self._remember(model)
@@ -116,12 +119,16 @@ class FGSMTestImages(TestMethod):
         self.step = step
         self.seed = seed
 
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        check_interval("k", self.k, 1, None, owner)
+        check_interval("step", self.step, 0, 1, owner, closed="neither")
+
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """Make the K adversarial images from K real seed images."""
         owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_interval("step", self.step, 0, 1, owner, closed="neither")
+        self._check_params()
         module, _, _, _ = resolve_model(model)
         seeds = _real_images(data, self.k, self.seed, owner)
         check_differentiable(module, seeds[:1], "FGSM test images")
@@ -186,12 +193,16 @@ class DatasetAwareTest(TestMethod):
         self.detector_estimators = detector_estimators
         self.seed = seed
 
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        check_interval("k", self.k, 1, None, owner)
+        check_interval("candidates", self.candidates, self.k, None, owner)
+
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """Draw the candidate real images and the ideal chip's labels on them."""
         owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_interval("candidates", self.candidates, self.k, None, owner)
+        self._check_params()
         module, _, _, _ = resolve_model(model)
         n = min(self.candidates, 0 if data is None else len(data))
         self.candidates_ = _real_images(data, max(n, self.k), self.seed, owner)
@@ -304,10 +315,13 @@ class NoiseImagesTest(_ImagesAndDetector):
         self.detector_estimators = detector_estimators
         self.seed = seed
 
+    def _check_params(self) -> None:
+        check_interval("k", self.k, 1, None, type(self).__name__)
+
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """Draw the K noise images (the model gives only the shape and range)."""
-        check_interval("k", self.k, 1, None, type(self).__name__)
+        self._check_params()
         _, shape, _, own_data = resolve_model(model)
         low, high = self.input_range or default_range(own_data, shape)
         gen = torch.Generator().manual_seed(int(self.seed))
@@ -348,9 +362,13 @@ class RandomSyntheticTest(_ImagesAndDetector):
         self.detector_estimators = detector_estimators
         self.seed = seed
 
+    def _check_params(self) -> None:
+        check_interval("k", self.k, 1, None, type(self).__name__)  # at most the SID: propose
+
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
         """K random SID images (the source's generator is trained first if needed)."""
+        self._check_params()
         source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
         sid = getattr(source, "sid_", None)
         if sid is None:

@@ -76,11 +76,15 @@ class HybridTest(TestMethod):
         self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model=None, data=None, *, progress: Progress | None = None) -> torch.Tensor:
-        """The parents' test inputs: K compact images, then the vector's sample."""
+    def _check_params(self) -> None:
         owner = type(self).__name__
         check_interval("target_te", self.target_te, 0, 100, owner)
         check_interval("folds", self.folds, 2, None, owner)
+
+    def propose(self, model=None, data=None, *, progress: Progress | None = None) -> torch.Tensor:
+        """The parents' test inputs: K compact images, then the vector's sample."""
+        owner = type(self).__name__
+        self._check_params()
         if self.egis is None or self.btv is None:
             raise ConfigError(f"{owner} needs egis= and btv= (fitted parents)")
         check_is_fitted(self.egis, ("inputs_",))
