@@ -2,6 +2,8 @@
 
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -245,6 +247,51 @@ def test_quiet_after_the_command_leaves_stderr_empty(tiny_model):
         quiet = run(*args)
         assert quiet.exit_code == 0, quiet.output
         assert quiet.stderr == "" and "8 chips" in quiet.stdout
+
+
+def test_progress_in_a_log_is_whole_lines(tiny_model, tmp_path):
+    """Progress on a stderr that is not a terminal (CliRunner's, a file) is whole lines, not a
+    bar cut to 80 columns: the description, done/total, the rate, and the time at the end."""
+    result = run("campaign", *tiny_model, *SMALL_CAMPAIGN)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("campaign")]
+    assert lines and not any(mark in result.stderr for mark in "━…")
+    assert re.fullmatch(r"campaign: 8/8 chips, [0-9.,]+ chips/s, elapsed \d:\d\d:\d\d",
+                        lines[-1]), lines
+    log = tmp_path / "log.txt"  # a real process writing to a file: the same lines
+    with log.open("w") as handle:
+        done = subprocess.run([sys.executable, "-m", "cimtest", "campaign", *tiny_model,
+                               *map(str, SMALL_CAMPAIGN)], stdout=subprocess.DEVNULL,
+                              stderr=handle,
+                              check=False, env={**os.environ, "COLUMNS": "40",
+                                                "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, log.read_text()
+    assert log.read_text().splitlines()[-1].startswith("campaign: 8/8 chips, ")
+
+
+def test_progress_lines_come_at_most_every_ten_seconds_and_at_the_end(capsys):
+    from cimtest.cli.common import PLAIN_PROGRESS_EVERY_S, _ProgressLines
+
+    assert PLAIN_PROGRESS_EVERY_S == 10
+    now = [0.0]
+    lines = _ProgressLines("calibrating x", "chips", clock=lambda: now[0])
+    for second in range(1, 26):  # one update a second: 18 chips/s over a pass of 896
+        now[0] = float(second)
+        lines.update(min(18 * second, 896), 896)
+    lines.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "calibrating x: 18/896 chips, 18 chips/s, ETA 0:00:49",  # the first update at once
+        "calibrating x: 198/896 chips, 18 chips/s, ETA 0:00:39",  # 10 s later
+        "calibrating x: 378/896 chips, 18 chips/s, ETA 0:00:29",
+        "calibrating x: 450/896 chips, 18 chips/s, ETA 0:00:25",  # the end, not yet shown
+    ]
+    now[0] = 30.0
+    lines.update(0, 896, "step 2")  # 5 s after the last line: not shown
+    now[0] = 32.0
+    lines.update(36, 896, "step 2")  # a new pass restarts the rate; a stage joins the label
+    lines.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "calibrating x: step 2: 36/896 chips, 18 chips/s, ETA 0:00:48"]
 
 
 def test_verbose_is_a_repeatable_flag(tiny_model):

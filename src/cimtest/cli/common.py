@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -285,9 +286,29 @@ def check_output(path: str | Path, suffixes: tuple[str, ...] = ()) -> Path:
     return path
 
 
+PLAIN_PROGRESS_EVERY_S = 10.0
+"""Seconds between two progress lines when stderr is not a terminal (a log file, a pipe, CI)."""
+
+
 @contextmanager
 def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (rate and ETA); yields an ``update(done, total)`` callback."""
+    """Progress on stderr; yields an ``update(done, total, stage=None)`` callback.
+
+    On a terminal, a rich progress bar (rate and ETA). Elsewhere (a log file, a pipe, CI),
+    whole lines such as ``calibrating ...: 448/896 chips, 18 chips/s, ETA 0:00:25``: the
+    first update at once, then at most one line every `PLAIN_PROGRESS_EVERY_S` seconds, and
+    the last state at the end, so that a log shows the work as it goes, uncut.
+    """
+    if STATE["quiet"]:
+        yield lambda done, total, stage=None: None
+        return
+    if not stderr.is_terminal:
+        lines = _ProgressLines(description, unit)
+        try:
+            yield lines.update
+        finally:
+            lines.close()
+        return
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -297,18 +318,66 @@ def progress_bar(description: str, unit: str = "chips") -> Iterator[Callable[[in
         TextColumn("ETA"),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=stderr, disable=STATE["quiet"], transient=False) as bar:
+    with Progress(*columns, console=stderr, transient=False) as bar:
         task = bar.add_task(description, total=None, rate="")
 
         def update(done: int, total: int, stage: str | None = None) -> None:
             elapsed = bar.tasks[0].elapsed or 1e-9
             label = description if stage is None else f"{description}: {stage}"
-            rate = done / elapsed
-            shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
             bar.update(task, completed=done, total=total, description=label,
-                       rate=f"{shown} {unit}/s")
+                       rate=f"{_rate(done / elapsed)} {unit}/s")
 
         yield update
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
+class _ProgressLines:
+    """`progress_bar` for a stderr that is not a terminal: one whole line per report."""
+
+    def __init__(self, description: str, unit: str, every: float = PLAIN_PROGRESS_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.description, self.unit, self.every, self.clock = description, unit, every, clock
+        self.start = self.run_start = clock()
+        self.last_line: float | None = None
+        self.state: tuple[int, int, str | None] | None = None
+        self.shown: tuple[int, int, str | None] | None = None
+
+    def update(self, done: int, total: int, stage: str | None = None) -> None:
+        now = self.clock()
+        if self.state is not None and done < self.state[0]:
+            self.run_start = now  # a new pass (a calibration step): its own rate and ETA
+        self.state = (done, total, stage)
+        if self.last_line is None or now - self.last_line >= self.every:
+            self._write(now)
+
+    def close(self) -> None:
+        if self.state is not None and self.state != self.shown:
+            self._write(self.clock())
+
+    def _write(self, now: float) -> None:
+        assert self.state is not None
+        done, total, stage = self.state
+        label = self.description if stage is None else f"{self.description}: {stage}"
+        parts = [f"{done:,}/{total:,} {self.unit}" if total else f"{done:,} {self.unit}"]
+        elapsed = now - self.run_start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if rate > 0:
+            parts.append(f"{_rate(rate)} {self.unit}/s")
+        if total and done >= total:
+            parts.append(f"elapsed {_clock(now - self.start)}")
+        elif total and rate > 0:
+            parts.append(f"ETA {_clock((total - done) / rate)}")
+        print(f"{label}: {', '.join(parts)}", file=sys.stderr, flush=True)
+        self.last_line, self.shown = now, self.state
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS`` of `seconds`, as rich shows elapsed and remaining time."""
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def parse_ks(text: str) -> list[int]:
