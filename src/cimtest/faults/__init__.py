@@ -6,9 +6,9 @@ where each mapped layer sits, and one `torch.Generator` per chip. See docs/fault
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from cimtest._lazy import lazy_names
 from cimtest.faults.base import Fault, FaultStack, Scope
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from cimtest.faults.layout import LayerSlot, WeightLayout
     from cimtest.faults.sparse import SparseEdits
 
-_TENSOR_HOMES = {"sample_field": "field", "LayerSlot": "layout", "WeightLayout": "layout",
-                 "SparseEdits": "sparse"}
+_TENSOR_HOMES = {"field": ("sample_field",), "layout": ("LayerSlot", "WeightLayout"),
+                 "sparse": ("SparseEdits",)}
 """The names whose modules import torch, imported on first use: the faults and the spec
 language above import none, so a bad `--fault` is refused before torch loads."""
 
@@ -58,13 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name in _TENSOR_HOMES:
-        value = getattr(importlib.import_module(f"cimtest.faults.{_TENSOR_HOMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _TENSOR_HOMES, __all__)

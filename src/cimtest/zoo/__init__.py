@@ -7,8 +7,9 @@ model, training it on the embedded digits the first time.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from cimtest._lazy import lazy_names
 
 if TYPE_CHECKING:
     from cimtest.zoo.cache import (
@@ -52,14 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    for module, names in _HOMES.items():
-        if name in names:
-            value = getattr(importlib.import_module(f"cimtest.zoo.{module}"), name)
-            globals()[name] = value
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
