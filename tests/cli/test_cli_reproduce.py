@@ -32,7 +32,7 @@ def test_an_experiment_runs_real_commands_and_rewrites_its_block(tmp_path, monke
     doc = tmp_path / "doc.md"
     doc.write_text(DOC)
     write_blocks(doc, experiment.render(results))
-    assert "40 models, 4 trained" in doc.read_text()  # the shipped models
+    assert "40 models, 5 trained" in doc.read_text()  # the shipped models
     assert doc.read_text().endswith("<!-- /reproduce:a -->\nafter\n")
 
 

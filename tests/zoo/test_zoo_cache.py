@@ -137,7 +137,7 @@ def test_a_retrained_default_model_takes_precedence(home):
     assert load_trained("resnet20-8", train_if_missing=False)[1]["source"] == "trained here"
 
 
-@pytest.mark.parametrize("name", ["cnn-mnist1d", "mlp-mnist1d", "lenet5-mnist"])
+@pytest.mark.parametrize("name", ["cnn-mnist1d", "mlp-mnist1d", "lenet5-mnist", "resnet20-mnist"])
 def test_the_other_data_sets_models_ship_and_score_what_they_say(name, home):
     """Shipped, fingerprint checked, and the accuracy their metadata records (on the full
     default test set) met on 5,000 MNIST-1D test samples (or MNIST's 1,500) within 4
