@@ -10,6 +10,7 @@ __all__ = [
     "NotFittedError",
     "QuantisationWarning",
     "StoreError",
+    "TesterError",
 ]
 
 
@@ -39,6 +40,10 @@ class NotFittedError(CimtestError, ValueError, AttributeError):
 
 class StoreError(CimtestError):
     """A campaign store cannot be opened, read or written."""
+
+
+class TesterError(CimtestError):
+    """An exported test, a file of recorded responses or a chip driver is invalid or fails."""
 
 
 class DuplicateCampaignError(StoreError):
