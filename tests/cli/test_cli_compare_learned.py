@@ -82,8 +82,8 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
     assert rows["dataset-aware"]["accuracy_rmse"] >= 0 and rows["egis"]["accuracy_rmse"] is None
     doc = json.loads((out / "comparison.json").read_text())
     for name in ("optimized", "learned"):  # the step the RUN folder records, also in the rows
-        assert doc["learned"][name]["steps"] == doc["setup"]["params"][name]["batch"] == 4
-        assert rows[name]["kept_step"] == doc["learned"][name]["best_step"]
+        assert doc["methods"][name]["steps"] == doc["setup"]["params"][name]["batch"] == 4
+        assert rows[name]["kept_step"] == doc["methods"][name]["best_step"]
         assert rows[name]["kept_step"] in (0, 4)  # the start or the last step (checked every 20)
     assert rows["dataset-aware"]["kept_step"] is None
     from safetensors.torch import load_file
@@ -91,8 +91,8 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
     tensors = load_file(str(out / "tensors.safetensors"))
     for name in ("optimized", "learned"):
         assert tensors[f"{name}_start"].shape == tensors[f"{name}_inputs"].shape == (2, 3, 16, 16)
-    assert doc["learned"]["learned"]["init"] == "synthetic"
-    assert doc["learned"]["optimized"]["readout"] == "regressor"
+    assert doc["methods"]["learned"]["init"] == "synthetic"
+    assert doc["methods"]["optimized"]["readout"] == "regressor"
     page = tmp_path / "report.html"
     reported = run("report", out, "-o", page)
     assert reported.exit_code == 0, reported.output

@@ -41,7 +41,7 @@ def tiny_mlp() -> nn.Module:
 
 def test_constructor_stores_arguments_only():
     kwargs = {"alpha": 3.0, "steps": 7, "lr": 0.2, "n_samples": 2, "prior": 0.5, "kl": "sum",
-              "batch": 3, "offset": 0.1, "false_alarm": 0.05, "far_draws": 11,
+              "batch": 3, "offset": 0.1, "false_alarm": 0.05, "far_draws": 11, "rule": "false_alarm",
               "read_noise": "mult:eta=0.1@per-read", "seed": 4}
     test = BayesianTestVector(**kwargs)
     assert test.get_params() == kwargs
@@ -120,11 +120,13 @@ def test_fit_lowers_the_loss_and_sets_thresholds():
     # The threshold is the 95th percentile of 200 draws: the true rate it gives has sd
     # sqrt(.05 * .95 / 201) = 0.015 around 5 %, and 500 fresh draws add a binomial sd of
     # 0.010; 0.05 + 3.5 * 0.018 = 0.113 (measured: 0.074).
-    assert fresh.shape == (500,) and test.decide(fresh, rule="false_alarm").mean() < 0.113
-    assert test.decision_threshold("false_alarm") == test.threshold_far_
-    assert test.decision_threshold() == test.threshold_
+    far = BayesianTestVector(steps=150, false_alarm=0.05, far_draws=200, rule="false_alarm")
+    far.fit(tiny_mlp())
+    assert far.threshold_ == far.threshold_far_ == test.threshold_far_  # the rule sets it
+    assert fresh.shape == (500,) and far.decide(fresh).mean() < 0.113
+    assert far.describe()["rule"] == "false_alarm"
     with pytest.raises(ConfigError, match="false_alarm"):
-        BayesianTestVector(steps=2).fit(tiny_mlp()).decide(fresh, rule="false_alarm")
+        BayesianTestVector(steps=2, rule="false_alarm").fit(tiny_mlp())
 
 
 def test_false_alarm_threshold_flags_at_most_the_target_fraction():
@@ -181,8 +183,6 @@ def test_artifact_round_trip_and_fingerprint_refusal(tmp_path):
     assert back.saved_info_ == {"note": "by hand"}
     outputs = Population(model, "mult:eta=0.1", n=8).outputs(test.sample_)
     assert np.array_equal(back.decide(back.respond(outputs)), test.decide(test.respond(outputs)))
-    assert np.array_equal(back.decide(back.respond(outputs), rule="false_alarm"),
-                          test.decide(test.respond(outputs), rule="false_alarm"))
     art = load_artifact(path)
     assert art.method == "btv" and art.thresholds == {"threshold": test.threshold_}
     assert art.tensors["mean_"].numel() * 2 * 4 == 2 * 64 * 4  # mean + log-var, float32

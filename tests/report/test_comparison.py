@@ -142,7 +142,9 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     run = save_run(result, tmp_path / "run", 95.0)
     doc, tensors = load_run(run)
     assert [r["method"] for r in doc["rows"]] == [r["method"] for r in result.rows]
-    assert set(tensors) == {"egis_images", "btv_mean", "btv_variance"}
+    assert set(tensors) == {"egis.images", "btv.mean", "btv.variance"}
+    assert doc["methods"]["btv"]["flag_word"] == "uncertain"
+    assert doc["methods"]["egis"]["chosen"] == result.methods["egis"].chosen_.tolist()
     assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(doc["flag_rate_by_drop"]["btv"]) == len(doc["drop_bins"]) - 1
     page = write_report(doc, tensors, tmp_path / "report.html")

@@ -8,6 +8,9 @@ using a method before it is fitted raises `NotFittedError`. Every method is used
 - ``fit(model, chips, outcomes, data, progress=...)``: propose inputs, measure the training
   chips on them (methods that learn from chips), learn; return self;
 - ``respond(outputs) → features``, ``score(features) → float64``, ``decide(features) → bool``;
+  every method decides alike, ``score > threshold_`` (its rule or detector sets `threshold_`),
+  whether the outputs come from a simulated chip or were recorded on a bench;
+- ``describe()`` and ``figures()``: what a report or an exported manifest shows of the test;
 - ``save(path)`` and ``TestMethod.load(path)``: one safetensors artefact per test.
 
 `propose` and `learn` are `fit` in two halves, so that a comparison can run ONE campaign over
@@ -106,6 +109,10 @@ class TestMethod(ABC):
     """Learned attributes `save` writes (besides ``inputs_``, ``threshold_`` and the model's
     shape, fingerprint and reference)."""
 
+    flag_word: ClassVar[str] = "fail"
+    """What a flagged chip is called in verdicts: ``"fail"``, or ``"uncertain"`` for tests
+    that flag a spread rather than predict an accuracy."""
+
     parents: ClassVar[tuple[str, ...]] = ()
     """Parameters holding fitted methods this one is built on: proposed after them and saved
     with it."""
@@ -114,6 +121,9 @@ class TestMethod(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "decide" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides decide: every test decides score > "
+                            "threshold_; set threshold_ (and score) instead")
         if "name" in cls.__dict__:
             TestMethod._registry[cls.name] = cls
 
@@ -195,9 +205,23 @@ class TestMethod(ABC):
         return None
 
     def decide(self, features: np.ndarray) -> np.ndarray:
-        """Verdicts, bool (n,): True = flagged (score above the learnt `threshold_`)."""
+        """Verdicts, bool (n,): True = flagged, ``score > threshold_``; the one decision of
+        every method (subclasses may not override it)."""
         check_is_fitted(self, ("threshold_",))
-        return self.score(features) > self.threshold_
+        return np.asarray(self.score(features), dtype=np.float64) > float(self.threshold_)
+
+    def describe(self) -> dict[str, Any]:
+        """What a report or an exported manifest shows of the fitted test, JSON-ready: the
+        decision (threshold, flag word), the inputs' count and shape; subclasses add their
+        curves and choices."""
+        check_is_fitted(self, ("inputs_", "threshold_"))
+        return {"method": self.name, "decision": "score > threshold",
+                "threshold": float(self.threshold_), "flag_word": self.flag_word,
+                "inputs": len(self.inputs_), "input_shape": list(self.input_shape_)}
+
+    def figures(self) -> dict[str, torch.Tensor]:
+        """Tensors a report draws, by name (e.g. the EGIS images); none by default."""
+        return {}
 
     def test_bytes(self) -> int:
         """Bytes a tester stores for the test inputs (float32)."""

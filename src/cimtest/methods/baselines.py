@@ -57,6 +57,7 @@ class PointTestVectors(TestMethod):
     """
 
     name = "point-vectors"
+    flag_word = "uncertain"
     needs = ("real images",)
     state = ("sigma_ideal_",)
 
@@ -235,7 +236,7 @@ class DatasetAwareTest(TestMethod):
         return _flatten(outputs)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """A_cutoff minus the predicted accuracy (points)."""
+        """A_cutoff minus the predicted accuracy (points): flagged when positive."""
         predicted = self.predicted_accuracy(features)
         return self.cutoff_accuracy_ - predicted
 
@@ -243,10 +244,6 @@ class DatasetAwareTest(TestMethod):
         """The regressor's accuracy (percent) of each chip."""
         check_is_fitted(self, ("regressor_",))
         return self.regressor_.predict(features)
-
-    def decide(self, features: np.ndarray) -> np.ndarray:
-        """Flagged iff the predicted accuracy is not above A_cutoff."""
-        return self.score(features) >= self.threshold_
 
     def model_bytes(self) -> int:
         """Bytes of the regressor in LightGBM's text format."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -109,6 +109,10 @@ class BayesianTestVector(TestMethod):
     false_alarm : float or None
         Target false-alarm rate of the second rule: `threshold_far_` is set so that at most
         this fraction of fresh samples of the vector flags the ideal chip. None: no rule.
+    rule : str
+        Which threshold `decide` uses as `threshold_`: ``"offset"`` (σ_y of the ideal chip for
+        the stored sample + `offset`, the paper's rule) or ``"false_alarm"`` (`threshold_far_`,
+        for chips that draw fresh samples of the vector; needs `false_alarm`).
     far_draws : int
         Fresh tests drawn on the ideal chip to set `threshold_far_`.
     read_noise : str or None
@@ -128,7 +132,10 @@ class BayesianTestVector(TestMethod):
     sigma_ideal_ : float
         σ_y of the ideal chip for `sample_`.
     threshold_ : float
-        ``sigma_ideal_ + offset``.
+        The rule's threshold: ``sigma_ideal_ + offset``, or `threshold_far_`. A chip whose σ_y
+        is higher is flagged (paper Fig. 7, "higher than t", so the ideal chip passes the
+        offset rule at offset 0; eq. 6 counts ``σ_y >= t``, which differs only for chips whose
+        outputs equal the ideal chip's exactly).
     threshold_far_ : float or None
         The false-alarm rule's threshold (None without `false_alarm`).
     loss_curve_ : numpy.ndarray
@@ -149,6 +156,7 @@ class BayesianTestVector(TestMethod):
     """
 
     name = "btv"
+    flag_word = "uncertain"
     state = ("mean_", "log_var_", "sigma_ideal_", "threshold_far_", "loss_curve_",
              "output_shape_")
 
@@ -164,6 +172,7 @@ class BayesianTestVector(TestMethod):
         batch: int = 8,
         offset: float = 0.0,
         false_alarm: float | None = None,
+        rule: Rule = "offset",
         far_draws: int = 1000,
         read_noise: str | None = None,
         seed: int = 0,
@@ -177,6 +186,7 @@ class BayesianTestVector(TestMethod):
         self.batch = batch
         self.offset = offset
         self.false_alarm = false_alarm
+        self.rule = rule
         self.far_draws = far_draws
         self.read_noise = read_noise
         self.seed = seed
@@ -193,6 +203,9 @@ class BayesianTestVector(TestMethod):
         check_interval("offset", self.offset, None, None, owner)
         if self.false_alarm is not None:
             check_interval("false_alarm", self.false_alarm, 0, 1, owner, closed="neither")
+        check_option("rule", self.rule, ("offset", "false_alarm"), owner)
+        if self.rule == "false_alarm" and self.false_alarm is None:
+            raise ConfigError(f"{owner}(rule='false_alarm') needs false_alarm=RATE")
         check_interval("far_draws", self.far_draws, 1, None, owner)
         if self.read_noise is not None:
             static, _ = parse_spec(self.read_noise).split_time()
@@ -258,6 +271,8 @@ class BayesianTestVector(TestMethod):
             chip = ideal if self.read_noise is None else population.with_faults(self.read_noise)
             fresh = self._fresh(chip, self.far_draws, gen)
             self.threshold_far_ = _quantile_threshold(fresh, self.false_alarm)
+        if self.rule == "false_alarm":
+            self.threshold_ = self.threshold_far_
         return self.inputs_
 
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
@@ -283,28 +298,6 @@ class BayesianTestVector(TestMethod):
             )
         return spread(outputs.detach().double()).numpy()
 
-    def decide(self, sigma_y: np.ndarray, rule: Rule = "offset") -> np.ndarray:
-        """Verdicts: True (uncertain) where σ_y is higher than the rule's threshold.
-
-        Parameters
-        ----------
-        sigma_y : numpy.ndarray
-            float64 (n_chips,).
-        rule : str
-            ``"offset"``: `threshold_` (σ_y of the ideal chip for the stored sample + offset,
-            the paper's rule; for σ_y measured with `sample_`). ``"false_alarm"``:
-            `threshold_far_` (for σ_y measured with fresh samples of the vector; needs a fit
-            with `false_alarm`).
-
-        Returns
-        -------
-        numpy.ndarray
-            bool (n_chips,). The comparison is strict (paper Fig. 7, "higher than t"), so the
-            ideal chip passes the offset rule at offset 0; eq. 6 counts ``σ_y >= t``, which
-            differs only for chips whose outputs equal the ideal chip's exactly.
-        """
-        return np.asarray(sigma_y, dtype=np.float64) > self.decision_threshold(rule)
-
     def score(self, sigma_y: np.ndarray) -> np.ndarray:
         """σ_y itself (higher = more uncertain)."""
         return np.asarray(sigma_y, dtype=np.float64)
@@ -320,15 +313,16 @@ class BayesianTestVector(TestMethod):
         check_is_fitted(self, ("mean_",))
         return 2 * int(self.mean_.numel()) * 4
 
-    def decision_threshold(self, rule: Rule = "offset") -> float:
-        """The threshold `decide` uses for `rule` (``"offset"`` or ``"false_alarm"``)."""
-        check_is_fitted(self, ("threshold_",))
-        check_option("rule", rule, ("offset", "false_alarm"), type(self).__name__)
-        if rule == "offset":
-            return self.threshold_
-        if self.threshold_far_ is None:
-            raise ConfigError("the false_alarm rule needs a test fitted with false_alarm=...")
-        return self.threshold_far_
+    def describe(self) -> dict[str, Any]:
+        """The base description, with the rule, σ_y of the ideal chip and the loss curve."""
+        return {**super().describe(), "rule": self.rule, "sigma_ideal": self.sigma_ideal_,
+                "threshold_false_alarm": self.threshold_far_,
+                "loss_curve": np.asarray(self.loss_curve_).tolist()}
+
+    def figures(self) -> dict[str, torch.Tensor]:
+        """The learned mean and variance of the vector."""
+        check_is_fitted(self, ("mean_",))
+        return {"mean": self.mean_, "variance": self.log_var_.exp()}
 
     def fresh_responses(
         self, chip: nn.Module | Population, draws: int, *, seed: int = 0

@@ -18,6 +18,7 @@ or (C, H, W) images, each made by the generator adapted to that rank (`EGISGener
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,10 +271,18 @@ class EntropyImageTest(TestMethod):
         check_is_fitted(self, ("detector_",))
         return 1.0 - self.detector_.probability(signatures)
 
-    def decide(self, signatures: np.ndarray) -> np.ndarray:
-        """Verdicts, bool (n_chips,): True = flagged (predicted fail), as every method."""
+    def describe(self) -> dict[str, Any]:
+        """The base description, with the generator's and the annealing's curves."""
         check_is_fitted(self, ("detector_",))
-        return ~self.detector_.predict(signatures)
+        return {**super().describe(), "entropy_curve": np.asarray(self.entropy_curve_).tolist(),
+                "sid_entropy": list(self.sid_entropy_),
+                "reward_curve": np.asarray(self.reward_curve_).tolist(),
+                "best_reward": float(self.best_reward_),
+                "chosen": np.asarray(self.chosen_).tolist()}
+
+    def figures(self) -> dict[str, torch.Tensor]:
+        """The K chosen images."""
+        return {"images": self.images_}
 
     def model_bytes(self) -> int:
         """Bytes of the detector in LightGBM's text format."""

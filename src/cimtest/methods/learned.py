@@ -283,14 +283,18 @@ class _GradientTest(TestMethod):
             return self.cutoff_accuracy_ - predicted
         return 1.0 - self.detector_.probability(features)
 
-    def decide(self, features: np.ndarray) -> np.ndarray:
-        """Flagged iff the predicted accuracy is not above A_cutoff (regressor), or the
-        probability of fail is above one half (classifier)."""
-        check_is_fitted(self, ("detector_",))
-        score = self.score(features)
-        if isinstance(self.detector_, AccuracyRegressor):
-            return score >= self.threshold_
-        return score > self.threshold_
+    def describe(self) -> dict[str, Any]:
+        """The base description, with the start, the gradient steps and the step kept."""
+        check_is_fitted(self, ("best_step_",))
+        return {**super().describe(), "init": self.init, "readout": self.readout,
+                "steps": self.steps, "best_step": int(self.best_step_),
+                "chosen": np.asarray(self.chosen_).tolist(),
+                "check_curve": np.asarray(self.check_curve_).tolist()}
+
+    def figures(self) -> dict[str, torch.Tensor]:
+        """The K inputs before and after the gradient steps."""
+        check_is_fitted(self, ("initial_inputs_",))
+        return {"start": self.initial_inputs_, "inputs": self.inputs_}
 
     def predicted_accuracy(self, features: np.ndarray) -> np.ndarray | None:
         """The final regressor's accuracy (percent) of each chip; None for a pass/fail

@@ -59,24 +59,25 @@ def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
     parts.append(_section("populations", "Accuracy of the chips", _img(
         plots.accuracy_histograms(doc["train_accuracy"], doc["eval_accuracy"],
                                   doc["cutoff_accuracy"], doc["ideal_accuracy"]))))
-    egis = doc.get("egis")
-    parts.append(_section("egis-entropy", "EGIS generator entropies", _img(
-        plots.entropy_curves(egis["entropy_curve"])) if egis else _absent("EGIS")))
-    parts.append(_section("compaction", "EGIS compaction (simulated annealing)", _img(
-        plots.reward_curve(egis["reward_curve"])) if egis else _absent("EGIS")))
-    images = tensors.get("egis_images")
-    parts.append(_section("egis-images", "The K chosen EGIS images", _img(plots.image_grid(
-        images, [f"SID #{i}" for i in egis["chosen"]])) if images is not None and egis
-        else _absent("EGIS")))
+    described = doc["methods"]
+    generators = {n: d for n, d in described.items() if "entropy_curve" in d}
+    parts.append(_section("egis-entropy", "EGIS generator entropies", "".join(
+        _img(plots.entropy_curves(d["entropy_curve"])) for d in generators.values())
+        or _absent("EGIS")))
+    parts.append(_section("compaction", "EGIS compaction (simulated annealing)", "".join(
+        _img(plots.reward_curve(d["reward_curve"])) for d in generators.values())
+        or _absent("EGIS")))
+    parts.append(_section("egis-images", "The K chosen EGIS images", "".join(
+        _img(plots.image_grid(tensors[f"{n}.images"], [f"SID #{i}" for i in d["chosen"]]))
+        for n, d in generators.items() if f"{n}.images" in tensors) or _absent("EGIS")))
     parts.append(_section("learned-inputs", "The learned tests' inputs, before and after their "
-                          "gradient steps", _learned_inputs(doc.get("learned", {}), tensors)))
-    mean, variance = tensors.get("btv_mean"), tensors.get("btv_variance")
-    if mean is not None and variance is not None:
-        vector = _img(plots.image_grid(torch.stack([mean, variance]), ["mean", "variance"],
-                                       cmap="viridis"))
-    else:
-        vector = _absent("the Bayesian test vector")
-    parts.append(_section("btv-vector", "The Bayesian test vector", vector))
+                          "gradient steps", _learned_inputs(described, tensors)))
+    vectors = [_img(plots.image_grid(torch.stack([tensors[f"{n}.mean"],
+                                                  tensors[f"{n}.variance"]]),
+                                     ["mean", "variance"], cmap="viridis"))
+               for n in described if f"{n}.mean" in tensors and f"{n}.variance" in tensors]
+    parts.append(_section("btv-vector", "The Bayesian test vector",
+                          "".join(vectors) or _absent("the Bayesian test vector")))
     parts.append("</body>\n</html>\n")
     return "".join(parts)
 
@@ -115,12 +116,12 @@ def _setup_table(doc: dict) -> str:
     return f"<table>{rows}</table>"
 
 
-def _learned_inputs(learned: dict, tensors: dict[str, torch.Tensor]) -> str:
+def _learned_inputs(described: dict, tensors: dict[str, torch.Tensor]) -> str:
     """Per learned test, its K start inputs then its K learned inputs, and which step it kept."""
     parts = []
-    for name, info in learned.items():
-        start, final = tensors.get(f"{name}_start"), tensors.get(f"{name}_inputs")
-        if start is None or final is None:
+    for name, info in described.items():
+        start, final = tensors.get(f"{name}.start"), tensors.get(f"{name}.inputs")
+        if start is None or final is None or "best_step" not in info:
             continue
         k = len(final)
         titles = ([f"start {i + 1}" for i in range(k)] + [f"learned {i + 1}" for i in range(k)])

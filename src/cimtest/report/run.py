@@ -3,9 +3,10 @@
 
 `cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
 holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
-accuracy-drop bin and the generator/annealing curves; the safetensors file the EGIS images,
-the Bayesian vector's mean and variance, and each learned test's K inputs before and after
-its gradient steps (``NAME_start``, ``NAME_inputs``; no pickle anywhere). The JSON carries a digest
+accuracy-drop bin and each method's `describe()` (its decision, curves and choices); the
+safetensors file each method's `figures()` as ``NAME.KEY`` (the EGIS images, the Bayesian
+vector's mean and variance, each learned test's inputs before and after its gradient steps;
+no pickle anywhere). The JSON carries a digest
 over itself and the tensors (`cimtest.fingerprint.content_digest`); a run whose digest fails
 is refused. ``roc.png`` is a rendering of the JSON's curves and is not covered.
 """
@@ -58,22 +59,7 @@ def run_document(comparison: Comparison, ideal_accuracy: float) -> dict:
         "drop_bins": [b if np.isfinite(b) else None for b in DROP_BINS],
         "flag_rate_by_drop": flags,
     }
-    egis = methods.get("egis")
-    if egis is not None and hasattr(egis, "entropy_curve_"):
-        doc["egis"] = {"entropy_curve": egis.entropy_curve_.tolist(),
-                       "reward_curve": egis.reward_curve_.tolist(),
-                       "sid_entropy": list(egis.sid_entropy_),
-                       "best_reward": egis.best_reward_, "chosen": egis.chosen_.tolist()}
-    btv = methods.get("btv")
-    if btv is not None and hasattr(btv, "loss_curve_"):
-        doc["btv"] = {"loss_curve": btv.loss_curve_.tolist(), "sigma_ideal": btv.sigma_ideal_,
-                      "threshold": btv.threshold_}
-    learned = {name: {"init": m.init, "readout": m.readout, "steps": m.steps,
-                      "best_step": m.best_step_, "chosen": m.chosen_.tolist(),
-                      "check_curve": m.check_curve_.tolist()}
-               for name, m in _learned(methods).items()}
-    if learned:
-        doc["learned"] = learned
+    doc["methods"] = {name: method.describe() for name, method in methods.items()}
     return doc
 
 
@@ -84,17 +70,8 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
     path = Path(path)
     if not path.parent.is_dir():
         raise ArtifactError(f"folder '{path.parent}' does not exist")
-    tensors = {}
-    egis = comparison.methods.get("egis")
-    if egis is not None and hasattr(egis, "images_"):
-        tensors["egis_images"] = egis.images_
-    btv = comparison.methods.get("btv")
-    if btv is not None and hasattr(btv, "mean_"):
-        tensors["btv_mean"] = btv.mean_
-        tensors["btv_variance"] = btv.log_var_.exp()
-    for name, method in _learned(comparison.methods).items():
-        tensors[f"{name}_start"] = method.initial_inputs_
-        tensors[f"{name}_inputs"] = method.inputs_
+    tensors = {f"{name}.{key}": value for name, method in comparison.methods.items()
+               for key, value in method.figures().items()}
     tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
     try:
         with atomic_directory(path) as tmp:
@@ -132,9 +109,10 @@ def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise ArtifactError(f"'{doc_path}' is corrupt: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ArtifactError(f"'{doc_path}' is not a cimtest comparison")
-    missing = [k for k in ("setup", "rows", "roc", "eval_accuracy") if k not in doc]
+    missing = [k for k in ("setup", "rows", "roc", "eval_accuracy", "methods") if k not in doc]
     if missing:
-        raise ArtifactError(f"'{doc_path}' lacks {', '.join(missing)}")
+        raise ArtifactError(f"'{doc_path}' lacks {', '.join(missing)} (written by another "
+                            "version of cimtest?); rerun `cimtest compare`")
     try:
         tensors = load_file(str(tensor_path)) if tensor_path.is_file() else {}
     except (SafetensorError, OSError) as exc:
@@ -147,12 +125,6 @@ def load_run(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
                             "was edited or corrupted after it was written; rerun `cimtest "
                             "compare`")
     return doc, tensors
-
-
-def _learned(methods: dict) -> dict:
-    """The fitted tests whose inputs were optimised by gradient (`optimized`, `learned`)."""
-    return {name: m for name, m in methods.items() if hasattr(m, "initial_inputs_")
-            and hasattr(m, "best_step_")}
 
 
 def _flag_rate_by_drop(comparison: Comparison, name: str, drop: np.ndarray) -> list:
