@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cimtest.engine import Population
+from cimtest.engine.reference import reference_forward
 from cimtest.exceptions import ConfigError, NotFittedError
 from cimtest.methods import (
     BayesianTestVector,
@@ -28,6 +29,9 @@ from cimtest.methods import (
     TestMethod,
 )
 from cimtest.metrics import roc_auc
+from cimtest.tester.bench import check_plausible, decide_responses
+from cimtest.tester.exported import INPUTS_FILE, prepare_export, read_export, write_export
+from cimtest.tester.responses import read_responses
 
 FAULT = "mult:eta=0.5"
 SPARSE = "bitflip:p=3.7e-5"
@@ -243,3 +247,26 @@ def test_accuracies_reach_only_the_method_that_declares_them(setting):
     for method in (EntropyImageTest(), NoiseImagesTest(), FGSMTestImages(), HybridTest(),
                    LearnedTest()):
         assert outcomes.known_to(method).accuracy is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_trip_through_an_exported_folder(name, fitted, setting, tmp_path):
+    """Export; run the exported inputs on each evaluation chip through plain torch (each
+    chip's weights copied into a model, `reference_forward`), save the responses as a bench
+    would, decide on them: the verdicts are those of the in-process evaluation."""
+    model, _, _, _, evaluation, _ = setting
+    method = fitted[name]
+    folder = write_export(prepare_export(method, model), tmp_path / "export")
+    exported = read_export(folder)
+    inputs = torch.from_numpy(np.load(folder / INPUTS_FILE, allow_pickle=False))
+    chips = list(range(evaluation.n))
+    recorded = reference_forward(evaluation.mapped, evaluation.weights(chips), inputs)
+    np.save(tmp_path / "responses.npy", recorded.numpy())
+    responses = read_responses(tmp_path / "responses.npy", exported.response_shape)
+    check_plausible(exported, responses.outputs)
+    verdicts = decide_responses(exported.test, responses.chips, responses.outputs)
+    score, in_process = _scores(method, evaluation)
+    np.testing.assert_array_equal(verdicts.flagged, in_process)
+    assert 0 < in_process.sum() < len(in_process) or name in ("btv", "point-vectors")
+    np.testing.assert_allclose(verdicts.score, score, rtol=1e-5, atol=1e-6)
+    assert exported.manifest["decision"]["threshold"] == method.threshold_

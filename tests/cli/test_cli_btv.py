@@ -57,7 +57,7 @@ def test_apply_exit_codes(tiny, fitted):
     path, _ = fitted
     ok = run("apply", path, "--model", tiny["spec"], "--weights", tiny["weights"], "--json")
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout)["verdict"] == "certain"
+    assert json.loads(ok.stdout)["rows"][0]["verdict"] == "pass"
     # a damaged chip: its own fingerprint differs, so the reference is named
     bad = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"],
               "--reference", tiny["spec"], "--reference-weights", tiny["weights"])

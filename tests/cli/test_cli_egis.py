@@ -144,7 +144,7 @@ def test_apply_exit_codes(tiny, fitted):
     ok = run("apply", set_path, "--k", 2, "--cutoff", "A40", "--model", tiny["spec"],
              "--weights", tiny["weights"], "--json")
     assert ok.exit_code == {"pass": 0, "fail": 1}[expected_verdict(path, tiny["weights"])]
-    assert json.loads(ok.stdout)["verdict"] == ("pass" if ok.exit_code == 0 else "fail")
+    assert json.loads(ok.stdout)["rows"][0]["verdict"] == ("pass" if ok.exit_code == 0 else "fail")
     refused = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"])
     assert refused.exit_code == 2 and "--force" in refused.output
     chip = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"],

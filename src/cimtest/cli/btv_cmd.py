@@ -141,7 +141,8 @@ def apply(
     force: bool = FORCE,
     json: bool = options.JSON,
 ) -> None:
-    """Verdict for one chip whose weights are a model: exit 0 certain, 1 uncertain, 2 error.
+    """Verdict for one chip whose weights are a model: exit 0 pass, 1 uncertain, 2 error
+    (`cimtest apply` for chips on a bench or in a simulated population).
 
     The chip's weights are quantised as a chip (its ideal chip) and fed the stored sample.
     A chip's weights differ from the model the test was made for, so the fingerprint check
@@ -149,7 +150,7 @@ def apply(
     given (the chip is then that model with --weights), else on the chip's own weights
     (then only a chip equal to the reference passes the check; pass --force to skip it).
     """
-    from cimtest.engine import Population
+    from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.btv import BayesianTestVector
 
     stored = BayesianTestVector.load(test)
@@ -168,18 +169,7 @@ def apply(
     if tuple(btv.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {btv.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
-    sigma = btv.respond(Population(chip.module, "none", n=1).outputs(btv.sample_))
-    uncertain = bool(btv.decide(sigma)[0])
-    verdict = {"sigma_y": float(sigma[0]), "threshold": btv.decision_threshold(),
-               "rule": "offset",
-               "uncertain": uncertain, "verdict": "uncertain" if uncertain else "certain"}
-    if json:
-        emit_json(verdict)
-    else:
-        stdout.print(f"sigma_y {verdict['sigma_y']:.6g}, threshold {verdict['threshold']:.6g}: "
-                     f"{verdict['verdict']}")
-    if uncertain:
-        raise typer.Exit(1)
+    apply_model_chip(btv, chip, json=json)
 
 
 @app.command("evaluate")

@@ -332,9 +332,10 @@ def apply(
     force: bool = FORCE,
     json: bool = options.JSON,
 ) -> None:
-    """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error."""
+    """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error
+    (`cimtest apply` for chips on a bench or in a simulated population)."""
     from cimtest.artifacts import check_fingerprint
-    from cimtest.engine import Population
+    from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.egis_grid import member_dirs
 
     members = member_dirs(test, None if k is None else [k], None if cutoff is None else [cutoff])
@@ -354,18 +355,7 @@ def apply(
     if tuple(egis.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
-    signature = egis.respond(Population(chip.module, "none", n=1).outputs(egis.images_))
-    probability = float(egis.detector_.probability(signature)[0])
-    failed = bool(egis.decide(signature)[0])
-    verdict = {"verdict": "fail" if failed else "pass", "pass_probability": probability,
-               "cutoff": egis.saved_info_.get("cutoff"), "k": egis.k}
-    if json:
-        emit_json(verdict)
-    else:
-        stdout.print(f"{verdict['verdict']} (probability of pass {probability:.3f}, "
-                     f"cutoff {verdict['cutoff']}, K = {egis.k})")
-    if failed:
-        raise typer.Exit(1)
+    apply_model_chip(egis, chip, json=json)
 
 
 def _test_model(member: str, model: str | None, weights: str | None,

@@ -17,6 +17,7 @@ from cimtest.cli import (
     report_cmd,
     reproduce_cmd,
     store_cmd,
+    tester_cmd,
     zoo_cmd,
 )
 from cimtest.cli.common import remember_global_options
@@ -38,7 +39,9 @@ app.command("compare")(compare_cmd.compare_cmd)
 app.command("demo")(demo_cmd.demo)
 app.command("report")(report_cmd.report)
 app.command("reproduce")(reproduce_cmd.reproduce)
-app.command("export")(store_cmd.export)
+app.command("export")(tester_cmd.export)
+app.command("decide")(tester_cmd.decide)
+app.command("apply")(tester_cmd.apply)
 app.command("status")(store_cmd.status)
 app.command("help")(help_cmd.help_topic)
 

@@ -1,4 +1,4 @@
-"""`cimtest export` (a store's per-chip table to Parquet or CSV) and `cimtest status` (progress).
+"""A store's per-chip table to Parquet or CSV (`cimtest export STORE`), and `cimtest status`.
 
 Both open the store read-only: they take no lock, so they work while a campaign writes it.
 """
@@ -24,12 +24,7 @@ FORMATS = {"parquet": ".parquet", "csv": ".csv"}
 STORE = typer.Argument(..., help="Campaign store (.db) written by cimtest campaign --store.")
 
 
-@handle_errors
-def export(
-    store: str = STORE,
-    output: str = typer.Option(..., "-o", "--output", help="Table to write: .parquet or .csv."),
-    fmt: str = typer.Option(None, "--format", help="parquet or csv (default: from -o)."),
-) -> None:
+def export_store(store: str, output: str, fmt: str | None) -> None:
     """Write the store's per-chip table (chip, accuracy, drop, scores) to Parquet or CSV."""
     suffix = Path(output).suffix
     if fmt is None:

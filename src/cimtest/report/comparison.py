@@ -237,6 +237,8 @@ def compare(
             index = bank.index(method.propose(model, real))
         method.attach_chips(train)
         method.learn(train_out[:, index], outcomes.known_to(method))
+        method.training_ = {**train.recipe(), "cutoff": outcomes.cutoff,
+                            "passed": int(outcomes.passed.sum())}
         fit_s[name] += time.perf_counter() - start
     report(progress, len(methods), len(methods), "learn")
     del train_out

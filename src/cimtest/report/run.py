@@ -1,14 +1,14 @@
-"""A comparison RUN directory: ``comparison.json``, ``tensors.safetensors`` and ``roc.png``
-(every method's ROC curve in one plot), written atomically.
+"""A comparison RUN directory: ``comparison.json``, ``tensors.safetensors``, ``roc.png``
+(every method's ROC curve in one plot) and ``tests/``, written atomically.
 
 `cimtest compare -o RUN` and `cimtest demo` write it; `cimtest report RUN` reads it. The JSON
 holds the table, the setup, ROC curves, the populations' accuracies, the flag rate per
 accuracy-drop bin and each method's `describe()` (its decision, curves and choices); the
 safetensors file each method's `figures()` as ``NAME.KEY`` (the EGIS images, the Bayesian
 vector's mean and variance, each learned test's inputs before and after its gradient steps;
-no pickle anywhere). The JSON carries a digest
-over itself and the tensors (`cimtest.fingerprint.content_digest`); a run whose digest fails
-is refused. ``roc.png`` is a rendering of the JSON's curves and is not covered.
+no pickle anywhere); ``tests/NAME.safetensors`` every fitted test (each its own artefact,
+for `cimtest export`). The JSON carries a digest over itself and the tensors
+(`cimtest.fingerprint.content_digest`); a run whose digest fails is refused. ``roc.png`` is a rendering of the JSON's curves and is not covered.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.report import plots
 from cimtest.report.comparison import Comparison
 
-__all__ = ["DROP_BINS", "RUN_JSON", "RUN_ROC", "RUN_TENSORS", "load_run", "run_document", "save_run"]
+__all__ = ["DROP_BINS", "RUN_JSON", "RUN_ROC", "RUN_TENSORS", "RUN_TESTS", "load_run",
+           "run_document", "save_run"]
 
 RUN_JSON = "comparison.json"
 RUN_TENSORS = "tensors.safetensors"
 RUN_ROC = "roc.png"
+RUN_TESTS = "tests"
+"""Folder of every fitted test, ``NAME.safetensors`` (`cimtest export` and `decide` take them)."""
 FORMAT = "cimtest-comparison"
 
 _logger = logging.getLogger(__name__)
@@ -81,6 +84,9 @@ def save_run(comparison: Comparison, path: str | Path, ideal_accuracy: float) ->
             aucs = {row["method"]: row["auc"] for row in doc["rows"]}
             (tmp / RUN_ROC).write_bytes(plots.roc_curves(doc["roc"], aucs))
             save_file(tensors, str(tmp / RUN_TENSORS))
+            (tmp / RUN_TESTS).mkdir()
+            for name, method in comparison.methods.items():
+                method.save(tmp / RUN_TESTS / f"{name}.safetensors")
     except OSError as exc:
         raise ArtifactError(f"cannot write run '{path}': {exc}") from exc
     return path
