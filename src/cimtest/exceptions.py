@@ -45,6 +45,8 @@ class StoreError(CimtestError):
 class TesterError(CimtestError):
     """An exported test, a file of recorded responses or a chip driver is invalid or fails."""
 
+    __test__ = False  # not a pytest test class despite the name
+
 
 class DuplicateCampaignError(StoreError):
     """A store already holds a campaign with another spec; pass `--new` to start over."""

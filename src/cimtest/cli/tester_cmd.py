@@ -146,7 +146,7 @@ def apply(
     fault: str = typer.Option("none", "--fault", help="simulate: the chips' non-idealities."),
     chips: int = typer.Option(1, "--chips", help="simulate: how many chips."),
     seed: int = typer.Option(0, "--seed", help="simulate: the population seed."),
-    chip_weights: str = typer.Option(None, "--chip-weights", help="simulate: the chip's "
+    chip_weights: str = typer.Option(None, "--chip-weights", help="simulate: the chips' "
                                      "weights instead of the model's (.safetensors or .pt)."),
     output: str = VERDICTS_CSV,
     stdf: str = STDF,
@@ -166,7 +166,8 @@ def apply(
     _check_outputs(output, stdf)
     exported = load_exported(test, k, cutoff, model, weights, input_shape, force)
     part_type = exported.manifest["model"]["name"]
-    drivers = list(_drivers(chip, exported, fault, chips, seed, chip_weights, input_shape))
+    drivers = list(_drivers(chip, exported, fault, chips, seed, model, chip_weights or weights,
+                            input_shape))
     with progress_bar("apply", unit="chips") as update:
         try:
             verdicts = apply_chips(exported.test, exported.inputs, exported.response_shape,
@@ -241,8 +242,11 @@ def _own_normalisation(loaded) -> dict | None:
 
 
 def _is_store(source: str) -> bool:
-    """True if `source` is a file that starts as an SQLite database (a campaign store)."""
+    """True if `source` is a file that starts as an SQLite database (a campaign store), or a
+    missing ``.db`` (for the store's own error)."""
     path = Path(source)
+    if not path.exists():
+        return path.suffix == ".db"
     if not path.is_file():
         return False
     with open(path, "rb") as handle:
@@ -257,19 +261,24 @@ def _check_outputs(output: str | None, stdf: str | None) -> None:
 
 
 def _drivers(chip: str, exported: ExportedTest, fault: str, chips: int, seed: int,
-             chip_weights: str | None, input_shape: str | None):
-    """The (chip id, driver) pairs --chip names (checked before any chip runs)."""
+             model: str | None, weights: str | None, input_shape: str | None):
+    """The (chip id, driver) pairs --chip names (checked before any chip runs); simulated
+    chips are of `model` (default: the one the test names) with `weights`."""
     from cimtest.tester import drivers
 
     if chip == "simulate":
-        from cimtest.cli.inputs import remembered_model
+        from cimtest.cli.inputs import remembered_model, resolve_model
         from cimtest.engine import Population
 
         if chips < 1:
             raise ConfigError(f"--chips must be at least 1; got {chips}")
-        reference = exported.manifest["model"]["reference"]
-        loaded = remembered_model(reference, str(exported.path or "the test"), chip_weights,
-                                  input_shape, None, exported.test.input_shape_)
+        shape = exported.test.input_shape_
+        if model is None:
+            loaded = remembered_model(exported.manifest["model"]["reference"],
+                                      str(exported.path or "the test"), weights, input_shape,
+                                      None, shape)
+        else:
+            loaded = resolve_model(model, weights, input_shape, None, known_shape=shape)
         return drivers.simulated_chips(Population(loaded.module, fault, seed, chips))
     if Path(chip).suffix in (".npy", ".npz", ".csv", ".parquet"):
         from cimtest.tester.responses import read_responses
