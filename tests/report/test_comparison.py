@@ -10,6 +10,7 @@ from cimtest.data import digits
 from cimtest.engine import Population
 from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.loading import load_model
+from cimtest.methods import TestMethod
 from cimtest.metrics import mcnemar_exact, wilson_interval
 from cimtest.report import compare, default_methods
 from cimtest.report.html import SECTIONS, write_report
@@ -144,6 +145,9 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     assert [r["method"] for r in doc["rows"]] == [r["method"] for r in result.rows]
     assert set(tensors) == {"egis.images", "btv.mean", "btv.variance"}
     assert doc["methods"]["btv"]["flag_word"] == "uncertain"
+    saved = {p.stem: TestMethod.load(p) for p in (run / "tests").glob("*.safetensors")}
+    assert set(saved) == set(result.methods)  # every fitted test, for `cimtest export`
+    assert saved["egis"].threshold_ == result.methods["egis"].threshold_
     assert doc["methods"]["egis"]["chosen"] == result.methods["egis"].chosen_.tolist()
     assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(doc["flag_rate_by_drop"]["btv"]) == len(doc["drop_bins"]) - 1

@@ -22,10 +22,11 @@ from cimtest.tester.verdicts import Verdicts
 __all__ = ["DEVIATION_LIMIT", "ApplyError", "apply_chips", "check_plausible", "decide_responses",
            "deviation"]
 
-DEVIATION_LIMIT = 0.8
-"""Largest median `deviation` of a set of responses from the ideal chip's: beyond it the
-typical chip's outputs differ from the reference by more than the reference's own size,
-which no chip that still computes the model gives (docs/tester.md has the measurements)."""
+DEVIATION_LIMIT = 1.0
+"""Largest median `deviation` of a lot's responses from the ideal chip's. Measured (docs/
+tester.md): lots at a 2-point drop sit at 0.2-0.35, lots of chips far beyond use at 0.7-1.2,
+another test's or another input order's outputs at 1.1-2.5; so the check catches files that
+do not belong to the test, not every reordering (pass --force past it)."""
 
 
 class ApplyError(TesterError):
