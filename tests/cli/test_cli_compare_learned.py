@@ -90,7 +90,7 @@ def test_learned_rows_carry_their_price_and_the_report_shows_their_inputs(users,
 
     tensors = load_file(str(out / "tensors.safetensors"))
     for name in ("optimized", "learned"):
-        assert tensors[f"{name}_start"].shape == tensors[f"{name}_inputs"].shape == (2, 3, 16, 16)
+        assert tensors[f"{name}.start"].shape == tensors[f"{name}.inputs"].shape == (2, 3, 16, 16)
     assert doc["methods"]["learned"]["init"] == "synthetic"
     assert doc["methods"]["optimized"]["readout"] == "regressor"
     page = tmp_path / "report.html"

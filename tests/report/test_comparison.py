@@ -175,3 +175,17 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "comparison.json").write_text('{"format": "other"}')
     with pytest.raises(ArtifactError, match="not a cimtest comparison"):
         load_run(tmp_path)
+
+
+def test_eval_fault_scores_the_tests_on_other_chips(tiny_model):
+    """Fitted on faulty chips, scored on ideal ones: every evaluation chip is the ideal chip,
+    so every one passes A_cutoff (the training chips', below the ideal chip's accuracy)."""
+    from cimtest.methods import NoiseImagesTest
+
+    loaded, data = tiny_model
+    result = compare(loaded, FAULT, data.test, methods={"noise": NoiseImagesTest(k=2, seed=0)},
+                     train_chips=40, eval_chips=8, eval_fault="none")
+    assert result.setup["eval_fault"] == "none" and result.setup["fault"] == FAULT
+    assert np.unique(result.eval_accuracy).size == 1  # eight copies of the ideal chip
+    assert result.eval_accuracy[0] > result.cutoff_accuracy
+    assert np.unique(result.train_accuracy).size > 1

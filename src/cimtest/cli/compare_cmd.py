@@ -35,6 +35,9 @@ def compare_cmd(
                               "level with --drop."),
     drop: float = typer.Option(None, "--drop", help="Calibrate the level of --fault first: "
                                "the one whose mean accuracy drop is this many points."),
+    eval_fault: str = typer.Option(None, "--eval-fault", help="Fault spec of the evaluation "
+                                   "chips, to score tests fitted on --fault on other physics "
+                                   "(A_cutoff stays the training chips'; default: --fault)."),
     calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
                                           "estimate of the --drop calibration."),
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
@@ -107,6 +110,10 @@ def compare_cmd(
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
+    if eval_fault is not None:
+        from cimtest.faults import parse_spec
+
+        parse_spec(eval_fault)
     from cimtest.data import augment as augment_data
     from cimtest.data.dataset import hold_out
     from cimtest.engine import Population
@@ -138,7 +145,7 @@ def compare_cmd(
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
                             real_share=real_share, copies=augment,
                             learned={k: v for k, v in tuning.items() if v is not None}
-                            if learned else None)
+                            if learned else None, eval_fault=eval_fault)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
@@ -152,7 +159,8 @@ def compare_cmd(
         emit_json(result.rows)
         return
     stdout.print(level)
-    title = (f"{loaded.name} under {fault}: {chips} training + {eval_chips} evaluation chips, "
+    under = fault if eval_fault is None else f"{fault} (evaluated under {eval_fault})"
+    title = (f"{loaded.name} under {under}: {chips} training + {eval_chips} evaluation chips, "
              f"cutoff {rule.name} = {result.cutoff_accuracy:.2f} % "
              f"({100 * result.setup['pass_fraction']:.1f} % of the training chips pass)")
     print_comparison(result, title)

@@ -151,6 +151,7 @@ def compare(
     progress: Progress | None = None,
     real_share: float = REAL_SHARE,
     copies: int = 1,
+    eval_fault: str | None = None,
 ) -> Comparison:
     """Fit every method on the training chips and score it on the evaluation chips.
 
@@ -182,6 +183,10 @@ def compare(
         Versions of each image of `data` that define accuracy: the image and seeded affine
         copies (`cimtest.data.augment`), made after the real-image pool is held out, so no
         copy of a real image defines accuracy.
+    eval_fault : str, optional
+        Fault spec of the evaluation chips, when it differs from the training chips' `fault`
+        (a test fitted on one physics, scored on another); A_cutoff stays the training
+        chips'. Default: `fault`.
     """
     if model.task != "classification":
         raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
@@ -205,7 +210,7 @@ def compare(
         data = augment(data, copies)
     kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory}
     train = Population(model.module, fault, seed, train_chips, **kw)
-    evaluation = Population(model.module, fault, eval_seed, eval_chips, **kw)
+    evaluation = Population(model.module, eval_fault or fault, eval_seed, eval_chips, **kw)
 
     fit_s = dict.fromkeys(methods, 0.0)
     bank = InputBank()
@@ -292,7 +297,7 @@ def compare(
         row["p_vs_best"], row["tied_with_best"] = paired[row["method"]]
     setup = {
         "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
-        "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
+        "eval_fault": eval_fault or fault, "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
         "eval_seed": eval_seed, "cutoff": rule.name, "cutoff_accuracy": a_cutoff,
         "pass_fraction": share, "ceiling": truth_ceiling,
         "data": data.name, "data_images": n_data, "real": real.name,
