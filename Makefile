@@ -1,4 +1,5 @@
-# Two commands: `make demo` (set up + main job) and `make test` (set up + whole test suite).
+# Two commands: `make demo` (set up + main job) and `make test` (set up + whole test suite +
+# the docs' strict build).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,9 +22,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 	CIMTEST_KERNELS=native $(BIN)/python -m pytest -q -p no:cacheprovider -m invariance
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: setup
 	$(BIN)/python benchmarks/engine.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info

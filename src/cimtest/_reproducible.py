@@ -9,10 +9,11 @@ generator, a Bayesian vector) amplifies such bits into other results:
   (``MKL_CBWR=AUTO,STRICT``) makes each product independent of all three, at no measured
   cost.
 * MKL, oneDNN and ATen pick kernels by instruction set, so an AVX-512 machine and an
-  AVX2-only one round differently (the README gives the measured effect on the demo).
+  AVX2-only one round differently (docs/getting-started.md gives the measured effect on
+  the demo).
   Holding all three to AVX2 (``MKL_ENABLE_INSTRUCTIONS``, ``ONEDNN_MAX_CPU_ISA``,
   ``ATEN_CPU_CAPABILITY``) gives every x86-64 CPU with AVX2 the same kernels, at a cost on
-  AVX-512 machines (measured in the README).
+  AVX-512 machines (measured in docs/results.md, Performance).
 
 The libraries read these settings at their first call, so `pin` runs when cimtest is
 imported. A setting the user made is kept; ``CIMTEST_KERNELS=native`` keeps each library's

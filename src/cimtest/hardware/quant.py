@@ -1,4 +1,4 @@
-"""Per-layer symmetric int8 post-training quantisation (DESIGN.md, "Quantisation")."""
+"""Per-layer symmetric int8 post-training quantisation (docs/hardware.md, "Quantisation")."""
 
 from __future__ import annotations
 
