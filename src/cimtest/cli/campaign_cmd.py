@@ -78,6 +78,7 @@ def campaign(
     task: str = options.TASK,
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
+    hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
     test_images: int = options.TEST_IMAGES,
     json: bool = options.JSON,
@@ -102,6 +103,9 @@ def campaign(
         check_output(output, TABLE_SUFFIXES)
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
+    from cimtest.hardware.periphery import parse_periphery
+
+    periphery = parse_periphery(hardware)
     from cimtest.faults import read_fault
 
     faults = read_fault(fault)  # a bad spec fails here, before the heavy imports and any work
@@ -112,7 +116,7 @@ def campaign(
     loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
     check_memory(population)
     run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
     ideal = run.record.ideal_accuracy
@@ -170,6 +174,7 @@ def calibrate(
     task: str = options.TASK,
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
+    hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
     test_images: int = options.TEST_IMAGES,
     iterations: int = typer.Option(14, help="Bisection steps per target."),
@@ -182,13 +187,16 @@ def calibrate(
     from cimtest.faults import parse_spec
 
     template = parse_spec(fault, allow_missing_level=True)  # fails before the heavy imports
+    from cimtest.hardware.periphery import parse_periphery
+
+    periphery = parse_periphery(hardware)
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate as run_calibration
 
     loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
     check_memory(population)
     with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from cimtest.cutoffs import Cutoff
     from cimtest.data import Dataset
     from cimtest.engine import Population
+    from cimtest.hardware.periphery import Periphery
     from cimtest.loading import LoadedModel
     from cimtest.report import Comparison
 
@@ -415,12 +416,14 @@ def run_comparison(
     copies: int = 1,
     learned: dict | None = None,
     eval_fault: str | None = None,
+    periphery: Periphery | None = None,
 ) -> Comparison:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
     holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` (their
     keyword arguments, ``{}`` for the defaults) adds the `optimized` and `learned` tests;
-    `eval_fault` gives the evaluation chips other non-idealities than `fault`."""
+    `eval_fault` gives the evaluation chips other non-idealities than `fault`; `periphery`
+    both populations' DAC, ADC and output noise."""
     from cimtest.report import compare, default_methods
     from cimtest.report.comparison import REAL_SHARE
 
@@ -433,7 +436,7 @@ def run_comparison(
                        array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
                        progress=update,
                        real_share=REAL_SHARE if real_share is None else real_share,
-                       copies=copies, eval_fault=eval_fault)
+                       copies=copies, eval_fault=eval_fault, periphery=periphery)
 
 
 NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}

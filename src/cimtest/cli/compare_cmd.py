@@ -78,6 +78,7 @@ def compare_cmd(
     input_shape: str = options.INPUT_SHAPE,
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
+    hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
     json: bool = options.JSON,
 ) -> None:
@@ -114,6 +115,9 @@ def compare_cmd(
         from cimtest.faults import parse_spec
 
         parse_spec(eval_fault)
+    from cimtest.hardware.periphery import parse_periphery
+
+    periphery = parse_periphery(hardware)
     from cimtest.data import augment as augment_data
     from cimtest.data.dataset import hold_out
     from cimtest.engine import Population
@@ -127,7 +131,7 @@ def compare_cmd(
         from cimtest.methods.selection import check_differentiable
 
         check_differentiable(loaded.module, dataset.x[:1])
-    ideal_chip = Population(loaded.module, "none", n=1, memory=memory)
+    ideal_chip = Population(loaded.module, "none", n=1, memory=memory, periphery=periphery)
     check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()
     pool = real_images(loaded, dataset, real, normalise, data)
@@ -136,7 +140,8 @@ def compare_cmd(
     if drop is not None:  # on the images that define accuracy
         fault, calibration = calibrated_fault(
             loaded, fault, drop, scored, seed=seed, chips=calibration_chips,
-            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory)
+            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory,
+            periphery=periphery)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     result = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=rule, k=k,
@@ -145,7 +150,8 @@ def compare_cmd(
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
                             real_share=real_share, copies=augment,
                             learned={k: v for k, v in tuning.items() if v is not None}
-                            if learned else None, eval_fault=eval_fault)
+                            if learned else None, eval_fault=eval_fault,
+                            periphery=periphery)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])

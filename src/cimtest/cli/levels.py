@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from cimtest.data import Dataset
     from cimtest.engine.calibrate import Calibration
+    from cimtest.hardware.periphery import Periphery
     from cimtest.loading import LoadedModel
 
 __all__ = [
@@ -63,6 +64,7 @@ def calibrated_fault(
     array_size: tuple[int, int] | None,
     bits_per_cell: int,
     memory: str,
+    periphery: Periphery | None = None,
 ) -> tuple[str, Calibration]:
     """The spec of `fault` at the level whose mean accuracy drop on `dataset` meets `drop`
     points (`cimtest.engine.calibrate.calibrate`, `chips` chips of seed `seed`), and the
@@ -73,7 +75,7 @@ def calibrated_fault(
 
     template = parse_spec(fault, allow_missing_level=True)
     population = Population(loaded.module, "none", seed, chips, array_size=array_size,
-                            bits_per_cell=bits_per_cell, memory=memory)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
     with progress_bar(f"calibrating {fault} to a {drop:g}-point drop") as update:
         result = calibrate(population, template, dataset.x, dataset.y, [drop],
                            task=loaded.task, iterations=CALIBRATION_ITERATIONS,

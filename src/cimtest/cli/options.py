@@ -26,6 +26,10 @@ NORMALISE = typer.Option(
     "for images and uint8 arrays; one MEAN,STD for all channels or M1,..,Mc,S1,..,Sc (default: "
     "the data as stored, or the mean and std arrays stored in its .npz).")
 ARRAY_SIZE = typer.Option(None, "--array-size", help="Crossbar array ROWSxCOLS (default: one per layer).")
+HARDWARE = typer.Option(
+    None, "--hardware", help="The periphery of every crossbar: a preset (ideal, aihwkit) or "
+    "keys dac_bits=7,adc_bits=9,adc_bound=12,out_noise=0.06, or a preset then keys "
+    "(default: ideal, weights only).")
 BITS_PER_CELL = typer.Option(1, "--bits-per-cell", help="Bits stored per memristive cell: 1, 2, 4 or 8.")
 SEED = typer.Option(0, help="Population seed: chip i is fully determined by (seed, i).")
 MEMORY = typer.Option("2GB", help="Working-set budget of one chunk of chips, e.g. 2GB.")

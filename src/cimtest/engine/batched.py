@@ -12,7 +12,9 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from cimtest._reproducible import PORTABLE, mkl_single_threaded, mkl_strict, portable
+from cimtest.engine.periphery import install
 from cimtest.hardware import MappedModel
+from cimtest.hardware.periphery import Periphery
 
 _logger = logging.getLogger(__name__)
 
@@ -132,17 +134,22 @@ class BatchedForward:
     one grouped convolution over the chunk (no Python loop over chips, no model copies).
     """
 
-    def __init__(self, mapped: MappedModel) -> None:
+    def __init__(self, mapped: MappedModel, periphery: Periphery | None = None) -> None:
         self.mapped = mapped
         self.module = _with_patch_matmuls(mapped.ideal)
+        install(self.module, mapped, periphery or Periphery())
         _warn_unless_reproducible()
 
     def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, weights, (x,))
 
     @torch.no_grad()
-    def __call__(self, flat: torch.Tensor, x: torch.Tensor, *, per_chip_input: bool = False):
+    def __call__(self, flat: torch.Tensor, x: torch.Tensor, *, per_chip_input: bool = False,
+                 noise: dict[str, torch.Tensor] | None = None):
         """Forward chip weights `flat` (float32, (B, P)) on `x`.
+
+        `noise`: the periphery's output noise of each chip by buffer name, (B, N, *out) per
+        mapped layer (`cimtest.engine.periphery.draw_noise`); none without output noise.
 
         `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
         *input_shape). Returns float32 of shape (B, N, *output_shape). Under vmap, MKL runs
@@ -151,17 +158,19 @@ class BatchedForward:
         products (at least `DENSE_INPUTS` rows) gave the same bits on 1 to 8 threads.
         """
         n_chips = flat.shape[0]
+        noise = noise or {}
         if not per_chip_input and x.shape[0] >= DENSE_INPUTS:
-            weights = self.mapped.layer_weights(flat)
+            weights = {**self.mapped.layer_weights(flat), **noise}
             return torch.stack([
                 self._call({name: w[i] for name, w in weights.items()}, x) for i in range(n_chips)
             ])
         pad = -n_chips % MICRO_BATCH
         if pad:
             flat = torch.cat([flat, flat[-1:].expand(pad, -1)])
+            noise = {k: torch.cat([v, v[-1:].expand(pad, *v.shape[1:])]) for k, v in noise.items()}
             if per_chip_input:
                 x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
-        weights = self.mapped.layer_weights(flat)
+        weights = {**self.mapped.layer_weights(flat), **noise}
         in_dims = (0, 0 if per_chip_input else None)
         with mkl_single_threaded():
             return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]

@@ -88,7 +88,8 @@ class Campaign:
         return CampaignRecord(
             model_fingerprint=state_fingerprint(pop.mapped.ideal),
             data_fingerprint=state_fingerprint({"x": self.x, "y": self.y}),
-            spec=pop.spec.faults.spec(),
+            spec=pop.spec.faults.spec() + ("" if pop.spec.periphery.ideal
+                                           else f"; hardware {pop.spec.periphery.spec()}"),
             seed=pop.seed,
             n=pop.n,
             task=self.task,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -13,10 +13,12 @@ from torch import nn
 from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
+from cimtest.engine.periphery import draw_noise, noise_shapes
 from cimtest.engine.rows import fill_rows, sparse_rows
 from cimtest.engine.seeding import chip_generators
 from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
 from cimtest.hardware import MappedModel, map_model
+from cimtest.hardware.periphery import Periphery, parse_periphery
 from cimtest.metrics import mean_iou
 from cimtest.progress import Progress
 from cimtest.tasks import ScoredTask
@@ -47,6 +49,8 @@ class ChipSpec:
     """Rows x cols of one crossbar array; None = one array per layer."""
     bits_per_cell: int = 1
     """Bits a cell stores (1 = binary cells as in STT-MRAM, 2 = four-level cells, ...)."""
+    periphery: Periphery = field(default_factory=Periphery)
+    """DAC, ADC and output noise around every crossbar (`cimtest.hardware.periphery`)."""
 
 
 def weight_layout(mapped: MappedModel) -> WeightLayout:
@@ -88,6 +92,10 @@ class Population:
         Crossbar geometry (see `ChipSpec`).
     memory : str or int
         Working-set budget of one chunk, e.g. ``"2GB"``; sets the chunk size.
+    periphery : Periphery or str, optional
+        DAC, ADC and output noise of every crossbar, or a ``--hardware`` text (a preset
+        such as ``"aihwkit"``, or keys); None: the ideal periphery (weights only). Output
+        noise is redrawn at every forward pass from the chip's own stream.
     """
 
     def __init__(
@@ -100,9 +108,12 @@ class Population:
         array_size: tuple[int, int] | None = None,
         bits_per_cell: int = 1,
         memory: str | int = "2GB",
+        periphery: Periphery | str | None = None,
     ) -> None:
         faults = parse_spec(fault) if isinstance(fault, str) else fault
-        self.spec = ChipSpec(faults, array_size, bits_per_cell)
+        if not isinstance(periphery, Periphery):
+            periphery = parse_periphery(periphery)
+        self.spec = ChipSpec(faults, array_size, bits_per_cell, periphery)
         self.seed = int(seed)
         self.n = int(n)
         self.memory = parse_memory(memory)
@@ -110,7 +121,8 @@ class Population:
         self.layout = weight_layout(self.mapped)
         faults.check_layout(self.layout)
         self._static, self._per_read = faults.split_time()
-        self._forward = BatchedForward(self.mapped)
+        self._forward = BatchedForward(self.mapped, periphery)
+        self._noise_shapes: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}
         self._engines: dict[str, DeltaForward | None] = {}
 
     def with_faults(self, fault: FaultStack | str, n: int | None = None) -> Population:
@@ -119,7 +131,8 @@ class Population:
         faults.check_layout(self.layout)
         other = object.__new__(Population)
         other.__dict__.update(self.__dict__)
-        other.spec = ChipSpec(faults, self.spec.array_size, self.spec.bits_per_cell)
+        other.spec = ChipSpec(faults, self.spec.array_size, self.spec.bits_per_cell,
+                              self.spec.periphery)
         other.n = self.n if n is None else int(n)
         other._static, other._per_read = faults.split_time()
         return other
@@ -127,14 +140,20 @@ class Population:
     def recipe(self) -> dict[str, object]:
         """How to rebuild these chips, as JSON: fault spec, seed, count, crossbar geometry."""
         array_size = self.spec.array_size
-        return {"fault": self.spec.faults.spec(), "seed": self.seed, "n": self.n,
-                "array_size": None if array_size is None else list(array_size),
-                "bits_per_cell": self.spec.bits_per_cell}
+        recipe = {"fault": self.spec.faults.spec(), "seed": self.seed, "n": self.n,
+                  "array_size": None if array_size is None else list(array_size),
+                  "bits_per_cell": self.spec.bits_per_cell}
+        if not self.spec.periphery.ideal:
+            recipe["hardware"] = self.spec.periphery.spec()
+        return recipe
 
     @property
     def sparse(self) -> bool:
         """Whether chips run as the ideal chip plus sparse corrections (`DELTA_SHARE`): on
-        fewer than `DENSE_INPUTS` inputs, or on any number with per-read faults."""
+        fewer than `DENSE_INPUTS` inputs, or on any number with per-read faults; never with a
+        periphery (it is not linear in the weights' corrections)."""
+        if not self.spec.periphery.ideal:
+            return False
         faults = self._static.faults + self._per_read.faults
         if not faults or not FaultStack(faults).sparse:
             return False
@@ -215,16 +234,29 @@ class Population:
 
     def _dense_forward(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
                        ) -> torch.Tensor:
-        """`forward` from the chips' static weight rows `flat`, per-read draws per input."""
+        """`forward` from the chips' static weight rows `flat`, per-read draws per input (and
+        the periphery's output noise, drawn per forward pass)."""
         if not self._per_read.faults:
-            return self._forward(flat, x)
+            return self._forward(flat, x, noise=self._noise(chips, x, 0))
         outputs = []
         noisy = torch.empty_like(flat)
         for j in range(x.shape[0]):
             fill_rows(noisy, flat, self._per_read, self.layout,
                       chip_generators(self.seed, chips, j + 1))
-            outputs.append(self._forward(noisy, x[j : j + 1]))
+            outputs.append(self._forward(noisy, x[j : j + 1],
+                                         noise=self._noise(chips, x[j : j + 1], j + 1)))
         return torch.cat(outputs, dim=1)
+
+    def _noise(self, chips: Sequence[int], x: torch.Tensor, read: int) -> dict[str, torch.Tensor]:
+        """The periphery's output noise of `chips` for one forward pass over `x`."""
+        periphery = self.spec.periphery
+        if periphery.out_noise == 0:
+            return {}
+        shape = tuple(x.shape[1:])
+        if shape not in self._noise_shapes:
+            self._noise_shapes[shape] = noise_shapes(self._forward.module, self.mapped, shape)
+        return draw_noise(self._noise_shapes[shape], periphery, self.seed, chips, x.shape[0],
+                          read)
 
     def _sparse_forward(self, chips: Sequence[int], edits: SparseEdits, x: torch.Tensor
                         ) -> torch.Tensor:

@@ -22,6 +22,7 @@ from cimtest.data.dataset import hold_out
 from cimtest.engine import InputBank, Population, chip_accuracies
 from cimtest.evaluation.truth import ceiling, correct_answers
 from cimtest.exceptions import ConfigError
+from cimtest.hardware.periphery import Periphery
 from cimtest.loading import LoadedModel
 from cimtest.methods import (
     BayesianTestVector,
@@ -152,6 +153,7 @@ def compare(
     real_share: float = REAL_SHARE,
     copies: int = 1,
     eval_fault: str | None = None,
+    periphery: Periphery | str | None = None,
 ) -> Comparison:
     """Fit every method on the training chips and score it on the evaluation chips.
 
@@ -187,6 +189,9 @@ def compare(
         Fault spec of the evaluation chips, when it differs from the training chips' `fault`
         (a test fitted on one physics, scored on another); A_cutoff stays the training
         chips'. Default: `fault`.
+    periphery : Periphery or str, optional
+        DAC, ADC and output noise of both populations' crossbars (`cimtest.hardware.periphery`;
+        a preset or keys); None: the ideal periphery.
     """
     if model.task != "classification":
         raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
@@ -208,7 +213,8 @@ def compare(
                        "accuracy")
     if copies > 1:
         data = augment(data, copies)
-    kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory}
+    kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory,
+          "periphery": periphery}
     train = Population(model.module, fault, seed, train_chips, **kw)
     evaluation = Population(model.module, eval_fault or fault, eval_seed, eval_chips, **kw)
 
@@ -297,7 +303,8 @@ def compare(
         row["p_vs_best"], row["tied_with_best"] = paired[row["method"]]
     setup = {
         "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
-        "eval_fault": eval_fault or fault, "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
+        "eval_fault": eval_fault or fault, "hardware": train.spec.periphery.spec(),
+        "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
         "eval_seed": eval_seed, "cutoff": rule.name, "cutoff_accuracy": a_cutoff,
         "pass_fraction": share, "ceiling": truth_ceiling,
         "data": data.name, "data_images": n_data, "real": real.name,

@@ -30,7 +30,8 @@ class CampaignRecord:
     data_fingerprint: str
     """sha256 of the test inputs and labels (`cimtest.fingerprint.state_fingerprint`)."""
     spec: str
-    """Canonical fault spec text, e.g. ``"mult:eta=0.05"``."""
+    """Canonical fault spec text, e.g. ``"mult:eta=0.05"``, followed by ``"; hardware KEYS"``
+    when the chips have a periphery (`cimtest.hardware.periphery`)."""
     seed: int
     n: int
     """Number of chips."""
