@@ -44,3 +44,20 @@ def test_bad_hardware_is_refused_in_one_line(model_args, hardware, words, tmp_pa
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and words in lines[0], result.output
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_compare_scores_one_fit_under_several_faults(model_args, tmp_path):
+    small = ("--chips", 20, "--eval-chips", 8, "--images", 16, "--steps", 2, "--btv-steps", 5,
+             "--k", 2)
+    result = run("compare", *model_args, "--fault", "mult:eta=0.3", *small, "--eval-fault",
+                 "mult:eta=0.3", "--eval-fault", "bitflip:p=0.01", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {r["eval_fault"] for r in rows} == {"mult:eta=0.3", "bitflip:p=0.01"}
+    assert len(rows) == 2 * len({r["method"] for r in rows})
+    refused = run("compare", *model_args, "--fault", "mult:eta=0.3", "--eval-fault", "none",
+                  "--eval-fault", "mult:eta=0.1", "-o", tmp_path / "run")
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.exit_code == 2 and len(lines) == 1 and "one --eval-fault" in lines[0]
+    bad = run("compare", *model_args, "--fault", "mult:eta=0.3", "--eval-fault", "mult:zeta=1")
+    assert bad.exit_code == 2

@@ -189,3 +189,23 @@ def test_eval_fault_scores_the_tests_on_other_chips(tiny_model):
     assert np.unique(result.eval_accuracy).size == 1  # eight copies of the ideal chip
     assert result.eval_accuracy[0] > result.cutoff_accuracy
     assert np.unique(result.train_accuracy).size > 1
+
+
+def test_one_fit_scored_across_several_physics(tiny_model):
+    """`compare_across` fits once: each comparison's tests are the same objects, its A_cutoff
+    the training chips', and the evaluation under the training spec equals `compare`'s."""
+    from cimtest.methods import NoiseImagesTest
+    from cimtest.report import compare_across
+
+    loaded, data = tiny_model
+    kw = {"train_chips": 40, "eval_chips": 16}
+    same, other = compare_across(loaded, FAULT, data.test, eval_faults=(None, "bitflip:p=0.01"),
+                                 methods={"noise": NoiseImagesTest(k=2, seed=0)}, **kw)
+    alone = compare(loaded, FAULT, data.test, methods={"noise": NoiseImagesTest(k=2, seed=0)},
+                    **kw)
+    assert same.methods["noise"] is other.methods["noise"]
+    assert same.cutoff_accuracy == other.cutoff_accuracy == alone.cutoff_accuracy
+    assert same.rows[0]["ta"] == alone.rows[0]["ta"]
+    np.testing.assert_array_equal(same.eval_accuracy, alone.eval_accuracy)
+    assert other.setup["eval_fault"] == "bitflip:p=0.01"
+    assert not np.array_equal(other.eval_accuracy, same.eval_accuracy)

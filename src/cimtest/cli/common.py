@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -415,28 +415,29 @@ def run_comparison(
     real_share: float | None = None,
     copies: int = 1,
     learned: dict | None = None,
-    eval_fault: str | None = None,
+    eval_faults: Sequence[str | None] = (None,),
     periphery: Periphery | None = None,
-) -> Comparison:
+) -> list[Comparison]:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
     holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` (their
     keyword arguments, ``{}`` for the defaults) adds the `optimized` and `learned` tests;
-    `eval_fault` gives the evaluation chips other non-idealities than `fault`; `periphery`
-    both populations' DAC, ADC and output noise."""
-    from cimtest.report import compare, default_methods
+    `eval_faults` the evaluation populations' non-idealities (None: `fault`), one
+    comparison each; `periphery` both populations' DAC, ADC and output noise."""
+    from cimtest.report import compare_across, default_methods
     from cimtest.report.comparison import REAL_SHARE
 
     methods = default_methods(k=k, seed=seed, input_range=input_range,
                               egis={"sid_size": images, "steps": steps},
                               btv={"steps": btv_steps}, learned=learned)
     with progress_bar("compare", unit="steps") as update:
-        return compare(loaded, fault, dataset, real=real, methods=methods, train_chips=chips,
+        return compare_across(loaded, fault, dataset, real=real, methods=methods,
+                       train_chips=chips,
                        eval_chips=eval_chips, seed=seed, eval_seed=eval_seed, cutoff=cutoff,
                        array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
                        progress=update,
                        real_share=REAL_SHARE if real_share is None else real_share,
-                       copies=copies, eval_fault=eval_fault, periphery=periphery)
+                       copies=copies, eval_faults=eval_faults, periphery=periphery)
 
 
 NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}

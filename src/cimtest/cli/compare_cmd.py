@@ -27,6 +27,12 @@ from cimtest.exceptions import ConfigError
 __all__ = ["compare_cmd"]
 
 
+EVAL_FAULTS = typer.Option(None, "--eval-fault", help="Fault spec of the evaluation chips, to "
+                           "score tests fitted on --fault on other physics (A_cutoff stays the "
+                           "training chips'; default: --fault); repeat it to score the same "
+                           "fitted tests on several (one table each).")
+
+
 @handle_errors
 def compare_cmd(
     model: str = options.MODEL,
@@ -35,9 +41,7 @@ def compare_cmd(
                               "level with --drop."),
     drop: float = typer.Option(None, "--drop", help="Calibrate the level of --fault first: "
                                "the one whose mean accuracy drop is this many points."),
-    eval_fault: str = typer.Option(None, "--eval-fault", help="Fault spec of the evaluation "
-                                   "chips, to score tests fitted on --fault on other physics "
-                                   "(A_cutoff stays the training chips'; default: --fault)."),
+    eval_fault: list[str] = EVAL_FAULTS,
     calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
                                           "estimate of the --drop calibration."),
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
@@ -105,16 +109,20 @@ def compare_cmd(
             learned_batch is not None and learned_batch < 2):
         raise ConfigError(f"--learned-steps must be at least 0 and --learned-batch at least 2; "
                           f"got {learned_steps} and {learned_batch}")
+    eval_faults = list(eval_fault or [None])
+    if output is not None and len(eval_faults) > 1:
+        raise ConfigError("-o writes one run: give one --eval-fault with it")
     if output is not None:
         check_output(output)
     low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
-    if eval_fault is not None:
-        from cimtest.faults import parse_spec
+    from cimtest.faults import parse_spec
 
-        parse_spec(eval_fault)
+    for spec in eval_faults:
+        if spec is not None:
+            parse_spec(spec)
     from cimtest.hardware.periphery import parse_periphery
 
     periphery = parse_periphery(hardware)
@@ -143,33 +151,38 @@ def compare_cmd(
             array_size=geometry, bits_per_cell=bits_per_cell, memory=memory,
             periphery=periphery)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
-    result = run_comparison(loaded, dataset, pool, fault,
+    results = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=rule, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
                             eval_seed=eval_seed, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory, input_range=low_high,
                             real_share=real_share, copies=augment,
                             learned={k: v for k, v in tuning.items() if v is not None}
-                            if learned else None, eval_fault=eval_fault,
+                            if learned else None, eval_faults=eval_faults,
                             periphery=periphery)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
+    result = results[0]
     level = drop_line(fault, ideal, result.train_accuracy, calibration)
-    result.setup.update(mean_drop=ideal - float(result.train_accuracy.mean()),
-                        calibration=None if calibration is None else calibration.as_dict())
+    for each in results:
+        each.setup.update(mean_drop=ideal - float(each.train_accuracy.mean()),
+                          calibration=None if calibration is None else calibration.as_dict())
     if output is not None:
         save_run(result, output, ideal)
     if json:
         note(level)
-        emit_json(result.rows)
+        emit_json([{**row, "eval_fault": each.setup["eval_fault"]}
+                   for each in results for row in each.rows])
         return
     stdout.print(level)
-    under = fault if eval_fault is None else f"{fault} (evaluated under {eval_fault})"
-    title = (f"{loaded.name} under {under}: {chips} training + {eval_chips} evaluation chips, "
-             f"cutoff {rule.name} = {result.cutoff_accuracy:.2f} % "
-             f"({100 * result.setup['pass_fraction']:.1f} % of the training chips pass)")
-    print_comparison(result, title)
+    for each in results:
+        spec = each.setup["eval_fault"]
+        under = fault if spec == fault else f"{fault}, evaluated under {spec}"
+        title = (f"{loaded.name} under {under}: {chips} training + {eval_chips} evaluation "
+                 f"chips, cutoff {rule.name} = {each.cutoff_accuracy:.2f} % "
+                 f"({100 * each.setup['pass_fraction']:.1f} % of the training chips pass)")
+        print_comparison(each, title)
     stdout.print(f"each chip forwarded once: {result.forwards['train']} inputs per training "
                  f"chip, {result.forwards['eval']} per evaluation chip (incl. "
                  f"{result.setup['data_images']} labelled images); total {total_s:.0f} s")

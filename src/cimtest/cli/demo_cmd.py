@@ -80,7 +80,7 @@ def demo(
     result = run_comparison(loaded, dataset, real_images(loaded, dataset, None), fault,
                             chips=chips, eval_chips=chips, cutoff=parse_cutoff("A50"), k=4, images=images,
                             steps=steps, btv_steps=300, seed=0, eval_seed=1, array_size=None,
-                            bits_per_cell=1, memory="2GB")
+                            bits_per_cell=1, memory="2GB")[0]
     compare_s = time.perf_counter() - mark
     seconds["training chips"] = result.forwards["train_s"]
     seconds["evaluation chips"] = result.forwards["eval_s"]

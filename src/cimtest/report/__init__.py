@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cimtest.report.comparison import Comparison, compare, default_methods
+    from cimtest.report.comparison import Comparison, compare, compare_across, default_methods
 
-__all__ = ["Comparison", "compare", "default_methods"]
+__all__ = ["Comparison", "compare", "compare_across", "default_methods"]
 
 
 def __getattr__(name: str) -> object:

@@ -11,6 +11,7 @@ evaluation chips on every fitted test's inputs plus the data, and scores every m
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,8 @@ from cimtest.methods import (
 from cimtest.metrics import paired_against_best, rate, roc_auc, roc_curve, test_metrics
 from cimtest.progress import Progress, report, staged
 
-__all__ = ["REAL_SEED", "REAL_SHARE", "Comparison", "compare", "default_methods"]
+__all__ = ["REAL_SEED", "REAL_SHARE", "Comparison", "compare", "compare_across",
+           "default_methods"]
 
 REAL_SHARE = 0.25
 """Without separate real images, this share of the labelled data is held out as the real-image
@@ -134,7 +136,7 @@ class Comparison:
     setup: dict = field(default_factory=dict)
 
 
-def compare(
+def compare_across(
     model: LoadedModel,
     fault: str,
     data: Dataset,
@@ -152,10 +154,12 @@ def compare(
     progress: Progress | None = None,
     real_share: float = REAL_SHARE,
     copies: int = 1,
-    eval_fault: str | None = None,
+    eval_faults: Sequence[str | None] = (None,),
     periphery: Periphery | str | None = None,
-) -> Comparison:
-    """Fit every method on the training chips and score it on the evaluation chips.
+) -> list[Comparison]:
+    """Fit every method once on the training chips and score it on evaluation chips of each
+    spec in `eval_faults` (None: the training chips' `fault`), one `Comparison` each: the
+    same tests and the same A_cutoff on every physics.
 
     Parameters
     ----------
@@ -185,10 +189,9 @@ def compare(
         Versions of each image of `data` that define accuracy: the image and seeded affine
         copies (`cimtest.data.augment`), made after the real-image pool is held out, so no
         copy of a real image defines accuracy.
-    eval_fault : str, optional
-        Fault spec of the evaluation chips, when it differs from the training chips' `fault`
-        (a test fitted on one physics, scored on another); A_cutoff stays the training
-        chips'. Default: `fault`.
+    eval_faults : sequence of str or None
+        Fault specs of the evaluation chips (None: `fault`); each population has seed
+        `eval_seed` and `eval_chips` chips.
     periphery : Periphery or str, optional
         DAC, ADC and output noise of both populations' crossbars (`cimtest.hardware.periphery`;
         a preset or keys); None: the ideal periphery.
@@ -216,7 +219,8 @@ def compare(
     kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory,
           "periphery": periphery}
     train = Population(model.module, fault, seed, train_chips, **kw)
-    evaluation = Population(model.module, eval_fault or fault, eval_seed, eval_chips, **kw)
+    evaluations = [Population(model.module, spec or fault, eval_seed, eval_chips, **kw)
+                   for spec in eval_faults]  # every spec checked before any work
 
     fit_s = dict.fromkeys(methods, 0.0)
     bank = InputBank()
@@ -257,65 +261,99 @@ def compare(
     test_bank = InputBank()
     test_bank.add(data.x)
     inputs = {name: test_bank.add(method.inputs_) for name, method in methods.items()}
-    start = time.perf_counter()
-    eval_out = evaluation.outputs(test_bank.inputs,
-                                  progress=staged(progress, "evaluation chips"))
-    eval_s = time.perf_counter() - start
-    correct = correct_answers(eval_out[:, :n_data], data.y)
-    eval_acc = 100.0 * correct.mean(axis=1)  # exact: counts over N, as chip_accuracies
-    failed = ~(eval_acc > a_cutoff)
-    truth_ceiling = ceiling(correct, a_cutoff, sources=data.sources)
     share = pass_fraction(accuracy, a_cutoff)
+    results = []
+    for spec, evaluation in zip(eval_faults, evaluations, strict=True):
+        start = time.perf_counter()
+        eval_out = evaluation.outputs(test_bank.inputs,
+                                      progress=staged(progress, "evaluation chips"))
+        eval_s = time.perf_counter() - start
+        correct = correct_answers(eval_out[:, :n_data], data.y)
+        eval_acc = 100.0 * correct.mean(axis=1)  # exact: counts over N, as chip_accuracies
+        failed = ~(eval_acc > a_cutoff)
+        truth_ceiling = ceiling(correct, a_cutoff, sources=data.sources)
 
-    rows, roc, scores, flags, right = [], {}, {}, {}, {}
-    for name, method in methods.items():
-        features = method.respond(eval_out[:, inputs[name]])
-        score = method.score(features)
-        flagged = np.asarray(method.decide(features), dtype=bool)
-        right[name] = flagged == failed  # the verdict matches the truth (TA's numerator)
-        ta = rate(right[name])
-        rows.append({
-            "method": name,
-            **test_metrics(~flagged, eval_acc, a_cutoff),
-            "ta_low": 100.0 * ta.low,
-            "ta_high": 100.0 * ta.high,
-            "best": None,  # set below, once every method is scored
-            "p_vs_best": None,
-            "tied_with_best": None,
-            "coverage": 100.0 * rate(flagged[failed]).value,
-            "false_alarm": 100.0 * rate(flagged[~failed]).value,
-            "auc": roc_auc(score, failed),
-            "ceiling": truth_ceiling,
-            "pass_fraction": share,
-            "test_bytes": method.test_bytes(),
-            "detector_bytes": method.model_bytes(),
-            "forward_passes": len(inputs[name]),
-            "needs": ["model", *method.needs],
-            "fit_s": fit_s[name],
-            "accuracy_rmse": _accuracy_rmse(method.predicted_accuracy(features), eval_acc),
-            "kept_step": getattr(method, "best_step_", None),
-        })
-        roc[name] = roc_curve(score, failed)
-        scores[name], flags[name] = score, flagged
-    best, paired = paired_against_best(right)  # McNemar's exact test against the highest TA
-    for row in rows:
-        row["best"] = row["method"] == best
-        row["p_vs_best"], row["tied_with_best"] = paired[row["method"]]
-    setup = {
-        "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
-        "eval_fault": eval_fault or fault, "hardware": train.spec.periphery.spec(),
-        "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
-        "eval_seed": eval_seed, "cutoff": rule.name, "cutoff_accuracy": a_cutoff,
-        "pass_fraction": share, "ceiling": truth_ceiling,
-        "data": data.name, "data_images": n_data, "real": real.name,
-        "real_images": len(real), "real_split": split,
-        "array_size": None if array_size is None else list(array_size),
-        "bits_per_cell": bits_per_cell,
-        "params": {name: _json_params(m) for name, m in methods.items()},
-    }
-    forwards = {"train": len(bank), "eval": len(test_bank), "train_s": train_s, "eval_s": eval_s}
-    return Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods, scores, flags,
-                      setup)
+        rows, roc, scores, flags, right = [], {}, {}, {}, {}
+        for name, method in methods.items():
+            features = method.respond(eval_out[:, inputs[name]])
+            score = method.score(features)
+            flagged = np.asarray(method.decide(features), dtype=bool)
+            right[name] = flagged == failed  # the verdict matches the truth (TA's numerator)
+            ta = rate(right[name])
+            rows.append({
+                "method": name,
+                **test_metrics(~flagged, eval_acc, a_cutoff),
+                "ta_low": 100.0 * ta.low,
+                "ta_high": 100.0 * ta.high,
+                "best": None,  # set below, once every method is scored
+                "p_vs_best": None,
+                "tied_with_best": None,
+                "coverage": 100.0 * rate(flagged[failed]).value,
+                "false_alarm": 100.0 * rate(flagged[~failed]).value,
+                "auc": roc_auc(score, failed),
+                "ceiling": truth_ceiling,
+                "pass_fraction": share,
+                "test_bytes": method.test_bytes(),
+                "detector_bytes": method.model_bytes(),
+                "forward_passes": len(inputs[name]),
+                "needs": ["model", *method.needs],
+                "fit_s": fit_s[name],
+                "accuracy_rmse": _accuracy_rmse(method.predicted_accuracy(features), eval_acc),
+                "kept_step": getattr(method, "best_step_", None),
+            })
+            roc[name] = roc_curve(score, failed)
+            scores[name], flags[name] = score, flagged
+        del eval_out  # before the next population's outputs are made
+        best, paired = paired_against_best(right)  # McNemar's exact test against the highest TA
+        for row in rows:
+            row["best"] = row["method"] == best
+            row["p_vs_best"], row["tied_with_best"] = paired[row["method"]]
+        setup = {
+            "model": model.name, "fingerprint": model.fingerprint, "fault": fault,
+            "eval_fault": spec or fault, "hardware": train.spec.periphery.spec(),
+            "train_chips": train_chips, "eval_chips": eval_chips, "seed": seed,
+            "eval_seed": eval_seed, "cutoff": rule.name, "cutoff_accuracy": a_cutoff,
+            "pass_fraction": share, "ceiling": truth_ceiling,
+            "data": data.name, "data_images": n_data, "real": real.name,
+            "real_images": len(real), "real_split": split,
+            "array_size": None if array_size is None else list(array_size),
+            "bits_per_cell": bits_per_cell,
+            "params": {name: _json_params(m) for name, m in methods.items()},
+        }
+        forwards = {"train": len(bank), "eval": len(test_bank), "train_s": train_s,
+                    "eval_s": eval_s}
+        results.append(Comparison(rows, roc, accuracy, eval_acc, a_cutoff, forwards, methods,
+                                  scores, flags, setup))
+    return results
+
+
+def compare(
+    model: LoadedModel,
+    fault: str,
+    data: Dataset,
+    *,
+    eval_fault: str | None = None,
+    **kw,
+) -> Comparison:
+    """Fit every method on the training chips and score it on the evaluation chips.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        A classifier.
+    fault : str
+        Fault spec of the training chips (and of the evaluation chips by default).
+    data : Dataset
+        Labelled images that define each chip's accuracy (and, by default, the real-image
+        pool held out of them).
+    eval_fault : str, optional
+        Fault spec of the evaluation chips, when it differs from `fault` (a test fitted on
+        one physics, scored on another); A_cutoff stays the training chips'.
+    **kw
+        The other arguments of `compare_across` (methods, chips, seeds, cutoff, geometry,
+        periphery, ...).
+    """
+    return compare_across(model, fault, data, eval_faults=(eval_fault,), **kw)[0]
 
 
 def _accuracy_rmse(predicted: np.ndarray | None, accuracy: np.ndarray) -> float | None:
