@@ -2,7 +2,8 @@
 Budgets on the 2-core reference machine, one torch thread: ``comparison`` (ResNet-20, with
 the learned tests) ~30 min of one core (64 min wall at a third to two thirds of a core,
 load average 5-6); ``comparison-vgg`` (VGG-16) ~3.5 h, of which its typical-RRAM setting
-took 115 min on two torch threads."""
+took 115 min on two torch threads; ``comparison-mnist1d`` (the precise truth, 150,000 test
+samples per chip) ~2 h on two threads, an hour per comparison."""
 
 from __future__ import annotations
 
@@ -30,6 +31,32 @@ _VGG_COMPARISONS = (
 """VGG-16 at the learned tests' full scale (a typical-RRAM VGG-16 chip takes ~0.9 s to draw
 on one core, mostly its correlated field, so that setting is the longest: 20 min to
 calibrate and 94 min to compare on two torch threads)."""
+
+
+_MNIST1D = (
+    ("m1d-typical", "egis-typical:sigma", "cal-m1d-typical", 10_000, "{:.4g}"),
+    ("m1d-bitflip", "bitflip:p", "cal-m1d-bitflip", 20_000, "{!r}"),
+)
+"""The precise truth (issue 28): cnn-mnist1d on 150,000 test samples per chip, 1,000 + 1,000
+chips, K = 4, with the learned tests: (name, fault, calibration step, samples the calibration
+runs on, how the level is written into the spec)."""
+
+
+def _mnist1d_steps() -> tuple[Step, ...]:
+    """Each fault's calibration on a smaller truth, then its comparison on the full one."""
+    def calibrate(kind: str, samples: int) -> Callable[[Results, Path], list]:
+        return lambda results, workdir: ["calibrate", "cnn-mnist1d", "--fault", kind,
+                                         "--drop", 2, "--test-images", samples]
+
+    def compare(spec: str, cal: str, written: str) -> Callable[[Results, Path], list]:
+        return lambda results, workdir: [
+            "compare", "cnn-mnist1d", "--fault",
+            f"{spec}={written.format(calibrated_level(results, cal))}", "--chips", 1000,
+            "--eval-chips", 1000, "--k", 4, "--learned"]
+
+    return (tuple((cal, calibrate(spec.split(":")[0], n)) for _, spec, cal, n, _ in _MNIST1D)
+            + tuple((name, compare(spec, cal, written))
+                    for name, spec, cal, _, written in _MNIST1D))
 
 
 def _calibrate(model: str, kind: str, chips: int) -> Callable[[Results, Path], list]:
@@ -97,4 +124,8 @@ def _experiment(comparisons: Sequence[tuple], levels: str) -> Experiment:
 EXPERIMENTS: dict[str, Experiment] = {
     "comparison": _experiment(_COMPARISONS, "levels"),
     "comparison-vgg": _experiment(_VGG_COMPARISONS, "vgg-levels"),
+    "comparison-mnist1d": Experiment(
+        "comparison.md", _mnist1d_steps(),
+        partial(render_comparison, names=[n for n, *_ in _MNIST1D], levels="m1d-levels"),
+        blocks=(*(n for n, *_ in _MNIST1D), "m1d-levels")),
 }
