@@ -104,9 +104,13 @@ class Comparison:
         (``p_vs_best >= 0.05``: no evidence that it is less accurate than the best; True
         for the best), ``ceiling`` (the truth's split-half agreement, percent, the same for
         every row), ``pass_fraction`` (share of the training chips that pass, 0..1),
+        ``eval_pass_fraction`` and ``eval_accuracy_mean`` (the evaluation chips' share that
+        pass A_cutoff, and their mean accuracy: what a test faces on other physics),
         ``test_bytes, detector_bytes, forward_passes, needs, fit_s``, ``accuracy_rmse``
-        (points, of the tests that predict each chip's accuracy; None for the others) and
-        ``kept_step`` (the step whose inputs a learned test kept; None for the others).
+        (points, of the tests that predict each chip's accuracy; None for the others),
+        ``kept_step`` (the step whose inputs a learned test kept; None for the others) and
+        ``note`` (what the method's `describe` says limits it, e.g. an FGSM count that
+        separates no training chips; None for most).
     roc : dict
         Method name → (fpr, tpr) arrays on the evaluation chips (positive = truly fail).
     train_accuracy, eval_accuracy : numpy.ndarray
@@ -293,6 +297,8 @@ def compare_across(
                 "auc": roc_auc(score, failed),
                 "ceiling": truth_ceiling,
                 "pass_fraction": share,
+                "eval_pass_fraction": float(np.mean(~failed)),
+                "eval_accuracy_mean": float(np.mean(eval_acc)),
                 "test_bytes": method.test_bytes(),
                 "detector_bytes": method.model_bytes(),
                 "forward_passes": len(inputs[name]),
@@ -300,6 +306,7 @@ def compare_across(
                 "fit_s": fit_s[name],
                 "accuracy_rmse": _accuracy_rmse(method.predicted_accuracy(features), eval_acc),
                 "kept_step": getattr(method, "best_step_", None),
+                "note": method.describe().get("note"),
             })
             roc[name] = roc_curve(score, failed)
             scores[name], flags[name] = score, flagged
