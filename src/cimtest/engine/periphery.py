@@ -16,7 +16,7 @@ from torch import nn
 
 from cimtest.engine.seeding import chip_seeds
 from cimtest.hardware import MappedModel
-from cimtest.hardware.periphery import NOISE_BUFFER, Periphery
+from cimtest.hardware.periphery import NOISE_BUFFER, Periphery, dac_codes
 
 __all__ = ["NOISE_READ", "draw_noise", "install", "noise_shapes"]
 
@@ -72,21 +72,21 @@ def draw_noise(shapes: dict[str, tuple[int, ...]], periphery: Periphery, seed: i
 
 
 class _PreHook:
-    """Noise management and DAC: x → α · DAC(x / α), α the largest |x| of each sample."""
+    """Noise management and DAC: x → codes · scale (`dac_codes`); α, the largest |x| of each
+    sample, is kept for the output side."""
 
     def __init__(self, periphery: Periphery) -> None:
-        self.step = None if periphery.dac_bits is None else 2.0 / (2**periphery.dac_bits - 2)
+        self.bits = periphery.dac_bits
 
     def __call__(self, layer: nn.Module, args: tuple) -> tuple:
         (x,) = args
         alpha = x.abs().reshape(x.shape[0], -1).amax(dim=1)
         alpha = torch.where(alpha > 0, alpha, torch.ones_like(alpha))
-        alpha = alpha.reshape(-1, *([1] * (x.dim() - 1)))
-        layer._cimtest_alpha = alpha
-        if self.step is None:
+        layer._cimtest_alpha = alpha.reshape(-1, *([1] * (x.dim() - 1)))
+        if self.bits is None:
             return (x,)
-        scaled = torch.clamp(torch.round(x / alpha / self.step) * self.step, -1.0, 1.0)
-        return (scaled * alpha,)
+        codes, scale = dac_codes(x, self.bits)
+        return (codes * scale,)
 
 
 class _PostHook:

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 from cimtest._validation import check_interval
 from cimtest.exceptions import ConfigError
 
-__all__ = ["PRESETS", "Periphery", "parse_periphery"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["PRESETS", "Periphery", "dac_codes", "parse_periphery"]
 
 NOISE_BUFFER = "_cimtest_out_noise"
 """Name of the per-chip output-noise buffer a mapped layer carries in the batched forward."""
@@ -114,6 +118,20 @@ def parse_periphery(text: str | None) -> Periphery:
                               "(or a preset first: " + ", ".join(PRESETS) + ")")
         changes[key] = _value(key, value.strip())
     return replace(base, **changes)
+
+
+def dac_codes(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DAC's view of inputs `x` (N, ...): integer codes (as floats) in
+    ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` and each sample's scale, float32 (N, 1, ...), such that
+    the chip is driven with ``codes * scale`` (scale = α / (2^(b-1) - 1), α = the sample's
+    largest magnitude, 1 for an all-zero sample)."""
+    import torch
+
+    alpha = x.abs().reshape(x.shape[0], -1).amax(dim=1)
+    alpha = torch.where(alpha > 0, alpha, torch.ones_like(alpha))
+    levels = 2 ** (bits - 1) - 1
+    scale = (alpha / levels).reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.clamp(torch.round(x / scale), -levels, levels), scale
 
 
 def _value(key: str, text: str) -> object:

@@ -5,8 +5,10 @@ must run them, in the model's input space); ``DIR/test.safetensors`` the fitted 
 decision model); ``DIR/manifest.json`` what a bench needs to know: the method and its
 decision, the model's name and fingerprint, the input shape and how a raw input maps into it,
 the expected response shape, the ideal chip's responses as a sanity reference, and a digest
-over the manifest, the inputs and the test artefact's bytes. ``DIR/inputs/*.png`` draws the
-inputs for people and is not covered.
+over the manifest, the inputs and the test artefact's bytes. For a crossbar whose DAC takes
+integer inputs (a periphery with ``dac_bits``), ``DIR/codes.npy`` holds the inputs' codes and
+the manifest their per-input scale. ``DIR/inputs/*.png`` draws the inputs for people and is
+not covered.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cimtest import __version__
 from cimtest._atomic import atomic_directory
 from cimtest.exceptions import TesterError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
+from cimtest.hardware.periphery import Periphery, dac_codes
 from cimtest.methods.base import TestMethod
 
 __all__ = ["FORMAT", "INPUTS_FILE", "MANIFEST_FILE", "TEST_FILE", "ExportedTest",
@@ -33,6 +36,7 @@ __all__ = ["FORMAT", "INPUTS_FILE", "MANIFEST_FILE", "TEST_FILE", "ExportedTest"
 FORMAT = "cimtest-exported-test"
 VERSION = 1
 INPUTS_FILE = "inputs.npy"
+CODES_FILE = "codes.npy"
 MANIFEST_FILE = "manifest.json"
 TEST_FILE = "test.safetensors"
 PICTURES = "inputs"
@@ -47,6 +51,8 @@ class ExportedTest:
     manifest: dict[str, Any]
     inputs: np.ndarray
     test: TestMethod
+    codes: np.ndarray | None = None
+    """int32 DAC codes of the inputs (``inputs ≈ codes * scale``), for a periphery with a DAC."""
 
     @property
     def response_shape(self) -> tuple[int, ...]:
@@ -59,18 +65,21 @@ class ExportedTest:
         return np.asarray(self.manifest["ideal_responses"], dtype=np.float32)
 
 
-def ideal_responses(test: TestMethod, module: torch.nn.Module) -> np.ndarray:
-    """The ideal chip's (the model quantised and mapped, no faults) responses to the test's
-    inputs, float32 ``(inputs, *output_shape)``: the reference a bench's responses should
-    resemble."""
+def ideal_responses(test: TestMethod, module: torch.nn.Module,
+                    periphery: Periphery | None = None) -> np.ndarray:
+    """The ideal chip's (the model quantised and mapped, no faults, on `periphery`)
+    responses to the test's inputs, float32 ``(inputs, *output_shape)``: the reference a
+    bench's responses should resemble."""
     from cimtest.engine import Population
 
-    outputs = Population(module, "none", n=1).outputs(test.inputs_.detach().float())
+    outputs = Population(module, "none", n=1, periphery=periphery).outputs(
+        test.inputs_.detach().float())
     return outputs[0].numpy().astype(np.float32)
 
 
 def prepare_export(
-    test: TestMethod, model: Any, *, normalisation: dict[str, Any] | None = None
+    test: TestMethod, model: Any, *, normalisation: dict[str, Any] | None = None,
+    periphery: Periphery | None = None,
 ) -> ExportedTest:
     """The exported form of `test` in memory (see the module docstring): write it with
     `write_export`, or decide on responses with it directly.
@@ -85,8 +94,13 @@ def prepare_export(
     normalisation : dict, optional
         How a raw input becomes a model input, ``{"mean": [...], "std": [...], "raw_range":
         [lo, hi]}`` per channel (``x = (raw - mean) / std``); None when not known.
+    periphery : Periphery, optional
+        The chips' converters: the ideal responses are computed on them, and with a DAC
+        (``dac_bits``) the inputs' integer codes and per-input scales are exported too.
     """
     from cimtest.methods._model import resolve_model
+
+    periphery = periphery or Periphery()
 
     module, _, fingerprint, _ = resolve_model(model)
     name = getattr(model, "name", None) or (test.model_ or {}).get("name") or "model"
@@ -94,7 +108,14 @@ def prepare_export(
         raise TesterError(f"the test was fitted for the model with fingerprint "
                           f"{test.fingerprint_[:12]}..., not {name} ({fingerprint[:12]}...)")
     inputs = test.inputs_.detach().float().contiguous().numpy()
-    ideal = ideal_responses(test, module)
+    ideal = ideal_responses(test, module, periphery)
+    codes, quantisation = None, None
+    if periphery.dac_bits is not None:
+        raw, scale = dac_codes(test.inputs_.detach().float(), periphery.dac_bits)
+        codes = raw.to(torch.int32).numpy()
+        quantisation = {"dac_bits": periphery.dac_bits, "codes": CODES_FILE,
+                        "scale": scale.reshape(-1).tolist(),
+                        "rule": "input = codes * scale (one scale per input)"}
     features = test.respond(torch.from_numpy(ideal[None]))
     manifest = {
         "format": FORMAT, "version": VERSION, "cimtest": __version__,
@@ -104,7 +125,8 @@ def prepare_export(
         "input_space": "the model's inputs" + ("" if normalisation else
                                                " (how raw data maps into them: not known)"),
         "normalisation": normalisation,
-        "input_quantisation": None,
+        "hardware": periphery.spec(),
+        "input_quantisation": quantisation,
         "inputs": len(inputs),
         "response_shape": [None, len(inputs), *(int(v) for v in ideal.shape[1:])],
         "ideal_responses": ideal.tolist(),
@@ -113,7 +135,7 @@ def prepare_export(
         "decision": {"rule": "score > threshold", "threshold": float(test.threshold_),
                      "flag_word": test.flag_word},
     }
-    return ExportedTest(None, manifest, inputs, test)
+    return ExportedTest(None, manifest, inputs, test, codes)
 
 
 def write_export(exported: ExportedTest, path: str | Path, *, pictures: bool = True) -> Path:
@@ -129,7 +151,11 @@ def write_export(exported: ExportedTest, path: str | Path, *, pictures: bool = T
         with atomic_directory(path) as tmp:
             np.save(tmp / INPUTS_FILE, inputs, allow_pickle=False)
             exported.test.save(tmp / TEST_FILE)
-            manifest["files"] = {name: _sha256(tmp / name) for name in (INPUTS_FILE, TEST_FILE)}
+            names = [INPUTS_FILE, TEST_FILE]
+            if exported.codes is not None:
+                np.save(tmp / CODES_FILE, exported.codes, allow_pickle=False)
+                names.append(CODES_FILE)
+            manifest["files"] = {name: _sha256(tmp / name) for name in names}
             manifest[DIGEST_KEY] = content_digest(manifest)
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
             if pictures:
@@ -169,10 +195,12 @@ def read_export(path: str | Path) -> ExportedTest:
             raise TesterError(f"'{path / name}' is missing or differs from the file exported "
                               "with this manifest; export the test again")
     inputs = np.load(path / INPUTS_FILE, allow_pickle=False)
+    codes = (np.load(path / CODES_FILE, allow_pickle=False)
+             if CODES_FILE in manifest["files"] else None)
     test = TestMethod.load(path / TEST_FILE, manifest["model"]["fingerprint"])
     if test.name != manifest["method"] or math.prod(inputs.shape) != test.inputs_.numel():
         raise TesterError(f"'{path}' holds a {test.name} test that does not match its manifest")
-    return ExportedTest(path, manifest, inputs, test)
+    return ExportedTest(path, manifest, inputs, test, codes)
 
 
 def _sha256(path: Path) -> str:
