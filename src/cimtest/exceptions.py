@@ -11,6 +11,7 @@ __all__ = [
     "QuantisationWarning",
     "StoreError",
     "TesterError",
+    "first_line",
 ]
 
 
@@ -50,6 +51,13 @@ class TesterError(CimtestError):
 
 class DuplicateCampaignError(StoreError):
     """A store already holds a campaign with another spec; pass `--new` to start over."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name: what a
+    one-line error quotes of a library's (torch's run over many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class QuantisationWarning(UserWarning):

@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cimtest.exceptions import ModelError
+from cimtest.exceptions import ModelError, first_line
 from cimtest.fingerprint import state_fingerprint
 from cimtest.tasks import TASKS, Task
 
-__all__ = ["LoadedModel", "check_finite", "first_layer", "load_model", "load_weights",
-           "reload_model"]
+__all__ = ["LoadedModel", "check_finite", "first_layer", "import_from_cwd", "load_model",
+           "load_weights", "reload_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
                          "tensors; cimtest never unpickles: save a state dict "
                          "(torch.save(model.state_dict(), ...)) or safetensors") from None
     except Exception as exc:  # safetensors and torch raise many types for corrupt files
-        raise ModelError(f"cannot read weights file '{path}': {_first_line(exc)}") from exc
+        raise ModelError(f"cannot read weights file '{path}': {first_line(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -114,13 +114,8 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) 
     module.load_state_dict(state)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (torch's run over many lines)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
-
-def _import(module_name: str) -> object:
+def import_from_cwd(module_name: str) -> object:
     """Import `module_name` as ``python -m`` would: the current directory is searched too."""
     here = os.getcwd()
     if here in sys.path or "" in sys.path:
@@ -135,13 +130,13 @@ def _import(module_name: str) -> object:
 def _from_factory(spec: str, weights: str | Path | None) -> nn.Module:
     module_name, _, attr = spec.partition(":")
     try:
-        factory = getattr(_import(module_name), attr)
+        factory = getattr(import_from_cwd(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ModelError(f"cannot import model factory '{spec}': {_first_line(exc)}") from exc
+        raise ModelError(f"cannot import model factory '{spec}': {first_line(exc)}") from exc
     try:
         module = factory()
     except Exception as exc:
-        raise ModelError(f"model factory '{spec}' failed: {_first_line(exc)}") from exc
+        raise ModelError(f"model factory '{spec}' failed: {first_line(exc)}") from exc
     if not isinstance(module, nn.Module):
         raise ModelError(f"model factory '{spec}' returned {type(module).__name__}, not a Module")
     if weights is not None:
@@ -158,7 +153,7 @@ def _from_export(path: Path) -> tuple[nn.Module, tuple[int, ...] | None]:
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
-        raise ModelError(f"cannot read torch.export archive '{path}': {_first_line(exc)}") \
+        raise ModelError(f"cannot read torch.export archive '{path}': {first_line(exc)}") \
             from exc
     finally:
         logger.setLevel(level)
@@ -303,7 +298,7 @@ def load_model(
         hint = " (export it with a dynamic batch dimension)" if spec.endswith(".pt2") else ""
         raise ModelError(
             f"model '{spec}' fails on a batch of inputs of shape {input_shape}{hint}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from exc
     finally:
         for handle in hooks:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from cimtest.exceptions import TesterError
+from cimtest.exceptions import TesterError, first_line
 
 __all__ = ["Chip", "RecordedChip", "SimulatedChip", "open_factory", "recorded_chips",
            "run_chip", "simulated_chips"]
@@ -76,17 +76,17 @@ def open_factory(spec: str) -> list[tuple[str, Chip]]:
     """The chips a user's ``module:factory`` opens (the module is imported as ``python -m``
     would, from the current folder too); `TesterError` if it cannot be imported, raises, or
     returns something without ``run``."""
-    from cimtest.loading import _first_line, _import
+    from cimtest.loading import import_from_cwd
 
     module_name, _, attr = spec.partition(":")
     try:
-        factory = getattr(_import(module_name), attr)
+        factory = getattr(import_from_cwd(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise TesterError(f"cannot import chip driver '{spec}': {_first_line(exc)}") from None
+        raise TesterError(f"cannot import chip driver '{spec}': {first_line(exc)}") from None
     try:
         opened = factory()
     except Exception as exc:  # a user's driver may raise anything  # noqa: BLE001
-        raise TesterError(f"chip driver '{spec}' failed to open: {_first_line(exc)}") from None
+        raise TesterError(f"chip driver '{spec}' failed to open: {first_line(exc)}") from None
     if isinstance(opened, Mapping):
         chips = [(str(k), v) for k, v in opened.items()]
     elif isinstance(opened, Sequence) and not isinstance(opened, str | bytes):
@@ -117,9 +117,7 @@ def run_chip(chip: str, driver: Chip, inputs: np.ndarray,
     except TesterError as exc:
         raise TesterError(f"chip {chip}: {exc}") from None
     except Exception as exc:  # a user's driver may raise anything  # noqa: BLE001
-        from cimtest.loading import _first_line
-
-        raise TesterError(f"chip {chip}: the driver's run failed: {_first_line(exc)}") from None
+        raise TesterError(f"chip {chip}: the driver's run failed: {first_line(exc)}") from None
     if outputs.shape != tuple(response_shape):
         raise TesterError(f"chip {chip}: the driver returned outputs of shape "
                           f"{outputs.shape}; the test expects {tuple(response_shape)}")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cimtest.exceptions import TesterError
+from cimtest.exceptions import TesterError, first_line
 
 __all__ = ["SUFFIXES", "Responses", "read_responses"]
 
@@ -147,7 +147,7 @@ def _load(path: Path) -> Any:
     try:
         return np.load(path, allow_pickle=False)
     except _LOAD_ERRORS as e:
-        raise TesterError(f"cannot read {path}: {_first_line(e)}") from e
+        raise TesterError(f"cannot read {path}: {first_line(e)}") from e
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -177,7 +177,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             return archive[key], archive["chips"] if "chips" in names else None
         except _LOAD_ERRORS as e:
-            raise TesterError(f"cannot read {path}: {_first_line(e)}") from e
+            raise TesterError(f"cannot read {path}: {first_line(e)}") from e
 
 
 def _chip_array(path: Path, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -237,7 +237,7 @@ def _read_id_file(path: Path) -> tuple[str, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise TesterError(f"cannot read chip ids from {path}: {_first_line(e)}") from e
+        raise TesterError(f"cannot read chip ids from {path}: {first_line(e)}") from e
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
@@ -253,7 +253,7 @@ def _read_table(path: Path, shape: tuple[int, ...]) -> tuple[tuple[str, ...], np
         else:
             table = pd.read_parquet(path)
     except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
-        raise TesterError(f"cannot read {path}: {_first_line(e)}") from e
+        raise TesterError(f"cannot read {path}: {first_line(e)}") from e
     if len(table) == 0:
         raise TesterError(f"{path}: holds no chips")
     _check_columns(path, table, out_cols)
@@ -331,7 +331,3 @@ def _few(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _first_line(error: BaseException) -> str:
-    """The first line of an error's message (or its type's name if it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
