@@ -10,6 +10,7 @@ $(BIN)/cimtest: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps aihwkit==1.1.0
 	touch $(BIN)/cimtest
 
 setup: $(BIN)/cimtest

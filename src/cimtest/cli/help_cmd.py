@@ -21,6 +21,13 @@ SUMMARIES = {
     "add": "W' = W + e, e ~ N(0, (eta max|W_layer|)^2) per weight",
     "rram": "W' = W (1 + e_sys + e_cor + e_rand), total std sigma, variance shares sys and cor "
             "(e_rand the rest), correlation exp(-lambda d) between cells d apart (EGIS)",
+    "aihwkit-pcm": "aihwkit's PCMLikeNoiseModel (Nandakumar et al. 2019): programming noise, "
+                   "drift and 1/f read noise up to t seconds; g_max in uS",
+    "aihwkit-reram": "aihwkit's ReRamWan2022NoiseModel (NeuRRAM, Wan et al. 2022), fitted at "
+                     "t = 1, 86400 or 172800 s only; g_max in uS",
+    "aihwkit-reram-cmo": "aihwkit's ReRamCMONoiseModel (CMO/HfOx ReRAM): programming noise "
+                         "within acceptance_range %, relaxation and read noise up to t "
+                         "seconds; g_min, g_max in uS",
 }
 """One line per fault kind; docs/faults.md has the exact definitions."""
 
@@ -33,6 +40,11 @@ Fault specs (--fault): faults joined by '+', applied to each chip in the order w
 Kinds: KEY is required, KEY=VALUE is optional with its default, [KEY] is optional; the first
 key is the level (0 = the ideal chip; `cimtest calibrate` searches it).
 {kinds}
+
+The aihwkit-* kinds program each chip with IBM aihwkit's noise models fitted to measured
+devices (optional: pip install --no-deps aihwkit==1.1.0). Their level t is the time since
+programming in seconds (t=0 is a freshly programmed chip, not the ideal one);
+compensation=global applies aihwkit's GlobalDriftCompensation (one factor per array).
 
 Presets: a NAME like a kind; keys override the preset's values.
 {presets}
@@ -50,6 +62,7 @@ Examples:
   levelflip:p=1e-3,bits=2
   egis-typical:sigma=0.3
   mult:eta=0.02+bitflip:p=1e-5@per-read
+  aihwkit-pcm:t=86400,compensation=global
 
 A .toml file of [[fault]] tables (kind, the keys, layers, per_read) works where a spec does
 in `cimtest campaign` and `cimtest btv evaluate`. Exact definitions: docs/faults.md."""
@@ -61,7 +74,7 @@ def faults_help() -> str:
 
     from cimtest.faults import FAULT_KINDS, GRAMMAR, PRESETS
 
-    kinds = []
+    kinds, width = [], max(map(len, FAULT_KINDS))
     for kind, cls in FAULT_KINDS.items():
         keys = []
         for key, field in cls._fields_by_key().items():
@@ -70,7 +83,7 @@ def faults_help() -> str:
             else:
                 keys.append(f"[{key}]" if field.default is None else f"{key}={field.default}")
         summary = SUMMARIES.get(kind) or (cls.__doc__ or "").strip().splitlines()[0]
-        kinds += [f"  {kind:<10} {', '.join(keys)}", f"  {'':<10} {summary}"]
+        kinds += [f"  {kind:<{width}} {', '.join(keys)}", f"  {'':<{width}} {summary}"]
     return FAULTS_TEXT.format(
         grammar="\n".join("  " + rule.strip() for rule in GRAMMAR.split(";")),
         kinds="\n".join(kinds),

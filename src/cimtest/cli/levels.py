@@ -29,7 +29,7 @@ CALIBRATION_ITERATIONS = 10
 """Bisection steps of the calibration inside `compare` and `egis fit` (the search range of
 `cimtest.engine.calibrate.DEFAULT_BRACKETS` narrowed 1,024-fold in log space)."""
 
-_LEVEL_KEY = re.compile(r"(?:^|[:,])\s*(?:p|eta|sigma)\s*=")
+_LEVEL_KEY = re.compile(r"(?:^|[:,])\s*(?:p|eta|sigma|t)\s*=")
 
 
 def check_drop(fault: str, drop: float | None, chips: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cimtest._lazy import lazy_names
+from cimtest.faults.aihwkit import AihwkitPCM, AihwkitReRAM, AihwkitReRAMCMO, Compensation
 from cimtest.faults.base import Fault, FaultStack, Scope
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
@@ -39,7 +40,11 @@ __all__ = [
     "GRAMMAR",
     "PRESETS",
     "AdditiveVariation",
+    "AihwkitPCM",
+    "AihwkitReRAM",
+    "AihwkitReRAMCMO",
     "BitFlip",
+    "Compensation",
     "Fault",
     "FaultStack",
     "LayerSlot",

@@ -118,7 +118,8 @@ class Fault(ABC):
     """Keyword of the fault in the spec language, e.g. ``"bitflip"``."""
     level_name: ClassVar[str]
     """The parameter that sets the fault's strength (``"p"``, ``"eta"`` or ``"sigma"``); 0 is
-    the ideal chip. ``cimtest calibrate`` bisects it."""
+    the ideal chip. ``cimtest calibrate`` bisects it. The aihwkit kinds' level is ``"t"``,
+    seconds after programming, where 0 is a freshly programmed chip."""
     sparse: ClassVar[bool] = False
     """Whether the fault draws a few faulty cells rather than one value per weight; the
     engine then hands it many chips per call (its cost is per call, not per weight)."""

@@ -10,6 +10,7 @@ layer called ``1``.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import re
 import tomllib
@@ -17,6 +18,7 @@ import typing
 from os import PathLike
 
 from cimtest.exceptions import ConfigError
+from cimtest.faults.aihwkit import AihwkitPCM, AihwkitReRAM, AihwkitReRAMCMO
 from cimtest.faults.base import Fault, FaultStack, Scope, _format_value
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
 from cimtest.faults.presets import PRESETS
@@ -43,6 +45,9 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         MultiplicativeVariation,
         AdditiveVariation,
         RRAMVariation,
+        AihwkitPCM,
+        AihwkitReRAM,
+        AihwkitReRAMCMO,
     )
 }
 """Fault classes by their spec keyword."""
@@ -144,7 +149,9 @@ def dump_toml(stack: FaultStack) -> str:
         lines = ["[[fault]]", f"kind = {json.dumps(fault.kind)}"]
         for key, field in fault._fields_by_key().items():
             value = getattr(fault, field.name)
-            if value is not None:
+            if isinstance(value, str):
+                lines.append(f"{key} = {json.dumps(str(value))}")
+            elif value is not None:
                 lines.append(f"{key} = {_format_value(value)}")
         if fault.scope.fraction is not None:
             lines.append(f"layers = {_format_value(float(fault.scope.fraction))}")
@@ -216,10 +223,7 @@ def _parse_table(table: object) -> tuple[Fault, ...]:
     per_read = params.pop("per_read", False)
     if not isinstance(per_read, bool):
         raise ConfigError(f"'per_read' must be true or false; got {per_read!r}.")
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"'{key}' must be a number; got {value!r}.")
-    return _build(name, params, scope, per_read, False)
+    return _build(name, params, scope, per_read, False, typed=True)
 
 
 def _build(
@@ -228,11 +232,14 @@ def _build(
     scope: Scope,
     per_read: bool,
     allow_missing_level: bool,
+    *,
+    typed: bool = False,
 ) -> tuple[Fault, ...]:
-    """Faults named `name` (kind or preset) with `params` (spec keys → text or number)."""
+    """Faults named `name` (kind or preset) with `params` (spec keys → spec text, or TOML
+    values when `typed`)."""
     if name in FAULT_KINDS:
         cls = FAULT_KINDS[name]
-        values = _values(name, cls, params)
+        values = _values(name, cls, params, typed)
         if cls.level_name not in values:
             if not allow_missing_level:
                 key = next(k for k, f in cls._fields_by_key().items() if f.name == cls.level_name)
@@ -245,7 +252,8 @@ def _build(
             raise ConfigError(f"preset '{name}' holds {len(preset)} faults; it takes no keys.")
         return tuple(
             dataclasses.replace(
-                fault, **_values(name, type(fault), params), scope=scope, per_read=per_read
+                fault, **_values(name, type(fault), params, typed), scope=scope,
+                per_read=per_read
             )
             for fault in preset
         )
@@ -255,8 +263,10 @@ def _build(
     )
 
 
-def _values(name: str, cls: type[Fault], params: dict[str, object]) -> dict[str, object]:
-    """`params` (spec key → text or TOML value) as typed values by field name."""
+def _values(
+    name: str, cls: type[Fault], params: dict[str, object], typed: bool
+) -> dict[str, object]:
+    """`params` (spec key → spec text, or TOML values when `typed`) as values by field name."""
     fields = cls._fields_by_key()
     unknown = [key for key in params if key not in fields]
     if unknown:
@@ -264,14 +274,22 @@ def _values(name: str, cls: type[Fault], params: dict[str, object]) -> dict[str,
             f"unknown key {', '.join(map(repr, unknown))} for '{name}'; "
             f"its keys: {', '.join(fields)}."
         )
-    return {fields[key].name: _value(cls, fields[key], key, raw) for key, raw in params.items()}
+    return {fields[key].name: _value(cls, fields[key], key, raw, typed)
+            for key, raw in params.items()}
 
 
-def _value(cls: type[Fault], field: dataclasses.Field, key: str, raw: object) -> object:
-    """`raw` (spec text or a TOML value) converted to the type of `field`."""
+def _value(cls: type[Fault], field: dataclasses.Field, key: str, raw: object,
+           typed: bool) -> object:
+    """`raw` (spec text, or a TOML value when `typed`) converted to the type of `field`: a
+    number, or a word of a choice field (a string `enum.Enum`)."""
     hint = typing.get_type_hints(cls)[field.name]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        words = [member.value for member in hint]
+        if isinstance(raw, str) and raw in words:
+            return hint(raw)
+        raise ConfigError(f"'{key}' must be one of {', '.join(words)}; got {raw!r}.")
     integer = int in (hint, *typing.get_args(hint))
-    if isinstance(raw, str):
+    if isinstance(raw, str) and not typed:
         pattern = _INTEGER if integer else _NUMBER
         if pattern.fullmatch(raw):
             return int(raw) if integer else float(raw)
