@@ -188,15 +188,19 @@ def load_artifact(
 
 
 def check_fingerprint(path: str | Path, stored: str, expected: str, *,
-                      force: bool = False) -> None:
+                      force: bool = False, advice: str | None = None) -> None:
     """Refuse the test at `path`, made for the model fingerprinted `stored`, on the model
-    fingerprinted `expected` if they differ: `ArtifactError`, or a warning if `force`."""
+    fingerprinted `expected` if they differ: `ArtifactError`, or a warning if `force`.
+
+    `advice` ends the error with what fixes the case at hand (the command line knows which
+    option that is: the right weights, a reference model); by default, `force`."""
     if stored == expected:
         return
     message = (f"test '{path}' was made for the model with fingerprint {stored[:12]}..., "
                f"not {expected[:12]}...")
     if not force:
-        raise ArtifactError(message + "; pass --force (force=True) to apply it anyway")
+        advice = advice or "pass --force (force=True) to apply it anyway"
+        raise ArtifactError(f"{message}; {advice}")
     _logger.warning("%s; forced", message)
 
 

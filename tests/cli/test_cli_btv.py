@@ -1,6 +1,7 @@
 """`cimtest btv fit | evaluate | apply` end to end on a tiny model: files, JSON, exit codes."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -64,7 +65,7 @@ def test_apply_exit_codes(tiny, fitted):
     assert bad.exit_code == 1, bad.output
     assert "uncertain" in bad.stdout
     refused = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"])
-    assert refused.exit_code == 2 and "--force" in refused.output
+    assert refused.exit_code == 2 and "--reference MODEL" in refused.output  # the fix, not force
     forced = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"], "--force")
     assert forced.exit_code == 1
     corrupt = tiny["root"] / "corrupt.safetensors"
@@ -150,3 +151,15 @@ def test_evaluate_refuses_other_model(tiny, fitted):
     result = run("evaluate", path, "--model", tiny["spec"], "--weights", tiny["chip"],
                  "--fault", "mult:eta=0.1", "--chips", 4)
     assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_a_factory_without_weights_is_told_to_give_them(tiny, fitted):
+    """--model module:factory with no --weights is the untrained model: the error names
+    --weights and the file the test was fitted with, not --force (which would score it)."""
+    path, _ = fitted
+    result = run("evaluate", path, "--model", tiny["spec"], "--fault", "mult:eta=0.1",
+                 "--chips", 4)
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.stderr.split())  # the error as one line, whatever the wrapping
+    assert f"give --weights {Path(tiny['weights']).resolve()}" in line, line
+    assert "--force" not in line

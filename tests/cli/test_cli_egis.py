@@ -146,7 +146,7 @@ def test_apply_exit_codes(tiny, fitted):
     assert ok.exit_code == {"pass": 0, "fail": 1}[expected_verdict(path, tiny["weights"])]
     assert json.loads(ok.stdout)["rows"][0]["verdict"] == ("pass" if ok.exit_code == 0 else "fail")
     refused = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"])
-    assert refused.exit_code == 2 and "--force" in refused.output
+    assert refused.exit_code == 2 and "--reference MODEL" in refused.output  # the fix, not force
     chip = run("apply", path, "--model", tiny["spec"], "--weights", tiny["chip"],
                "--reference", tiny["spec"], "--reference-weights", tiny["weights"])
     assert chip.exit_code == {"pass": 0, "fail": 1}[expected_verdict(path, tiny["chip"])]

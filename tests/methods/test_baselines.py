@@ -100,6 +100,23 @@ def test_fgsm_learns_the_mismatch_count_that_separates(tiny):
     test.learn(outs, ChipOutcomes(passed, 90.0))
     assert test.threshold_ == 1.5
     assert test.decide(test.respond(outs)).tolist() == [False, False, False, True, True, True]
+    assert test.separates_ and "note" not in test.describe()
+
+
+def test_fgsm_says_when_no_count_separates(tiny):
+    """Every chip, pass or fail, has the same mismatch count: the best count flags every chip
+    (fails are the majority), which separates nothing; the description says so in a note."""
+    model, data = tiny
+    test = FGSMTestImages(k=3, seed=2)
+    x = test.propose(model, data.train)
+    base = ideal(model).outputs(x)[0]
+    outs = base.repeat(5, 1, 1)
+    outs[:, 0] = torch.roll(base[0], 1)  # one label off on every chip
+    test.learn(outs, ChipOutcomes(np.array([True, True, False, False, False]), 90.0))
+    assert test.decide(test.respond(outs)).all()  # flags every chip: 3 of 5 right, as "fail"
+    assert not test.separates_
+    assert test.describe()["separates"] is False
+    assert "flags every chip or none" in test.describe()["note"]
 
 
 def test_dataset_aware_picks_the_image_that_tracks_accuracy(tiny):

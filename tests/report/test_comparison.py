@@ -98,6 +98,7 @@ def test_rows_hold_every_method_and_metric(counted):
         assert row["ta"] + row["te"] + row["yl"] == pytest.approx(100.0)
         assert row["te"] == pytest.approx(row["cte"] + row["bte"])
         assert 0 <= row["auc"] <= 1 and row["fit_s"] >= 0 and row["needs"][0] == "model"
+        assert row["note"] == result.methods[row["method"]].describe().get("note")
     needs = {r["method"]: r["needs"] for r in result.rows}
     assert needs["btv"] == ["model"]
     assert "chip accuracies" in needs["dataset-aware"]
@@ -164,6 +165,18 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     assert "<th>p vs best</th>" in text and "<td>best</td>" in text
     assert "McNemar&#x27;s exact test" in text
     assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_a_row_note_is_marked_and_spelled_out_in_the_report(counted, tmp_path):
+    """A row that carries a note (an FGSM count that separates nothing) shows the mark after
+    its name and the note under the table."""
+    result, _ = counted
+    doc, tensors = load_run(save_run(result, tmp_path / "run", 95.0))
+    for row in doc["rows"]:
+        row["note"] = "separates nothing" if row["method"] == "fgsm" else None
+    text = write_report(doc, tensors, tmp_path / "report.html").read_text()
+    assert "<td>fgsm ‡</td>" in text and "<p class=\"note\">‡ fgsm: separates nothing.</p>" in text
+    assert text.count("‡") == 2  # no other row is marked
 
 
 def test_load_run_errors(tmp_path):

@@ -27,7 +27,13 @@ from cimtest.cli.common import (
     progress_bar,
     stdout,
 )
-from cimtest.cli.inputs import own_splits, remembered_model, resolve_data, resolve_model
+from cimtest.cli.inputs import (
+    fingerprint_advice,
+    own_splits,
+    remembered_model,
+    resolve_data,
+    resolve_model,
+)
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
@@ -148,24 +154,26 @@ def apply(
     A chip's weights differ from the model the test was made for, so the fingerprint check
     runs on --reference when given, else on the model the test names when --model is not
     given (the chip is then that model with --weights), else on the chip's own weights
-    (then only a chip equal to the reference passes the check; pass --force to skip it).
+    (then only a chip equal to the reference passes the check: give --reference).
     """
+    from cimtest.artifacts import check_fingerprint
     from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.btv import BayesianTestVector
 
-    stored = BayesianTestVector.load(test)
+    btv = BayesianTestVector.load(test)
     if model is None:
-        chip = remembered_model(stored.model_, test, weights, input_shape, task,
-                                stored.input_shape_)
-        expected = stored.fingerprint_ if weights is None else remembered_model(
-            stored.model_, test, None, input_shape, task, stored.input_shape_).fingerprint
+        chip = remembered_model(btv.model_, test, weights, input_shape, task, btv.input_shape_)
+        expected = chip if weights is None else remembered_model(
+            btv.model_, test, None, input_shape, task, btv.input_shape_)
     else:
-        chip = resolve_model(model, weights, input_shape, task, known_shape=stored.input_shape_)
-        expected = chip.fingerprint
+        chip = expected = resolve_model(model, weights, input_shape, task,
+                                        known_shape=btv.input_shape_)
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape, task,
-                                 known_shape=stored.input_shape_).fingerprint
-    btv = BayesianTestVector.load(test, expected, force=force)
+                                 known_shape=btv.input_shape_)
+    own = model is not None and reference is None  # the chip's own weights
+    check_fingerprint(test, btv.fingerprint_, expected.fingerprint, force=force,
+                      advice=fingerprint_advice(btv.model_, expected, chip=own))
     if tuple(btv.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {btv.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
@@ -226,20 +234,22 @@ def evaluate(
     levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
     cells = [(spec, level, None) for spec, level in levels]
     cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
+    from cimtest.artifacts import check_fingerprint
     from cimtest.engine import Population
     from cimtest.evaluation import Level, evaluate_btv, output_spreads
     from cimtest.methods.baselines import PointTestVectors
     from cimtest.methods.btv import BayesianTestVector
     from cimtest.report.btv_tables import TITLES, paper_tables
 
-    stored = BayesianTestVector.load(test)
+    btv = BayesianTestVector.load(test)
     if model is None:
-        loaded = remembered_model(stored.model_, test, weights, input_shape, task,
-                                  stored.input_shape_)
+        loaded = remembered_model(btv.model_, test, weights, input_shape, task,
+                                  btv.input_shape_)
     else:
         loaded = resolve_model(model, weights, input_shape, task, data,
-                               known_shape=stored.input_shape_)
-    btv = BayesianTestVector.load(test, loaded.fingerprint, force=force)
+                               known_shape=btv.input_shape_)
+    check_fingerprint(test, btv.fingerprint_, loaded.fingerprint, force=force,
+                      advice=fingerprint_advice(btv.model_, loaded))
     dataset = None
     if loaded.task in ("classification", "segmentation"):
         dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)

@@ -26,6 +26,7 @@ from cimtest.cli.common import (
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
 from cimtest.exceptions import ConfigError
+from cimtest.cli.levels import refuse_level, warn_if_missed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,7 +181,11 @@ def calibrate(
     iterations: int = typer.Option(14, help="Bisection steps per target."),
     json: bool = options.JSON,
 ) -> None:
-    """Find the level of a fault kind whose mean accuracy drop meets each target (bisection)."""
+    """Find the level of a fault kind whose mean accuracy drop meets each target (bisection).
+
+    A level found whose measured drop misses its target (the target outside the drop's 95 %
+    band, e.g. with too few --iterations) is flagged: a warning line, and ``meets_target``
+    false in --json."""
     drops = parse_floats(drop, "--drop")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
@@ -205,9 +210,14 @@ def calibrate(
     if json:
         emit_json(rows)
         return
+    if chips < 2:
+        raise ConfigError(f"--chips must be at least 2 (the drop's band needs two); got {chips}")
     name = type(template.faults[0]).level_name
     table = Table("target drop", name, "measured drop", "95 % band", "chips")
     for r in results:
+    refuse_level(fault, "calibrate finds the level")
         table.add_row(f"{r.drop:g}", f"{r.level:.4g}", f"{r.measured_drop:.2f}",
                       f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", str(r.chips))
     stdout.print(table)
+    for result in results:
+        warn_if_missed(result)

@@ -446,14 +446,14 @@ NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "a
 def comparison_table(rows: list[dict], title: str = "") -> Table:
     """The comparison as a rich table (percent, AUC, bytes, forwards, needs, seconds), TA with
     its 95 % interval, the mark of a tie with the best and the p-value against it."""
-    from cimtest.report.markdown import best_method, p_vs_best, ta_band
+    from cimtest.report.markdown import best_method, method_cell, p_vs_best, ta_band
 
     best = best_method(rows)
     table = Table("method", "TA (95 % CI)", "p vs best", "TE", "YL", "CTE", "BTE", "cov.",
                   "FA", "AUC", "bytes", "fwd", "needs", "fit s", title=title or None)
     for r in rows:
         needs = "+".join(NEEDS[n] for n in r["needs"][1:]) or "model only"
-        table.add_row(r["method"], ta_band(r), p_vs_best(r, best),
+        table.add_row(method_cell(r), ta_band(r), p_vs_best(r, best),
                       *(f"{r[k]:.1f}" for k in ("te", "yl", "cte", "bte", "coverage",
                                                 "false_alarm")),
                       f"{r['auc']:.3f}", f"{r['test_bytes']:,}", str(r["forward_passes"]),
@@ -463,12 +463,14 @@ def comparison_table(rows: list[dict], title: str = "") -> Table:
 
 def print_comparison(result: Comparison, title: str) -> None:
     """Print the table at least 170 columns wide (it does not fit 80), then the legend."""
-    from cimtest.report.markdown import tie_note
+    from cimtest.report.markdown import row_notes, tie_note
 
     wide = Console(highlight=False, width=max(stdout.width, 170))  # stdout caps any width
     wide.print(comparison_table(result.rows, title))
     if footnote := tie_note(result.rows):
         stdout.print(footnote)
+    for line in row_notes(result.rows):
+        stdout.print(line)
     stdout.print("percent of evaluation chips: TA accuracy, TE escapes (CTE critical, BTE "
                  "benign), YL yield loss; cov. = fail chips flagged, FA = pass chips flagged; "
                  "AUC of the score for 'fails'; bytes = stored test inputs; fwd = forwards "

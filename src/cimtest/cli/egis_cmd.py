@@ -31,6 +31,7 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import (
+    fingerprint_advice,
     remembered_model,
     resolve_data,
     resolve_input_range,
@@ -281,7 +282,8 @@ def evaluate(
                             memory=memory)
     loaded_tests = [first, *(EntropyImageTest.load(Path(t) / ARTIFACT_FILE) for t in tests[1:])]
     for path, test in zip(tests, loaded_tests, strict=True):
-        check_fingerprint(path, test.fingerprint_, loaded.fingerprint, force=force)
+        check_fingerprint(path, test.fingerprint_, loaded.fingerprint, force=force,
+                          advice=fingerprint_advice(test.model_, loaded))
     training = loaded_tests[0].training_
     spec = fault or training["fault"]
     for path, test in zip(tests, loaded_tests):
@@ -344,14 +346,16 @@ def apply(
                           "and --cutoff: " + ", ".join(m.name for m in members))
     test = str(members[0])
     chip, egis = _test_model(test, model, weights, input_shape)
-    expected = chip.fingerprint
+    expected = chip
     if reference is not None:
         expected = resolve_model(reference, reference_weights, input_shape, "classification",
-                                 known_shape=egis.input_shape_).fingerprint
+                                 known_shape=egis.input_shape_)
     elif model is None and weights is not None:  # the chip is the named model with --weights
         expected = remembered_model(egis.model_, test, None, input_shape, "classification",
-                                    egis.input_shape_).fingerprint
-    check_fingerprint(test, egis.fingerprint_, expected, force=force)
+                                    egis.input_shape_)
+    own = model is not None and reference is None  # the chip's own weights
+    check_fingerprint(test, egis.fingerprint_, expected.fingerprint, force=force,
+                      advice=fingerprint_advice(egis.model_, expected, chip=own))
     if tuple(egis.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")

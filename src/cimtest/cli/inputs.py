@@ -6,15 +6,15 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from cimtest.cli.common import parse_input_shape, parse_normalise
+from cimtest.cli.common import note, parse_input_shape, parse_normalise
 from cimtest.exceptions import CimtestError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from cimtest.data import Dataset, DataSplits
     from cimtest.loading import LoadedModel
 
-__all__ = ["near_chance", "own_splits", "real_images", "remembered_model", "resolve_data",
-           "resolve_input_range", "resolve_model"]
+__all__ = ["fingerprint_advice", "near_chance", "own_splits", "real_images", "remembered_model",
+           "resolve_data", "resolve_input_range", "resolve_model"]
 
 NEAR_CHANCE = 0.25
 """A float model scores near chance on labelled data when its accuracy is below chance plus
@@ -52,7 +52,6 @@ def remembered_model(
     """The model test `test` remembers (its artefact's ``model``), loaded again (with
     `weights` instead of the remembered ones if given); a `ConfigError` naming --model when
     the test names none or it cannot be found again."""
-    from cimtest.cli.common import note
     from cimtest.loading import reload_model
 
     if stored is None:
@@ -67,6 +66,30 @@ def remembered_model(
     note(f"model {loaded.spec}" + (f" with {loaded.weights}" if loaded.weights else "")
          + f" (named by {test})")
     return loaded
+
+
+def fingerprint_advice(stored: dict | None, loaded: LoadedModel, *, chip: bool = False) -> str:
+    """What fixes a test whose model fingerprint differs from `loaded`'s, for the error's end.
+
+    `stored` is the model the test names (its artefact's ``model``); `chip` says that
+    `loaded` is a chip's own weights checked for want of ``--reference`` (``apply``). The
+    advice names the option that fixes the case, since ``--force`` would go on with the wrong
+    model: a ``module:factory`` given without ``--weights`` holds its untrained initial
+    weights, and a chip's weights differ from the model's by design.
+    """
+    named = "" if stored is None else f" ({stored.get('spec')}" + (
+        f" with {stored['weights']})" if stored.get("weights") else ")")
+    if chip:
+        return (f"a chip's weights differ from the model the test was made for{named}: give "
+                "that model as --reference MODEL (and --reference-weights FILE) to check the "
+                "test against it, or --force to skip the check")
+    if loaded.weights is None and ":" in loaded.spec and not loaded.spec.endswith(".pt2"):
+        weights = stored.get("weights") if stored else None
+        return (f"'{loaded.spec}' was loaded without --weights, so it holds its untrained "
+                f"initial weights: give --weights {weights or 'FILE'}, the weights the test "
+                "was fitted with")
+    return (f"give --model (and --weights) of the model the test was fitted for{named}, or "
+            "--force to use the test on this model anyway")
 
 
 def own_splits(loaded: LoadedModel, data: str | None, test_images: int | None = None,
@@ -129,6 +152,10 @@ def resolve_data(
         mean, std = stats if stats is not None else (None, None)
         dataset = load_data(data, loaded.input_shape, task=loaded.task, mean=mean, std=std,
                             num_classes=loaded.num_classes)
+        if data is None:
+            note(f"no --data: '{loaded.name}' is scored on the built-in digits "
+                 f"({dataset.name}, normalised with their training statistics), not on its own "
+                 "data; give --data to score it on that")
     if tuple(dataset.input_shape) != tuple(loaded.input_shape):
         raise DataError(f"data '{dataset.name}' has inputs {dataset.input_shape}, the model "
                         f"expects {loaded.input_shape}")
@@ -158,18 +185,22 @@ def _check_truth_memory(loaded: LoadedModel, n: int, memory: str) -> None:
 
 def near_chance(loaded: LoadedModel, dataset: Dataset, accuracy: float) -> bool:
     """Warn in one line, and return True, when a classifier's float `accuracy` on `dataset`
-    is near chance (the larger of 1 / classes and the commonest label's share)."""
+    is near what needs no model: chance (1 / classes) or, when larger, always answering the
+    commonest label, which the warning then names beside chance."""
     import torch
 
     if loaded.task != "classification" or len(dataset) == 0:
         return False
     counts = torch.bincount(dataset.y, minlength=dataset.num_classes)
-    chance = 100.0 * max(1.0 / dataset.num_classes, counts.max().item() / len(dataset))
-    if accuracy >= chance + NEAR_CHANCE * (100.0 - chance):
+    chance = 100.0 / dataset.num_classes
+    commonest = 100.0 * counts.max().item() / len(dataset)
+    floor = max(chance, commonest)
+    if accuracy >= floor + NEAR_CHANCE * (100.0 - floor):
         return False
-    _logger.warning("the float model scores %.1f %% on '%s', near chance (%.1f %%): is the data "
-                    "scaled as the model expects? (see --normalise)", accuracy, dataset.name,
-                    chance)
+    also = f"; always the commonest label: {commonest:.1f} %" if commonest > chance else ""
+    _logger.warning("the float model scores %.1f %% on '%s', near chance (1/%d = %.1f %%%s): "
+                    "is the data scaled as the model expects? (see --normalise)", accuracy,
+                    dataset.name, dataset.num_classes, chance, also)
     return True
 
 

@@ -3,6 +3,7 @@ or given, in which case the drop it causes is reported from the chips already ev
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,15 @@ __all__ = [
     "check_drop",
     "drop_line",
     "ideal_accuracy",
+    "refuse_level",
+    "warn_if_missed",
 ]
 
 CALIBRATION_ITERATIONS = 10
 """Bisection steps of the calibration inside `compare` and `egis fit` (the search range of
 `cimtest.engine.calibrate.DEFAULT_BRACKETS` narrowed 1,024-fold in log space)."""
+
+_logger = logging.getLogger(__name__)
 
 _LEVEL_KEY = re.compile(r"(?:^|[:,])\s*(?:p|eta|sigma|t)\s*=")
 
@@ -48,9 +53,26 @@ def check_drop(fault: str, drop: float | None, chips: int) -> None:
     if len(stack.faults) != 1:
         raise ConfigError(f"--drop calibrates one fault kind; {fault!r} holds "
                           f"{len(stack.faults)}")
+    refuse_level(fault, "--drop calibrates the level", f" --drop {drop:g}")
+
+
+def refuse_level(fault: str, why: str, example_tail: str = "") -> None:
+    """Refuse a fault spec that gives its level (``p``, ``eta``, ``sigma`` or ``t``) to a
+    command that finds it: one line saying `why` and how to write the spec without it."""
     if _LEVEL_KEY.search(fault):
-        raise ConfigError(f"--drop calibrates the level: give the fault without it, e.g. "
-                          f"--fault {fault.split(':')[0]} --drop {drop:g}; got {fault!r}")
+        kind = fault.split(":")[0]
+        raise ConfigError(f"{why}: give the fault without it, e.g. --fault {kind}"
+                          f"{example_tail}; got {fault!r}")
+
+
+def warn_if_missed(result: Calibration) -> None:
+    """One warning line when the calibrated level's measured drop misses its target: the
+    target lies outside the 95 % band of the drop measured at the level found."""
+    if not result.meets_target:
+        _logger.warning("the level found, %.4g, gives a mean drop of %.2f points (95 %% band "
+                        "%.2f-%.2f), which misses the target of %g: give more --iterations "
+                        "(or a target within the fault's range)", result.level,
+                        result.measured_drop, result.ci_low, result.ci_high, result.drop)
 
 
 def calibrated_fault(
@@ -80,6 +102,7 @@ def calibrated_fault(
         result = calibrate(population, template, dataset.x, dataset.y, [drop],
                            task=loaded.task, iterations=CALIBRATION_ITERATIONS,
                            progress=update)[0]
+    warn_if_missed(result)
     return template.with_level(float(f"{result.level:.4g}")).spec(), result
 
 

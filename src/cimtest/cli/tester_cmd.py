@@ -199,7 +199,7 @@ def load_exported(
     """TEST as an `ExportedTest`: read back if it is an exported folder, else loaded (with
     the model it names, or --model) and prepared in memory."""
     from cimtest.artifacts import check_fingerprint
-    from cimtest.cli.inputs import remembered_model, resolve_model
+    from cimtest.cli.inputs import fingerprint_advice, remembered_model, resolve_model
     from cimtest.methods import TestMethod
     from cimtest.methods.egis_grid import ARTIFACT_FILE, member_dirs
     from cimtest.tester.exported import MANIFEST_FILE, prepare_export, read_export
@@ -223,7 +223,8 @@ def load_exported(
     else:
         loaded = resolve_model(model, weights, input_shape, None,
                                known_shape=stored.input_shape_)
-    check_fingerprint(test, stored.fingerprint_, loaded.fingerprint, force=force)
+    check_fingerprint(test, stored.fingerprint_, loaded.fingerprint, force=force,
+                      advice=fingerprint_advice(stored.model_, loaded))
     if force:
         stored.fingerprint_ = loaded.fingerprint  # forced: the test now belongs to this model
     return prepare_export(stored, loaded,

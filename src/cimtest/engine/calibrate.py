@@ -42,9 +42,16 @@ class Calibration:
     ci_high: float
     chips: int
 
+    @property
+    def meets_target(self) -> bool:
+        """True when the target drop lies in the 95 % band of the measured one: the level
+        meets its target as far as the calibration chips can tell. False when the bisection
+        stopped early (too few iterations) or never reached the target in its range."""
+        return self.ci_low <= self.drop <= self.ci_high
+
     def as_dict(self) -> dict:
-        """JSON-safe view."""
-        return dict(self.__dict__)
+        """JSON-safe view, `meets_target` included."""
+        return {**self.__dict__, "meets_target": self.meets_target}
 
 
 def calibrate(

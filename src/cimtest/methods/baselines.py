@@ -100,6 +100,9 @@ class FGSMTestImages(TestMethod):
     keeps the ideal label but sits just short of the boundary, where small weight changes
     flip it. The response is the number of the K labels that differ from the ideal chip's;
     `learn` picks the count above which a chip fails, to best match the training labels.
+    When no count does better than one answer for every chip (the images flip the labels of
+    pass and fail chips alike), `separates_` is False and `describe` says so in a ``note``,
+    which a comparison's row carries: the test then flags every chip or none.
 
     Parameters
     ----------
@@ -113,7 +116,7 @@ class FGSMTestImages(TestMethod):
 
     name = "fgsm"
     needs = ("real images", "chip labels")
-    state = ("eps_", "labels_")
+    state = ("eps_", "labels_", "separates_")
 
     def __init__(self, *, k: int = 4, step: float = 0.9, seed: int = 0) -> None:
         self.k = k
@@ -153,13 +156,26 @@ class FGSMTestImages(TestMethod):
 
     def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
               progress: Progress | None = None) -> FGSMTestImages:
-        """The mismatch count above which a chip fails, best on the training labels."""
-        self.threshold_ = best_threshold(self.respond(outputs), ~outcomes.passed)
+        """The mismatch count above which a chip fails, best on the training labels, and
+        whether it separates them: more chips right than one answer for all (`separates_`)."""
+        counts, failed = self.respond(outputs), ~outcomes.passed
+        self.threshold_ = best_threshold(counts, failed)
+        right = int(((counts > self.threshold_) == failed).sum())
+        self.separates_ = right > max(int(failed.sum()), int((~failed).sum()))
         return self
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """The mismatch count."""
         return np.asarray(features, dtype=np.float64)
+
+    def describe(self) -> dict[str, object]:
+        """The base description, `separates_`, and a ``note`` when no count separates."""
+        check_is_fitted(self, ("separates_",))
+        described = {**super().describe(), "separates": self.separates_}
+        if not self.separates_:
+            described["note"] = ("no mismatch count separates the training chips better than "
+                                 "one answer for all: it flags every chip or none")
+        return described
 
 
 class DatasetAwareTest(TestMethod):

@@ -11,7 +11,14 @@ import torch
 from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
 from cimtest.report import plots
-from cimtest.report.markdown import best_method, p_vs_best, ta_band, tie_note
+from cimtest.report.markdown import (
+    best_method,
+    method_cell,
+    p_vs_best,
+    row_notes,
+    ta_band,
+    tie_note,
+)
 
 __all__ = ["SECTIONS", "render_report", "write_report"]
 
@@ -142,7 +149,9 @@ def _rows_table(rows: list[dict]) -> str:
         cells = []
         for key, _ in _COLUMNS:
             value = row.get(key)
-            if key == "ta":
+            if key == "method":
+                value = method_cell(row)
+            elif key == "ta":
                 value = ta_band(row)
             elif key == "p_vs_best":
                 value = p_vs_best(row, best)
@@ -163,7 +172,8 @@ def _rows_table(rows: list[dict]) -> str:
 
 def _tie_note(rows: list[dict]) -> str:
     note = tie_note(rows)
-    return f"<p class=\"note\">{_e(note)}.</p>" if note else ""
+    notes = "".join(f"<p class=\"note\">{_e(line)}.</p>" for line in row_notes(rows))
+    return (f"<p class=\"note\">{_e(note)}.</p>" if note else "") + notes
 
 
 def _percent(value: float | None) -> str:

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TIE_MARK", "best_method", "cell", "markdown", "p_vs_best", "pct", "rows_table",
-           "ta_band", "tie_note"]
+__all__ = ["NOTE_MARK", "TIE_MARK", "best_method", "cell", "markdown", "method_cell",
+           "p_vs_best", "pct", "row_notes", "rows_table", "ta_band", "tie_note"]
 
 TIE_MARK = "†"
 """Follows the TA of a method tied with the best (`cimtest.metrics.paired_against_best`)."""
+
+NOTE_MARK = "‡"
+"""Follows the name of a method whose row carries a ``note`` (`row_notes` gives them)."""
 
 
 def pct(row: dict, key: str) -> str:
@@ -90,3 +93,14 @@ def tie_note(rows: list[dict]) -> str:
             f"exact test of each method's right and wrong verdicts against {best}'s on the "
             "same evaluation chips gives p >= 0.05 (p vs best: its two-sided p-value; each "
             "pair tested at 5 %, uncorrected for their number)")
+
+
+def method_cell(row: dict) -> str:
+    """A comparison row's method name, with `NOTE_MARK` when the row carries a note."""
+    return row["method"] + (f" {NOTE_MARK}" if row.get("note") else "")
+
+
+def row_notes(rows: list[dict]) -> list[str]:
+    """One footnote per row that carries a ``note`` (e.g. an FGSM test whose count separates
+    no training chips), ``"‡ fgsm: ..."``; none for rows saved before notes were recorded."""
+    return [f"{NOTE_MARK} {r['method']}: {r['note']}" for r in rows if r.get("note")]
