@@ -25,8 +25,8 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.exceptions import ConfigError
 from cimtest.cli.levels import refuse_level, warn_if_missed
+from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,9 +189,12 @@ def calibrate(
     drops = parse_floats(drop, "--drop")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
+    if chips < 2:
+        raise ConfigError(f"--chips must be at least 2 (the drop's band needs two); got {chips}")
     from cimtest.faults import parse_spec
 
     template = parse_spec(fault, allow_missing_level=True)  # fails before the heavy imports
+    refuse_level(fault, "calibrate finds the level")
     from cimtest.hardware.periphery import parse_periphery
 
     periphery = parse_periphery(hardware)
@@ -206,18 +209,15 @@ def calibrate(
     with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,
                                   task=loaded.task, iterations=iterations, progress=update)
+    for result in results:
+        warn_if_missed(result)
     rows = [r.as_dict() for r in results]
     if json:
         emit_json(rows)
         return
-    if chips < 2:
-        raise ConfigError(f"--chips must be at least 2 (the drop's band needs two); got {chips}")
     name = type(template.faults[0]).level_name
     table = Table("target drop", name, "measured drop", "95 % band", "chips")
     for r in results:
-    refuse_level(fault, "calibrate finds the level")
         table.add_row(f"{r.drop:g}", f"{r.level:.4g}", f"{r.measured_drop:.2f}",
                       f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", str(r.chips))
     stdout.print(table)
-    for result in results:
-        warn_if_missed(result)
