@@ -1,18 +1,35 @@
-"""hardware/: int8 quantisation, cells and the crossbar mapping of a model (the ideal chip)."""
+"""hardware/: int8 quantisation, cells, the crossbar mapping of a model (the ideal chip) and
+its periphery (DAC, ADC, output noise).
 
-from cimtest.hardware.cells import BITS_PER_CELL, cells_per_weight, decode_cells, encode_cells
-from cimtest.hardware.mapping import (
-    MAPPED_TYPES,
-    CrossbarGeometry,
-    MappedLayer,
-    MappedModel,
-    from_crossbar,
-    map_model,
-    tile,
-    to_crossbar,
-    untile,
-)
-from cimtest.hardware.quant import dequantise, layer_scale, quantise
+The names that need torch load on first use, so that parsing ``--hardware``
+(`cimtest.hardware.periphery`) imports none and a bad value is refused at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cimtest._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from cimtest.hardware.cells import (
+        BITS_PER_CELL,
+        cells_per_weight,
+        decode_cells,
+        encode_cells,
+    )
+    from cimtest.hardware.mapping import (
+        MAPPED_TYPES,
+        CrossbarGeometry,
+        MappedLayer,
+        MappedModel,
+        from_crossbar,
+        map_model,
+        tile,
+        to_crossbar,
+        untile,
+    )
+    from cimtest.hardware.quant import dequantise, layer_scale, quantise
 
 __all__ = [
     "BITS_PER_CELL",
@@ -32,3 +49,10 @@ __all__ = [
     "to_crossbar",
     "untile",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, {
+    "cells": ("BITS_PER_CELL", "cells_per_weight", "decode_cells", "encode_cells"),
+    "mapping": ("MAPPED_TYPES", "CrossbarGeometry", "MappedLayer", "MappedModel",
+                "from_crossbar", "map_model", "tile", "to_crossbar", "untile"),
+    "quant": ("dequantise", "layer_scale", "quantise"),
+}, __all__)
