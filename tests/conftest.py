@@ -15,9 +15,11 @@ from cimtest.faults import (
     PRESETS,
     AdditiveVariation,
     BitFlip,
+    Drift,
     LayerSlot,
     LevelFlip,
     MultiplicativeVariation,
+    Retention,
     RRAMVariation,
     Scope,
     StuckAt,
@@ -47,6 +49,9 @@ ALL_FAULTS = [
     BitFlip(p=0.05, scope=Scope(fraction=0.5)),
     MultiplicativeVariation(eta=0.05, scope=Scope(layers=("conv1", "fc")), per_read=True),
     RRAMVariation(sigma=0.1, sys=0.2, cor=0.5, lam=0.3, scope=Scope(fraction=0.4)),
+    Drift(t=86400.0),
+    Retention(t=3e7, tau=1e7, temp=85.0, bits=2),
+    Drift(t=3600.0, nu=0.1, nu_sd=0.05, scope=Scope(fraction=0.5)),
 ]
 """One small instance of every fault kind, plus scoped and per-read variants."""
 

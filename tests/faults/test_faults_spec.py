@@ -62,7 +62,8 @@ BAD = {
     "mult:eta=0.1+": "empty term",
     "mult:eta=0.1++add:eta=0.1": "empty term",
     "foo:p=0.1": "unknown fault 'foo'; fault kinds: bitflip, levelflip, stuck, mult, add, rram, "
-    "aihwkit-pcm, aihwkit-reram, aihwkit-reram-cmo; presets: egis-typical, egis-extreme",
+    "drift, retention, aihwkit-pcm, aihwkit-reram, aihwkit-reram-cmo; presets: "
+    "egis-typical, egis-extreme",
     "mult:p=0.1": "unknown key 'p' for 'mult'; its keys: eta",
     "egis-typical:eta=0.1": "unknown key 'eta' for 'egis-typical'",
     "mult": "needs its level 'eta'",

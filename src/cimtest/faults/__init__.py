@@ -12,7 +12,10 @@ from cimtest._lazy import lazy_names
 from cimtest.faults.aihwkit import AihwkitPCM, AihwkitReRAM, AihwkitReRAMCMO, Compensation
 from cimtest.faults.base import Fault, FaultStack, Scope
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
+from cimtest.faults.drift import Drift
+from cimtest.faults.durations import parse_duration, parse_times
 from cimtest.faults.presets import EGIS_EXTREME, EGIS_TYPICAL, PRESETS
+from cimtest.faults.retention import Retention
 from cimtest.faults.spec import (
     FAULT_KINDS,
     GRAMMAR,
@@ -45,19 +48,23 @@ __all__ = [
     "AihwkitReRAMCMO",
     "BitFlip",
     "Compensation",
+    "Drift",
     "Fault",
     "FaultStack",
     "LayerSlot",
     "LevelFlip",
     "MultiplicativeVariation",
     "RRAMVariation",
+    "Retention",
     "Scope",
     "SparseEdits",
     "StuckAt",
     "WeightLayout",
     "dump_toml",
     "load_toml",
+    "parse_duration",
     "parse_spec",
+    "parse_times",
     "read_fault",
     "sample_field",
 ]

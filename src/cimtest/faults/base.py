@@ -123,6 +123,11 @@ class Fault(ABC):
     sparse: ClassVar[bool] = False
     """Whether the fault draws a few faulty cells rather than one value per weight; the
     engine then hands it many chips per call (its cost is per call, not per weight)."""
+    time_name: ClassVar[str | None] = None
+    """The parameter holding the chip's age, seconds since programming, for a fault with a
+    time model (``drift``, ``retention``); None for a fault without one. Such a fault draws
+    nothing that depends on the age, so the same chip at two ages shares every draw and
+    only the deterministic function of the age differs (`FaultStack.at`)."""
     scope: Scope
     per_read: bool
 
@@ -283,6 +288,31 @@ class FaultStack:
         static = tuple(f for f in self.faults if not f.per_read)
         per_read = tuple(f for f in self.faults if f.per_read)
         return FaultStack(static), FaultStack(per_read)
+
+    @property
+    def ages(self) -> bool:
+        """Whether a fault of the stack has a time model (`Fault.time_name`)."""
+        return any(f.time_name is not None for f in self.faults)
+
+    def at(self, t: float) -> FaultStack:
+        """The same chips `t` seconds after programming: every fault with a time model has
+        its age set to `t`, the others are unchanged; `ConfigError` if none has a time model.
+        """
+        if not self.ages:
+            raise ConfigError(f"'{self.spec()}' has no fault with a time model (drift, "
+                              "retention): its chips do not age")
+        return FaultStack(tuple(
+            f if f.time_name is None else dataclasses.replace(f, **{f.time_name: float(t)})
+            for f in self.faults
+        ))
+
+    def split_aging(self) -> tuple[FaultStack, FaultStack]:
+        """The faults written before the first one with a time model, and the rest: a chip
+        seen at several ages draws the first part once (its draws come first in the chip's
+        stream and do not depend on the age)."""
+        first = next((i for i, f in enumerate(self.faults) if f.time_name is not None),
+                     len(self.faults))
+        return FaultStack(self.faults[:first]), FaultStack(self.faults[first:])
 
     def with_level(self, value: float) -> FaultStack:
         """The stack with its only fault's level set to `value`; `ConfigError` unless the

@@ -362,16 +362,28 @@ def _apply_drawn(
     _write_cells(entries, layers, cells_per_weight, rows[chip], cell, (clear, set_, xor))
 
 
+def _clear_set_xor(byte: torch.Tensor, clear: torch.Tensor, set_: torch.Tensor,
+                   xor: torch.Tensor) -> torch.Tensor:
+    """The bytes with the bits of `clear` cleared, those of `set_` set, then `xor` applied."""
+    return ((byte & ~clear) | set_) ^ xor
+
+
 def _write_cells(
     entries: _Entries,
     layers: tuple[LayerSlot, ...],
     cells_per_weight: int,
     rows: torch.Tensor,
     cell: torch.Tensor,
-    masks: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    masks: tuple[torch.Tensor, ...],
+    rewrite: Callable[..., torch.Tensor] = _clear_set_xor,
 ) -> None:
-    """Apply the edits ``(clear, set, xor)`` of faulty cells (`rows`, `cell`: index of the
-    cell among the in-scope cells of that row) to the codes in place."""
+    """Apply the edits of faulty cells (`rows`, `cell`: index of the cell among the in-scope
+    cells of that row) to the codes in place.
+
+    Each weight's `masks` (int32, one per faulty cell, on disjoint bits) are combined, and
+    ``rewrite(byte, *combined)`` gives its new byte (0..255); by default the masks are
+    ``(clear, set, xor)`` and the byte becomes ``((byte & ~clear) | set) ^ xor``.
+    """
     import torch
 
     from cimtest.faults.sparse import argsort
@@ -387,15 +399,15 @@ def _write_cells(
     order = argsort(key)  # already sorted when the layers are in weight order
     key, sorted_inverse = torch.unique_consecutive(key[order], return_inverse=True)
     inverse = torch.empty_like(sorted_inverse).scatter_(0, order, sorted_inverse)
-    clear, set_, xor = (
+    combined = [
         torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, m) for m in masks
-    )
+    ]
     scale = torch.empty(key.numel(), dtype=entries.dtype).scatter_(0, inverse, scales[layer])
     row, col = key // entries.n_cols, key % entries.n_cols
     w = entries.read(row, col)
     code = torch.clamp(torch.round(w / scale), -128, 127)
     residual = w - code * scale
-    byte = ((code.to(torch.int32) & 0xFF & ~clear) | set_) ^ xor
+    byte = rewrite(code.to(torch.int32) & 0xFF, *combined)
     new = torch.where(byte > 127, byte - 256, byte).to(entries.dtype)
     entries.write(row, col, new * scale + residual)
 

@@ -21,7 +21,9 @@ from cimtest.exceptions import ConfigError
 from cimtest.faults.aihwkit import AihwkitPCM, AihwkitReRAM, AihwkitReRAMCMO
 from cimtest.faults.base import Fault, FaultStack, Scope, _format_value
 from cimtest.faults.cell import BitFlip, LevelFlip, StuckAt
+from cimtest.faults.drift import Drift
 from cimtest.faults.presets import PRESETS
+from cimtest.faults.retention import Retention
 from cimtest.faults.variation import AdditiveVariation, MultiplicativeVariation, RRAMVariation
 
 __all__ = ["FAULT_KINDS", "GRAMMAR", "dump_toml", "load_toml", "parse_spec", "read_fault"]
@@ -45,6 +47,8 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         MultiplicativeVariation,
         AdditiveVariation,
         RRAMVariation,
+        Drift,
+        Retention,
         AihwkitPCM,
         AihwkitReRAM,
         AihwkitReRAMCMO,
@@ -58,7 +62,9 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
-def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
+def parse_spec(
+    text: str, *, allow_missing_level: bool = False, allow_missing_time: bool = False
+) -> FaultStack:
     """Parse fault spec text into a `FaultStack`.
 
     Parameters
@@ -69,6 +75,9 @@ def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
     allow_missing_level : bool, default False
         Accept a fault without its level parameter (``p``, ``eta`` or ``sigma``) and set the
         level to 0, for ``cimtest calibrate``, which searches it. Otherwise it is required.
+    allow_missing_time : bool, default False
+        Accept a fault with a time model (``drift``, ``retention``) without its age ``t``
+        and set it to 0, for ``--at``, which sets it (`FaultStack.at`).
 
     Returns
     -------
@@ -88,7 +97,7 @@ def parse_spec(text: str, *, allow_missing_level: bool = False) -> FaultStack:
     faults: list[Fault] = []
     try:
         for term in _TERMS.split(text.strip()):
-            faults.extend(_parse_term(term.strip(), allow_missing_level))
+            faults.extend(_parse_term(term.strip(), allow_missing_level, allow_missing_time))
     except ConfigError as error:
         message = str(error).rstrip(".")
         raise ConfigError(f"bad fault spec {text!r}: {message} ({HELP})") from error
@@ -163,7 +172,9 @@ def dump_toml(stack: FaultStack) -> str:
     return "\n".join(tables)
 
 
-def _parse_term(term: str, allow_missing_level: bool) -> tuple[Fault, ...]:
+def _parse_term(
+    term: str, allow_missing_level: bool, allow_missing_time: bool = False
+) -> tuple[Fault, ...]:
     """Faults of one ``+``-separated term (several only for a multi-fault preset)."""
     if not term:
         raise ConfigError("empty term (nothing between two '+' or at an end).")
@@ -190,7 +201,14 @@ def _parse_term(term: str, allow_missing_level: bool) -> tuple[Fault, ...]:
             scope = _parse_layers(modifier.removeprefix("layers="))
         else:
             raise ConfigError(f"unknown modifier {'@' + modifier!r} in {term!r}.")
-    return _build(name.strip(), params, scope, per_read, allow_missing_level)
+    return _build(name.strip(), params, scope, per_read,
+                  allow_missing_level or allow_missing_time and _ages(name.strip()))
+
+
+def _ages(name: str) -> bool:
+    """Whether `name` is a fault kind whose level is its age (`Fault.time_name`)."""
+    cls = FAULT_KINDS.get(name)
+    return cls is not None and cls.time_name is not None and cls.time_name == cls.level_name
 
 
 def _parse_layers(text: str) -> Scope:
