@@ -137,6 +137,15 @@ class Population:
         other._static, other._per_read = faults.split_time()
         return other
 
+    def at(self, t: float) -> Population:
+        """The same chips `t` seconds after programming (`FaultStack.at`; no re-mapping).
+
+        Every fault with a time model draws nothing that depends on the age, so chip ``i``
+        at any age shares every draw with chip ``i`` at any other: a chip's trajectory is one
+        chip aging. `ConfigError` if no fault has a time model.
+        """
+        return self.with_faults(self.faults.at(t))
+
     def recipe(self) -> dict[str, object]:
         """How to rebuild these chips, as JSON: fault spec, seed, count, crossbar geometry."""
         array_size = self.spec.array_size
@@ -191,16 +200,18 @@ class Population:
         return sparse_rows(self.mapped.reference, self._static, self.layout,
                            chip_generators(self.seed, chips))
 
-    def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int) -> int:
+    def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int, *,
+                        extra_weight_sets: int = 0) -> int:
         """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
 
         From `DENSE_INPUTS` shared inputs (no per-read faults) chips run one after another,
         so one chip's activations are counted once, and a chunk holds at most `DENSE_CHUNK`
         chips; below, every chip's activations are counted. Always a multiple
         of `MICRO_BATCH` (at least one micro-batch), so that results do not depend on the
-        chunk size.
+        chunk size. `extra_weight_sets` counts float32 weight sets a caller holds per chip
+        beside the three of `BYTES_PER_WEIGHT` (the aged campaign's rows drawn once).
         """
-        weight_bytes = BYTES_PER_WEIGHT * self.mapped.reference.numel()
+        weight_bytes = (BYTES_PER_WEIGHT + 4 * extra_weight_sets) * self.mapped.reference.numel()
         act = n_inputs * activation_bytes(self.mapped.ideal, input_shape)
         if n_inputs >= DENSE_INPUTS and not self._per_read.faults:
             chips = min(DENSE_CHUNK, chunk_size(max(self.memory - act, 0), weight_bytes, self.n))
@@ -231,6 +242,45 @@ class Population:
                 self._engines["delta"] = None
         flat = self.weights(chips, scratch=scratch)
         return [self._dense_forward(chips, flat, x) for x in inputs]
+
+    def forward_at(self, chips: Sequence[int], x: torch.Tensor, times: Sequence[float], *,
+                   scratch: torch.Tensor | None = None, base: torch.Tensor | None = None
+                   ) -> list[torch.Tensor]:
+        """`forward` of `chips` at each age in `times`: ``[self.at(t).forward(chips, x) for t
+        in times]``, equal to it bit for bit.
+
+        The static faults written before the first one with a time model are drawn once for
+        all ages: their draws come first in each chip's stream, so the chips' rows after them
+        are kept (in `base`, float32 (B, P) like `scratch`) with the state of each chip's
+        generator, which is restored before the rest is drawn at each age. The faults from
+        the first time model on are drawn at every age (one normal per weight for ``drift``;
+        ``retention`` draws only its failed cells). Chips on the sparse path, or with no
+        fault before the first time model, are drawn at every age. Per-read draws and output
+        noise are those of the same reads at every age, so what changes is the aging alone.
+        """
+        prefix, _ = self._static.split_aging()
+        numel = self.mapped.reference.numel()
+        outputs: list[torch.Tensor] = []
+        generators: list[torch.Generator] = []
+        states: list[torch.Tensor] = []
+        drawn = None
+        for population in (self.at(t) for t in times):
+            sparse = population.sparse and (population._per_read.faults
+                                            or x.shape[0] < DENSE_INPUTS)
+            if sparse or not prefix.faults:
+                outputs.append(population.forward(chips, x, scratch=scratch))
+                continue
+            if drawn is None:
+                generators = chip_generators(self.seed, chips)
+                drawn = fill_rows(_rows(base, len(chips), numel), self.mapped.reference,
+                                  prefix, self.layout, generators)
+                states = [generator.get_state() for generator in generators]
+            for generator, state in zip(generators, states, strict=True):
+                generator.set_state(state)
+            flat = fill_rows(_rows(scratch, len(chips), numel), drawn,
+                             population._static.split_aging()[1], self.layout, generators)
+            outputs.append(population._dense_forward(chips, flat, x))
+        return outputs
 
     def _dense_forward(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
                        ) -> torch.Tensor:
@@ -318,6 +368,48 @@ class Population:
             for part, out in zip(parts, outs, strict=True):
                 part.append(out)
         return [torch.cat(part) for part in parts]
+
+    def iter_chunks_at(
+        self,
+        x: torch.Tensor,
+        times: Sequence[float],
+        chips: Sequence[int] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+        """Yield ``(chip indices, [outputs at each age of times])`` chunk by chunk: each
+        chunk's chips drawn once for all ages (`forward_at`); `progress` as in
+        `iter_chunks`."""
+        chips = list(range(self.n)) if chips is None else [int(c) for c in chips]
+        if progress is not None:
+            progress(0, len(chips))
+        step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0], extra_weight_sets=1)
+        rows = (min(step, len(chips)), self.mapped.reference.numel())
+        scratch, base = torch.empty(rows), torch.empty(rows)
+        for start in range(0, len(chips), step):
+            block = chips[start : start + step]
+            yield block, self.forward_at(block, x, times, scratch=scratch, base=base)
+            if progress is not None:
+                progress(min(start + step, len(chips)), len(chips))
+
+    def accuracy_at(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        times: Sequence[float],
+        chips: Sequence[int] | None = None,
+        *,
+        task: ScoredTask = "classification",
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """Per-chip accuracy in percent at each age in `times` (seconds since programming),
+        float64 (len(times), n): row ``k`` is ``self.at(times[k]).accuracy(x, y)``, each chip
+        drawn once for all ages (`forward_at`)."""
+        scores: list[list[torch.Tensor]] = [[] for _ in times]
+        for _, outs in self.iter_chunks_at(x, times, chips, progress=progress):
+            for part, out in zip(scores, outs, strict=True):
+                part.append(chip_accuracies(out, y, task))
+        return torch.stack([torch.cat(part) for part in scores])
 
     def accuracy(
         self,
