@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from clitools import error_line
 from conftest import factory_module
 from typer.testing import CliRunner
 
@@ -61,14 +62,6 @@ def wrong():
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    """The one line a refused command prints (exit code 2)."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("cimtest: error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +196,28 @@ def test_an_edited_export_is_refused(bench, tmp_path):
     np.save(copy / INPUTS_FILE, inputs + 1)
     assert "inputs.npy" in error_line(run("decide", copy, "--responses", tmp_path / "r.npy"))
 
+
+
+def test_export_for_a_dac_writes_the_integer_codes(bench, tmp_path):
+    """A 4-bit DAC takes codes in [-7, 7]; codes × scale is the input the chip is driven
+    with, within half a step of the float input; the ideal responses are the chip's on
+    that periphery."""
+    folder = tmp_path / "dac"
+    result = run("export", bench["test"], *bench["args"], "-o", folder, "--hardware",
+                 "dac_bits=4")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    codes = np.load(folder / "codes.npy", allow_pickle=False)
+    inputs = np.load(folder / INPUTS_FILE, allow_pickle=False)
+    quantisation = manifest["input_quantisation"]
+    scale = np.asarray(quantisation["scale"], dtype=np.float32).reshape(-1, 1, 1, 1)
+    assert codes.dtype == np.int32 and codes.shape == inputs.shape
+    assert np.abs(codes).max() == 7 and quantisation["dac_bits"] == 4
+    assert np.abs(codes * scale - inputs).max() <= scale.max() / 2 + 1e-6
+    assert manifest["hardware"] == "dac_bits=4" and "codes.npy" in manifest["files"]
+    driven = torch.from_numpy((codes * scale).astype(np.float32))
+    ideal = Population(bench["model"], "none", periphery="dac_bits=4").outputs(driven)[0]
+    np.testing.assert_allclose(np.asarray(manifest["ideal_responses"]), ideal.numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert run("export", bench["test"], *bench["args"], "-o", tmp_path / "bad",
+               "--hardware", "dac_bits=1").exit_code == 2

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from clitools import error_line
 from typer.testing import CliRunner
 from usermodels import SHAPES, build
 
@@ -17,14 +18,6 @@ runner = CliRunner()
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    """The single line a refused command prints, checked to be one line with exit code 2."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("cimtest: error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from cimtest.cli.common import (
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
+    from cimtest.hardware.periphery import Periphery
     from cimtest.loading import LoadedModel
     from cimtest.methods import TestMethod
     from cimtest.tester.exported import ExportedTest
@@ -65,6 +66,7 @@ def export(
     normalise: str = typer.Option(None, "--normalise", metavar="MEAN,STD", help="How a raw "
                                   "input becomes a model input, x = (raw - MEAN) / STD, "
                                   "recorded in the manifest (default: a zoo model's own)."),
+    hardware: str = options.HARDWARE,
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Draw the inputs "
                                   "as PNGs under DIR/inputs/."),
     force: bool = typer.Option(False, "--force", help="Export although the model's "
@@ -84,9 +86,13 @@ def export(
                           "folder")
     check_output(output)
     stats = parse_normalise(normalise)
+    from cimtest.hardware.periphery import parse_periphery
+
+    periphery = parse_periphery(hardware)
     exported = load_exported(source, k, cutoff, model, weights, input_shape, force,
                              normalisation=None if stats is None else
-                             {"mean": stats[0], "std": stats[1], "raw_range": None})
+                             {"mean": stats[0], "std": stats[1], "raw_range": None},
+                             periphery=periphery)
     from cimtest.tester.exported import write_export
 
     path = write_export(exported, output, pictures=pictures)
@@ -195,9 +201,10 @@ def apply_model_chip(test: TestMethod, chip: LoadedModel, *, json: bool) -> None
 def load_exported(
     test: str, k: int | None, cutoff: str | None, model: str | None, weights: str | None,
     input_shape: str | None, force: bool, *, normalisation: dict | None = None,
+    periphery: Periphery | None = None,
 ) -> ExportedTest:
     """TEST as an `ExportedTest`: read back if it is an exported folder, else loaded (with
-    the model it names, or --model) and prepared in memory."""
+    the model it names, or --model) and prepared in memory for chips with `periphery`."""
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.inputs import fingerprint_advice, remembered_model, resolve_model
     from cimtest.methods import TestMethod
@@ -228,7 +235,8 @@ def load_exported(
     if force:
         stored.fingerprint_ = loaded.fingerprint  # forced: the test now belongs to this model
     return prepare_export(stored, loaded,
-                          normalisation=normalisation or _own_normalisation(loaded))
+                          normalisation=normalisation or _own_normalisation(loaded),
+                          periphery=periphery)
 
 
 def _own_normalisation(loaded) -> dict | None:
@@ -280,7 +288,9 @@ def _drivers(chip: str, exported: ExportedTest, fault: str, chips: int, seed: in
                                       None, shape)
         else:
             loaded = resolve_model(model, weights, input_shape, None, known_shape=shape)
-        return drivers.simulated_chips(Population(loaded.module, fault, seed, chips))
+        hardware = exported.manifest.get("hardware", "ideal")
+        return drivers.simulated_chips(Population(loaded.module, fault, seed, chips,
+                                                  periphery=hardware))
     if Path(chip).suffix in (".npy", ".npz", ".csv", ".parquet"):
         from cimtest.tester.responses import read_responses
 
