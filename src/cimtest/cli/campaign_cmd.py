@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
+from cimtest.cli.aging import aged_campaign, aging_faults, print_aged
 from cimtest.cli.common import (
     check_memory,
     check_output,
@@ -91,11 +92,18 @@ def campaign(
     dask: str = typer.Option(
         None, "--dask", help="Run on Dask: local[:WORKERS] or a scheduler tcp://HOST:8786."
     ),
+    at: str = typer.Option(
+        None, "--at", help="Ages after programming, increasing, e.g. 1h,1d,1w,1mo,1y (units s, "
+        "min, h, d, w, mo, y): the same chips aged, one summary per age; sets t of drift and "
+        "retention.",
+    ),
 ) -> None:
     """Evaluate a population of chips: each chip's accuracy on the test data, summarised.
 
     With --store, results are committed chunk by chunk: run the same command again to
-    resume a stopped campaign."""
+    resume a stopped campaign. With --at, every chip is evaluated at each age (its draws
+    made once); --json prints one summary per age with its t in seconds, and -o has a t
+    column."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     if new and not store:
@@ -107,9 +115,10 @@ def campaign(
     from cimtest.hardware.periphery import parse_periphery
 
     periphery = parse_periphery(hardware)
-    from cimtest.faults import read_fault
-
-    faults = read_fault(fault)  # a bad spec fails here, before the heavy imports and any work
+    faults, times = aging_faults(fault, at)  # bad specs and times fail before any work
+    if times is not None and (store or dask):
+        raise ConfigError("--at evaluates every age in this process: it takes no --store or "
+                          "--dask yet")
     from cimtest.engine import Campaign, InProcessExecutor, Population, SQLiteStore
 
     executor = _dask_executor(dask) if dask else InProcessExecutor()
@@ -119,6 +128,18 @@ def campaign(
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
                             bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
     check_memory(population)
+    if times is not None:
+        rows, frame = aged_campaign(population, dataset.x, dataset.y, times, loaded.task)
+        for row in rows:
+            row.update(model=loaded.name, fingerprint=loaded.fingerprint, fault=fault,
+                       seed=seed, data=dataset.name, test_images=len(dataset))
+        if output:
+            write_table(frame, output)
+        if json:
+            emit_json(rows)
+        else:
+            print_aged(rows)
+        return
     run = Campaign(population, dataset.x, dataset.y, task=loaded.task, store=writer)
     ideal = run.record.ideal_accuracy
     computed = 0
