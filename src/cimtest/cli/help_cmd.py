@@ -21,6 +21,10 @@ SUMMARIES = {
     "add": "W' = W + e, e ~ N(0, (eta max|W_layer|)^2) per weight",
     "rram": "W' = W (1 + e_sys + e_cor + e_rand), total std sigma, variance shares sys and cor "
             "(e_rand the rest), correlation exp(-lambda d) between cells d apart (EGIS)",
+    "drift": "W(t) = W ((t + t0)/t0)^-nu, nu = |N(nu, nu_sd^2)| drawn once per weight (aihwkit's "
+             "PCM: t0 = 20 s); t seconds since programming",
+    "retention": "each cell falls one level at its own failure time, exponential with mean "
+                 "tau (s) at temp_ref, Arrhenius-accelerated (ea in eV) at temp; temps in degC",
     "aihwkit-pcm": "aihwkit's PCMLikeNoiseModel (Nandakumar et al. 2019): programming noise, "
                    "drift and 1/f read noise up to t seconds; g_max in uS",
     "aihwkit-reram": "aihwkit's ReRamWan2022NoiseModel (NeuRRAM, Wan et al. 2022), fitted at "
@@ -46,6 +50,10 @@ devices (optional: pip install --no-deps aihwkit==1.1.0). Their level t is the t
 programming in seconds (t=0 is a freshly programmed chip, not the ideal one);
 compensation=global applies aihwkit's GlobalDriftCompensation (one factor per array).
 
+drift and retention age a chip: their level t is its age in seconds, and a chip keeps its
+draws at every t. `cimtest campaign --at 1h,1d,1w,1mo,1y` (units s, min, h, d, w, mo, y)
+evaluates the same chips at each age and sets t (the spec may leave it out).
+
 Presets: a NAME like a kind; keys override the preset's values.
 {presets}
 
@@ -63,6 +71,8 @@ Examples:
   egis-typical:sigma=0.3
   mult:eta=0.02+bitflip:p=1e-5@per-read
   aihwkit-pcm:t=86400,compensation=global
+  egis-typical:sigma=0.05+drift:nu=0.05,t=86400
+  retention:t=31557600,temp=85,bits=2
 
 A .toml file of [[fault]] tables (kind, the keys, layers, per_read) works where a spec does
 in `cimtest campaign` and `cimtest btv evaluate`. Exact definitions: docs/faults.md."""
