@@ -72,8 +72,12 @@ def test_a_user_model_without_data_says_what_it_is_scored_on(tiny):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["data"] == "digits-8"
     (line,) = [line for line in result.stderr.splitlines() if "no --data" in line]
-    assert "'advicetiny:tiny' is scored on the built-in digits (digits-8" in line
+    assert "'advicetiny:tiny' was scored on the built-in digits (digits-8" in line
     assert "give --data" in line
+    assert result.stderr.rstrip().endswith(line)  # after the result: a refusal stays one line
+    # refused after the data is loaded (a budget below one chip's weights): one line
+    line = error_line(run("campaign", *tiny, "--fault", "mult:eta=0.1", "--memory", "1KB"))
+    assert "--memory" in line
     # a zoo model's own data is no default: nothing to say
     zoo = run("info", "resnet20-8", "--json")
     assert zoo.exit_code == 0 and "no --data" not in zoo.stderr

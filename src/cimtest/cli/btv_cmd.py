@@ -17,6 +17,7 @@ from rich.table import Table
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
+    announce_output,
     check_memory,
     check_output,
     emit_json,
@@ -103,7 +104,8 @@ def fit(
     with progress_bar("btv fit", unit="steps") as update:
         test.fit(loaded, progress=update)
     seconds = time.perf_counter() - start
-    test.save(output)
+    with announce_output(output, "the Bayesian test vector"):
+        test.save(output)
     curve = test.loss_curve_
     marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})
     report = {
@@ -131,7 +133,7 @@ def fit(
     if test.threshold_far_ is not None:
         stdout.print(f"false-alarm threshold ({false_alarm:g} on fresh samples): "
                      f"{test.threshold_far_:.6g}")
-    stdout.print(f"saved {output} (mean + log-variance: {report['storage_bytes']:,} bytes)")
+    stdout.print(f"stored test: mean + log-variance, {report['storage_bytes']:,} bytes")
 
 
 @app.command("apply")
@@ -271,13 +273,14 @@ def evaluate(
     ideal_accuracy = rows[0]["ideal_accuracy"]
     tables = paper_tables(rows, f"offset={offset_values[0]:g}")
     if output:
-        _write_csv(output, rows, tables)
+        with announce_output(output, f"{len(rows)} rows (and each paper table beside them)"):
+            _write_csv(output, rows, tables)
     if plot:
         from cimtest.report import plots
 
         spreads = output_spreads(btv, base, kept, None if baseline is None else
                                  baseline.inputs_)
-        with atomic_file(plot) as tmp:
+        with announce_output(plot, "the output spreads' figure"), atomic_file(plot) as tmp:
             Path(tmp).write_bytes(plots.btv_output_spreads(spreads))
     if json:
         emit_json(rows)

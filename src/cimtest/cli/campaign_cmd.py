@@ -14,6 +14,7 @@ from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.aging import aged_campaign, aging_faults, print_aged
 from cimtest.cli.common import (
+    announce_output,
     check_memory,
     check_output,
     emit_json,
@@ -56,8 +57,8 @@ TABLE_SUFFIXES = (".parquet", ".csv")
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
-    """Write per-chip rows to .parquet or .csv, atomically."""
-    with atomic_file(path) as tmp:
+    """Write per-chip rows to .parquet or .csv, atomically, and say so (`announce_output`)."""
+    with announce_output(path, f"{len(frame):,} rows"), atomic_file(path) as tmp:
         if path.endswith(".csv"):
             frame.to_csv(tmp, index=False)
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,7 +42,10 @@ if TYPE_CHECKING:
     from cimtest.report import Comparison
 
 __all__ = [
+    "PIPE_WIDTH",
     "STATE",
+    "afterword",
+    "announce_output",
     "check_memory",
     "check_output",
     "comparison_table",
@@ -67,8 +70,27 @@ __all__ = [
 
 STATE = {"debug": False, "quiet": False}
 """The running command's output settings (set by `configure_output`)."""
+
+_AFTERWORDS: list[str] = []
+"""Remarks on the running command's result, printed once it succeeds (`afterword`)."""
+
+PIPE_WIDTH = 1000
+"""Columns of stdout when it is not a terminal (a pipe, a file): wider than any table, so that
+a script reading the output gets every column whole (rich would cut tables to 80)."""
+
+
+class _Stdout(Console):
+    """The results console: a terminal's own width, else `PIPE_WIDTH` (whatever COLUMNS says,
+    since a table cut to fit a pipe loses columns a reader cannot get back)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(PIPE_WIDTH, size.height)
+
+
 stderr = Console(stderr=True)
-stdout = Console(highlight=False, soft_wrap=True)
+stdout = _Stdout(highlight=False, soft_wrap=True)
 
 _GLOBAL_OPTIONS = "cimtest.global_options"
 """Key of the options given before the command name in the click context's ``meta``."""
@@ -107,6 +129,7 @@ def configure_output(
     given = {} if context is None else context.meta.get(_GLOBAL_OPTIONS, {})
     STATE["debug"] = given.get("debug", False)
     STATE["quiet"] = quiet or given.get("quiet", False)
+    _AFTERWORDS.clear()
     count = verbose + given.get("verbose", 0)
     root = logging.getLogger()
     root.setLevel(logging.WARNING if count == 0 else logging.INFO if count == 1 else logging.DEBUG)
@@ -128,8 +151,9 @@ that holds the options given before it."""
 def handle_errors(func: Callable) -> Callable:
     """Make `func` a command: it takes the shared -q/--quiet and -v/--verbose options (added
     to its signature for Typer, handled here), its seeds and --memory are checked before it
-    runs (`check_shared_arguments`), and a `CimtestError` becomes one line on stderr and exit
-    code 2 (``cimtest --debug``: the traceback)."""
+    runs (`check_shared_arguments`), a `CimtestError` becomes one line on stderr and exit
+    code 2 (``cimtest --debug``: the traceback), and once it has done its work its
+    `afterword` remarks follow on stderr."""
 
     @functools.wraps(func)
     def wrapper(*args, ctx: typer.Context | None = None, quiet: bool = False, verbose: int = 0,
@@ -137,12 +161,17 @@ def handle_errors(func: Callable) -> Callable:
         configure_output(ctx, quiet=quiet, verbose=verbose)
         try:
             check_shared_arguments(kwargs)
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except CimtestError as exc:
             if STATE["debug"]:
                 traceback.print_exc()
             typer.echo(f"cimtest: error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except typer.Exit:  # a verdict's exit code: the command did its work
+            _say_afterwords()
+            raise
+        _say_afterwords()
+        return result
 
     signature = inspect.signature(func, eval_str=True)
     wrapper.__signature__ = signature.replace(
@@ -175,6 +204,18 @@ def note(text: str) -> None:
     """Print a remark that is not a result on stderr, unless quiet."""
     if not STATE["quiet"]:
         stderr.print(text, soft_wrap=True, markup=False)
+
+
+def _say_afterwords() -> None:
+    for text in _AFTERWORDS:
+        note(text)
+    _AFTERWORDS.clear()
+
+
+def afterword(text: str) -> None:
+    """A remark on the result (e.g. which data it was scored on), printed on stderr like a
+    `note` once the command succeeds: a refusal stays one line."""
+    _AFTERWORDS.append(text)
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -250,6 +291,18 @@ def parse_normalise(text: str | None) -> tuple[list[float], list[float]] | None:
         raise ConfigError(f"--normalise must be MEAN,STD (one pair for all channels, or all "
                           f"means then all stds) with positive stds; got {text!r}")
     return values[:half], values[half:]
+
+
+@contextmanager
+def announce_output(path: str | Path, what: str) -> Iterator[None]:
+    """Around the writing of an output the user named (-o, --plot, --stdf): once it is
+    written, one note on stderr saying what was written where, and that it replaced the file
+    or folder that was there (a rerun with the same -o replaces without asking)."""
+    path = Path(path)
+    before = "folder" if path.is_dir() else "file" if path.exists() else None
+    yield
+    replaced = f" (replacing the {before} that was there)" if before else ""
+    note(f"wrote {what} to {path}{replaced}")
 
 
 def emit_json(document: object) -> None:

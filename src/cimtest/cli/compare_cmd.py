@@ -8,6 +8,7 @@ import typer
 
 from cimtest.cli import options
 from cimtest.cli.common import (
+    announce_output,
     check_memory,
     check_output,
     emit_json,
@@ -169,7 +170,8 @@ def compare_cmd(
         each.setup.update(mean_drop=ideal - float(each.train_accuracy.mean()),
                           calibration=None if calibration is None else calibration.as_dict())
     if output is not None:
-        save_run(result, output, ideal)
+        with announce_output(output, "the RUN folder"):
+            save_run(result, output, ideal)
     if json:
         note(level)
         emit_json([{**row, "eval_fault": each.setup["eval_fault"]}
@@ -188,4 +190,4 @@ def compare_cmd(
                  f"{result.setup['data_images']} labelled images); total {total_s:.0f} s")
     stdout.print(f"real images of the baselines: {result.setup['real']}")
     if output is not None:
-        stdout.print(f"saved {output} (render with `cimtest report {output} -o report.html`)")
+        stdout.print(f"render the RUN with `cimtest report {output} -o report.html`")

@@ -13,7 +13,15 @@ import time
 
 import typer
 
-from cimtest.cli.common import check_output, emit_json, handle_errors, note, progress_bar, stdout
+from cimtest.cli.common import (
+    announce_output,
+    check_output,
+    emit_json,
+    handle_errors,
+    note,
+    progress_bar,
+    stdout,
+)
 from cimtest.exceptions import ConfigError
 
 DEFAULT_MODEL = "resnet20-8"
@@ -90,8 +98,10 @@ def demo(
 
     mark = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    run = save_run(result, folder / "run", info["ideal_accuracy"])
-    report = write_report(*load_run(run), folder / "report.html")
+    with announce_output(folder / "run", "the RUN folder"):
+        run = save_run(result, folder / "run", info["ideal_accuracy"])
+    with announce_output(folder / "report.html", "the HTML report"):
+        report = write_report(*load_run(run), folder / "report.html")
     seconds["report"] = time.perf_counter() - mark
     total = time.perf_counter() - start
     if json:

@@ -18,6 +18,7 @@ import typer
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
 from cimtest.cli.common import (
+    announce_output,
     check_memory,
     check_output,
     emit_json,
@@ -185,7 +186,8 @@ def fit(
         timings[f"{stage_start['stage']}_s"] = time.perf_counter() - stage_start["t"]
     from cimtest.report.plots import write_egis_figures
 
-    save_grid(output, tests, info, figures=write_egis_figures)
+    with announce_output(output, f"{len(tests)} EGIS tests"):
+        save_grid(output, tests, info, figures=write_egis_figures)
     first = next(iter(tests.values()))
     curve = first.entropy_curve_
     members = [{"cutoff": c, "k": kk, "dir": member_name(c, kk),
@@ -214,7 +216,6 @@ def fit(
         stdout.print(f"{m['cutoff']} (A = {m['cutoff_accuracy']:.2f} %, {m['passed']} pass), "
                      f"K = {m['k']}: images {m['chosen']}, best validation accuracy "
                      f"{m['best_reward']:.2f} %")
-    stdout.print(f"saved {output}")
 
 
 def _stores(folder: str | None) -> dict[str, BaseStore | None]:
@@ -304,10 +305,10 @@ def evaluate(
              "chips": chips, "seed": seed, "fault": spec, **accuracy_distribution(acc)}
             for path, test, row in zip(tests, loaded_tests, scored)]
     if output:
-        with atomic_file(output) as tmp:
+        with announce_output(output, f"{len(rows)} rows"), atomic_file(output) as tmp:
             pd.DataFrame(rows).to_csv(tmp, index=False)
     if plot:
-        with atomic_file(plot) as tmp:
+        with announce_output(plot, "the metrics' figure"), atomic_file(plot) as tmp:
             Path(tmp).write_bytes(plots.test_metrics_by_k(rows))
     if json:
         emit_json(rows)

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from cimtest.cli.common import note, parse_input_shape, parse_normalise
+from cimtest.cli.common import afterword, note, parse_input_shape, parse_normalise
 from cimtest.exceptions import CimtestError, ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -153,9 +153,9 @@ def resolve_data(
         dataset = load_data(data, loaded.input_shape, task=loaded.task, mean=mean, std=std,
                             num_classes=loaded.num_classes)
         if data is None:
-            note(f"no --data: '{loaded.name}' is scored on the built-in digits "
-                 f"({dataset.name}, normalised with their training statistics), not on its own "
-                 "data; give --data to score it on that")
+            afterword(f"no --data: '{loaded.name}' was scored on the built-in digits "
+                      f"({dataset.name}, normalised with their training statistics), not on "
+                      "its own data; give --data to score it on that")
     if tuple(dataset.input_shape) != tuple(loaded.input_shape):
         raise DataError(f"data '{dataset.name}' has inputs {dataset.input_shape}, the model "
                         f"expects {loaded.input_shape}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cimtest.cli.common import check_output, emit_json, handle_errors, stdout
+from cimtest.cli.common import announce_output, check_output, emit_json, handle_errors, stdout
 
 __all__ = ["report"]
 
@@ -23,9 +23,10 @@ def report(
     from cimtest.report.run import load_run
 
     doc, tensors = load_run(run)
-    path = write_report(doc, tensors, output)
+    with announce_output(output, "the HTML report"):
+        path = write_report(doc, tensors, output)
     if json:
         emit_json({"report": str(path), "run": run, "sections": list(SECTIONS)})
         return
-    stdout.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, "
-                 f"{len(SECTIONS)} sections)")
+    stdout.print(f"report {path}: {path.stat().st_size / 1e3:.0f} kB, {len(SECTIONS)} "
+                 "sections")

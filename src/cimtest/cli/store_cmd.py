@@ -13,7 +13,14 @@ import typer
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
-from cimtest.cli.common import check_output, emit_json, handle_errors, stderr, stdout
+from cimtest.cli.common import (
+    announce_output,
+    check_output,
+    emit_json,
+    handle_errors,
+    stderr,
+    stdout,
+)
 from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -38,7 +45,7 @@ def export_store(store: str, output: str, fmt: str | None) -> None:
     with SQLiteStore(store, read_only=True) as reader:
         status = reader.status()
         frame = reader.frame()
-    with atomic_file(output) as tmp:
+    with announce_output(output, f"{len(frame):,} rows"), atomic_file(output) as tmp:
         if fmt == "csv":
             frame.to_csv(tmp, index=False)
         else:

@@ -14,10 +14,10 @@ import typer
 
 from cimtest.cli import options
 from cimtest.cli.common import (
+    announce_output,
     check_output,
     emit_json,
     handle_errors,
-    note,
     parse_normalise,
     progress_bar,
     stdout,
@@ -95,7 +95,8 @@ def export(
                              periphery=periphery)
     from cimtest.tester.exported import write_export
 
-    path = write_export(exported, output, pictures=pictures)
+    with announce_output(output, f"the {exported.manifest['method']} test for a tester"):
+        path = write_export(exported, output, pictures=pictures)
     manifest = exported.manifest
     summary = {"output": str(path), "method": manifest["method"], "inputs": manifest["inputs"],
                "response_shape": manifest["response_shape"],
@@ -309,9 +310,11 @@ def _report(verdicts: Verdicts, part_type: str, output: str | None, stdf: str | 
     from cimtest.tester.verdicts import write_csv
 
     if output is not None:
-        write_csv(verdicts, output)
+        with announce_output(output, f"{len(verdicts.chips):,} verdicts"):
+            write_csv(verdicts, output)
     if stdf is not None:
-        write_stdf(stdf, verdicts, part_type=part_type)
+        with announce_output(stdf, f"{len(verdicts.chips):,} verdicts as STDF V4"):
+            write_stdf(stdf, verdicts, part_type=part_type)
     summary = verdicts.summary()
     if json:
         emit_json({**summary, "rows": verdicts.rows()})
@@ -325,9 +328,6 @@ def _report(verdicts: Verdicts, part_type: str, output: str | None, stdf: str | 
         stdout.print(f"{summary['flagged']:,} of {summary['chips']:,} chips "
                      f"{verdicts.flag_word} ({verdicts.method}, score > "
                      f"{verdicts.threshold:.6g})")
-    for path in (output, stdf):
-        if path is not None:
-            note(f"wrote {path}")
     if exit_code and summary["flagged"]:
         raise typer.Exit(1)
 
