@@ -40,11 +40,14 @@ TRAIN, EVAL = 400, 400
 # Under the null (scores unrelated to the truth), the AUC on E chips split about evenly has
 # standard deviation sqrt((E + 1) / (12 (E/2)^2)) = 0.029; a method must beat 0.5 by three.
 CHANCE_AUC = 0.5 + 3 * np.sqrt((EVAL + 1) / (12 * (EVAL / 2) ** 2))
-WEAK = {"btv": 0.498, "point-vectors": 0.454, "fgsm": 0.571, "noise+detector": 0.551}
-"""Methods measured NOT to beat chance in this setting, with their AUC, kept as a record: on
-this MLP a flipped bit moves σ_y up or down as often (the vector and the point estimate flag
-only the half that raise it), and the label flips of 8 adversarial images and the signatures
-of noise images hardly rank the chips. A change to any of them shows here."""
+WEAK = ("btv", "point-vectors", "fgsm", "noise+detector")
+"""Methods measured NOT to beat chance in this setting (AUC 0.498, 0.454, 0.571 and 0.551 on
+2026-12-07): on this MLP a flipped bit moves σ_y up or down as often (the vector and the
+point estimate flag only the half that raise it), and the label flips of 8 adversarial images
+and the signatures of noise images hardly rank the chips. They are held to chance's band on
+both sides, 0.5 ± 3 sd: an inverted score, or one that starts to rank the chips, leaves it
+(an exact pin of the AUC would fail for any change of draws, and catch no bug the band
+misses)."""
 
 FAST_EGIS = {"sid_size": 64, "steps": 20, "batch": 16, "rho": 0.9, "splits": 2}
 NAMES = ["btv", "egis", "point-vectors", "fgsm", "dataset-aware", "noise+detector",
@@ -227,7 +230,7 @@ def test_beats_chance_on_independent_chips(name, fitted, setting, touched):
     chips, truth = setting[4:] if learns else touched
     auc = roc_auc(_scores(method, chips)[0], truth)
     if name in WEAK:
-        assert auc == pytest.approx(WEAK[name], abs=0.001) and auc < CHANCE_AUC
+        assert 1 - CHANCE_AUC < auc < CHANCE_AUC
     else:
         assert auc > CHANCE_AUC
 

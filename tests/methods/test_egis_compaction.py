@@ -2,27 +2,45 @@
 iteration, caching only where exact, the best kept."""
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from cimtest.exceptions import ConfigError
 from cimtest.methods.compaction import SignatureReward, accept, anneal, iterations, propose
 
 
 def test_propose_follows_lines_5_to_12():
-    current = np.array([3, 7, 9])
-    rng = np.random.default_rng(5)
-    new = propose(current, 12, rng)
-    # replay the same draws by hand: per slot one uniform, and an index if it is < 0.5
-    ref = np.random.default_rng(5)
-    expected = current.copy()
-    for k in range(3):
-        if ref.random() < 0.5:
-            free = np.setdiff1d(np.arange(12), expected)
-            expected[k] = free[ref.integers(free.size)]
-    np.testing.assert_array_equal(new, expected)
-    np.testing.assert_array_equal(current, [3, 7, 9])  # the input is not changed
+    """Lines 5-12, read from the paper, not from the code: slot by slot, with probability 1/2
+    the slot takes an image drawn uniformly from those not in the NEW set as it stands. From
+    {0, 1} in N = 5 that gives these probabilities, written out by hand:
+
+    - (0, 1) kept: 1/2 * 1/2 = 1/4;
+    - slot 0 moved to a in {2, 3, 4}, slot 1 kept: 1/2 * 1/3 * 1/2 = 1/12 each;
+    - slot 0 kept, slot 1 moved to b in {2, 3, 4}: 1/12 each;
+    - both moved: a in {2, 3, 4}, then b among the three images outside {a, 1}, which
+      include 0, freed by slot 0: 1/2 * 1/3 * 1/2 * 1/3 = 1/36 each, (a, 0) among them.
+
+    A reading that drew a replacement from the images outside the CURRENT set would never
+    give (a, 0); one that drew from all N would keep a slot's own image or repeat one.
+    """
+    expected = {(0, 1): 1 / 4}
+    for a in (2, 3, 4):
+        expected[(a, 1)] = expected[(0, a)] = 1 / 12
+        for b in (0, 2, 3, 4):
+            if b != a:
+                expected[(a, b)] = 1 / 36
+    assert sum(expected.values()) == pytest.approx(1.0)
+    rng, n = np.random.default_rng(5), 20_000
+    current = np.array([0, 1])
+    seen = Counter(tuple(propose(current, 5, rng).tolist()) for _ in range(n))
+    np.testing.assert_array_equal(current, [0, 1])  # the input is not changed
+    assert set(seen) == set(expected)  # no other set, and every one of these occurs
+    observed = [seen[key] for key in expected]
+    # chi-square goodness of fit to the hand-written law; a correct draw fails at 0.1 %
+    assert stats.chisquare(observed, [n * p for p in expected.values()]).pvalue > 1e-3
 
 
 def test_propose_keeps_sets_distinct_and_replaces_half_the_slots():
@@ -41,11 +59,11 @@ def test_accept_rules():
     rng = np.random.default_rng(1)
     assert accept(80.0, 70.0, 0.5, rng)  # better: always, no draw
     assert accept(80.0, -math.inf, 2.0, rng)
-    ref = np.random.default_rng(3)
+    # worse by 1 point at T = 2: accepted with probability exp(-1 / 2) = 0.607; over 20,000
+    # draws the rate's sd is sqrt(0.607 * 0.393 / 20,000) = 0.0035, so 3.29 sd is 0.011
     rng = np.random.default_rng(3)
-    u = ref.random()
-    p = math.exp((70.0 - 71.0) / 2.0)
-    assert accept(70.0, 71.0, 2.0, rng) == (u < p)
+    rate = np.mean([accept(70.0, 71.0, 2.0, rng) for _ in range(20_000)])
+    assert rate == pytest.approx(math.exp(-0.5), abs=3.29 * math.sqrt(0.607 * 0.393 / 20_000))
     # worse at a cold temperature: probability exp(-10 / 0.03) is 0
     assert not accept(60.0, 70.0, 0.03, np.random.default_rng(0))
     equal = [accept(70.0, 70.0, 1.0, np.random.default_rng(s)) for s in range(20)]

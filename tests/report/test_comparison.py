@@ -1,5 +1,6 @@
 """compare(): every method on the same chips, each chip forwarded once; the RUN and the report."""
 
+import dataclasses
 from html.parser import HTMLParser
 
 import numpy as np
@@ -137,6 +138,12 @@ def test_compare_refuses_equal_seeds_and_non_classifiers(tiny_model):
     loaded, data = tiny_model
     with pytest.raises(ConfigError, match="different seeds"):
         compare(loaded, FAULT, data.test, seed=3, eval_seed=3)
+    # TA, TE and YL need a pass/fail from a classifier's accuracy: any other task is refused,
+    # before a chip is drawn, even with seeds that would be accepted
+    for task in ("segmentation", "generation", "discrimination"):
+        other = dataclasses.replace(loaded, task=task)
+        with pytest.raises(ConfigError, match=f"needs a classifier; .* is a {task} model"):
+            compare(other, FAULT, data.test, seed=0, eval_seed=1)
 
 
 def test_run_round_trip_and_report_sections(counted, tmp_path):

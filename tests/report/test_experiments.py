@@ -1,9 +1,13 @@
 """The experiments of `cimtest reproduce`: each renders exactly the blocks it declares."""
 
+from pathlib import Path
+
 import pytest
 
 from cimtest.report.experiments import EXPERIMENTS
 from cimtest.report.markdown import TIE_MARK, best_method, cell, p_vs_best, pct, ta_band, tie_note
+
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 def _row(fault: str, index: int, layers: float | None, rule: str) -> dict:
@@ -45,12 +49,34 @@ class _Results(dict):
         return value
 
 
+class _Shifted(_Results):
+    """The same results with every float moved (x 0.9 + 0.013): a block rendered from the
+    results reads differently; one of fixed text, or one that reads nothing, does not."""
+
+    def __missing__(self, name: str) -> object:
+        self[name] = _shift(super().__missing__(name))
+        return self[name]
+
+
+def _shift(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _shift(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shift(item) for item in value]
+    return value * 0.9 + 0.013 if isinstance(value, float) else value
+
+
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_each_experiment_renders_its_blocks(name):
+def test_each_experiment_renders_its_blocks_from_the_results(name):
+    """Exactly the blocks it declares, each marked in its document, and each made from the
+    results: other results give another text in every block."""
     experiment = EXPERIMENTS[name]
-    blocks = experiment.render(_Results())
-    assert set(blocks) == set(experiment.blocks)
-    assert all(text.strip() for text in blocks.values())
+    blocks, shifted = experiment.render(_Results()), experiment.render(_Shifted())
+    assert set(blocks) == set(shifted) == set(experiment.blocks)
+    doc = (DOCS / experiment.doc).read_text()
+    for block in experiment.blocks:
+        assert f"<!-- reproduce:{block} -->" in doc and f"<!-- /reproduce:{block} -->" in doc
+        assert blocks[block] != shifted[block], block
 
 
 def test_cells_and_rates():
