@@ -1,8 +1,8 @@
 """Transfer across physics (docs/physics.md): tests fitted on one simulator's chips, scored on
 chips of another. Every method is fitted once per training physics and scored on evaluation
 populations of each other physics (`cimtest compare --eval-fault`, repeated). Budget on the
-2-core reference machine: ``physics`` ~1.5 h on two threads (`cnn-mnist1d` on 20,000 test
-samples per chip, 400 + 400 chips; `resnet20-8` on the 540 test digits, 300 + 300 chips)."""
+2-core reference machine: ``physics`` ~1 h on two threads (`cnn-mnist1d` on 20,000 test
+samples per chip, 300 + 300 chips; `resnet20-8` on the 540 test digits, 200 + 200 chips)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ AIHWKIT = (
 compensation."""
 
 _MODELS = (
-    ("m1d", "cnn-mnist1d", ("--test-images", 20_000), 400,
+    ("m1d", "cnn-mnist1d", ("--test-images", 20_000), 300,
      (("typical", "egis-typical", "{:.4g}", ("--test-images", 10_000)),
       ("bitflip", "bitflip", "{!r}", ("--test-images", 20_000)))),
-    ("r20", "resnet20-8", (), 300,
+    ("r20", "resnet20-8", (), 200,
      (("typical", "egis-typical", "{:.4g}", ("--chips", 64, "--iterations", 10)),
       ("bitflip", "bitflip", "{:.4g}", ("--chips", 64, "--iterations", 10)))),
 )
