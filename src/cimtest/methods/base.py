@@ -1,9 +1,10 @@
 """The one contract every test method follows, in the spirit of scikit-learn's estimators.
 
-The constructor only stores its keyword arguments; learned state ends in an underscore and is
-created only by `fit` (or `propose` + `learn`); `get_params` reads the constructor signature,
-`set_params` checks what it sets with `_check_params`, so `sklearn.base.clone` copies a method;
-using a method before it is fitted raises `NotFittedError`. Every method is used the same way:
+The constructor only stores its keyword arguments; each class declares what they may be,
+once, in `TestMethod._parameter_constraints`, checked by `fit` and `set_params`; learned state
+ends in an underscore and is created only by `fit` (or `propose` + `learn`); `get_params` reads
+the constructor signature, so `sklearn.base.clone` copies a method; using a method before it is
+fitted raises `NotFittedError`. Every method is used the same way:
 
 - ``fit(model, chips, outcomes, data, progress=...)``: propose inputs, measure the training
   chips on them (methods that learn from chips), learn; return self;
@@ -28,6 +29,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 import torch
 
+from cimtest._validation import Constraints, check_parameters
 from cimtest.exceptions import ConfigError, NotFittedError
 from cimtest.progress import Progress, staged
 
@@ -117,6 +119,12 @@ class TestMethod(ABC):
     """Parameters holding fitted methods this one is built on: proposed after them and saved
     with it."""
 
+    _parameter_constraints: ClassVar[Constraints] = {}
+    """Every constructor argument and what it may be: a constraint of `cimtest._validation`
+    (``Interval(1, None, integer=True)``, ``Options(("mean", "sum"))``...) or a list of them,
+    ``None`` among them when None is allowed. `_check_params` checks them all, with one
+    message shape (parameter, method, what is allowed, the value)."""
+
     _registry: ClassVar[dict[str, type[TestMethod]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -154,6 +162,7 @@ class TestMethod(ABC):
         progress : Progress, optional
             ``progress(done, total, stage)``.
         """
+        self._check_params()
         learns = "chip labels" in self.needs or "chip accuracies" in self.needs
         if learns and (chips is None or outcomes is None):
             raise ConfigError(f"{type(self).__name__} learns from chips: pass chips= (the D "
@@ -309,8 +318,10 @@ class TestMethod(ABC):
         return self
 
     def _check_params(self) -> None:
-        """Raise `ConfigError` if a constructor argument is out of range (a subclass that
-        takes arguments checks them here; `propose` and `set_params` call it)."""
+        """Raise `ConfigError` for the first constructor argument that breaks its declaration
+        in `_parameter_constraints` (`fit`, `propose` and `set_params` call it). A subclass
+        whose arguments also follow a rule across several of them checks it after this."""
+        check_parameters(type(self).__name__, self.get_params(), self._parameter_constraints)
 
     def __repr__(self) -> str:
         defaults = {

@@ -15,11 +15,13 @@ beyond what ``needs`` declares.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from cimtest._validation import check_interval
+from cimtest._validation import SEED, Bounds, Constraints, InstanceOf, Interval, check_interval
 from cimtest.data import Dataset
 from cimtest.exceptions import ConfigError
 from cimtest.methods._model import ideal_chip, resolve_model
@@ -61,13 +63,16 @@ class PointTestVectors(TestMethod):
     needs = ("real images",)
     state = ("sigma_ideal_",)
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, None, integer=True),
+        "offset": Interval(None, None),
+        "seed": SEED,
+    }
+
     def __init__(self, *, k: int = 4, offset: float = 0.0, seed: int = 0) -> None:
         self.k = k
         self.offset = offset
         self.seed = seed
-
-    def _check_params(self) -> None:
-        check_interval("k", self.k, 1, None, type(self).__name__)
 
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
@@ -118,15 +123,16 @@ class FGSMTestImages(TestMethod):
     needs = ("real images", "chip labels")
     state = ("eps_", "labels_", "separates_")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, None, integer=True),
+        "step": Interval(0, 1, closed="neither"),
+        "seed": SEED,
+    }
+
     def __init__(self, *, k: int = 4, step: float = 0.9, seed: int = 0) -> None:
         self.k = k
         self.step = step
         self.seed = seed
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_interval("step", self.step, 0, 1, owner, closed="neither")
 
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
@@ -202,6 +208,13 @@ class DatasetAwareTest(TestMethod):
     needs = ("real images", "chip accuracies")
     state = ("chosen_", "regressor_", "cutoff_accuracy_")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, None, integer=True),
+        "candidates": Interval("k", None, integer=True),
+        "detector_estimators": Interval(1, None, integer=True),
+        "seed": SEED,
+    }
+
     def __init__(
         self, *, k: int = 4, candidates: int = 256, detector_estimators: int = 100, seed: int = 0
     ) -> None:
@@ -209,11 +222,6 @@ class DatasetAwareTest(TestMethod):
         self.candidates = candidates
         self.detector_estimators = detector_estimators
         self.seed = seed
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_interval("candidates", self.candidates, self.k, None, owner)
 
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
@@ -315,6 +323,13 @@ class NoiseImagesTest(_ImagesAndDetector):
 
     name = "noise+detector"
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, None, integer=True),
+        "input_range": [Bounds(), None],
+        "detector_estimators": Interval(1, None, integer=True),
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         *,
@@ -327,9 +342,6 @@ class NoiseImagesTest(_ImagesAndDetector):
         self.input_range = input_range
         self.detector_estimators = detector_estimators
         self.seed = seed
-
-    def _check_params(self) -> None:
-        check_interval("k", self.k, 1, None, type(self).__name__)
 
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:
@@ -362,6 +374,13 @@ class RandomSyntheticTest(_ImagesAndDetector):
     name = "random-synthetic+detector"
     state = ("detector_", "chosen_")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "source": [InstanceOf(EntropyImageTest), None],
+        "k": Interval(1, None, integer=True),  # at most the SID's size: checked in propose
+        "detector_estimators": Interval(1, None, integer=True),
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         *,
@@ -374,9 +393,6 @@ class RandomSyntheticTest(_ImagesAndDetector):
         self.k = k
         self.detector_estimators = detector_estimators
         self.seed = seed
-
-    def _check_params(self) -> None:
-        check_interval("k", self.k, 1, None, type(self).__name__)  # at most the SID: propose
 
     def propose(self, model, data: Dataset | None = None, *,
                 progress: Progress | None = None) -> torch.Tensor:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from cimtest._validation import check_interval, check_option
+from cimtest._validation import SEED, Constraints, InstanceOf, Interval, Options
 from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
 from cimtest.faults import parse_spec
@@ -160,6 +160,22 @@ class BayesianTestVector(TestMethod):
     state = ("mean_", "log_var_", "sigma_ideal_", "threshold_far_", "loss_curve_",
              "output_shape_")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "alpha": Interval(0, None),
+        "steps": Interval(1, None, integer=True),
+        "lr": Interval(0, None, closed="right"),
+        "n_samples": Interval(1, None, integer=True),
+        "prior": Interval(0, None, closed="right"),
+        "kl": Options(("mean", "sum")),
+        "batch": Interval(1, None, integer=True),
+        "offset": Interval(None, None),
+        "false_alarm": [Interval(0, 1, closed="neither"), None],
+        "rule": Options(("offset", "false_alarm")),
+        "far_draws": Interval(1, None, integer=True),
+        "read_noise": [InstanceOf(str), None],
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         *,
@@ -192,21 +208,12 @@ class BayesianTestVector(TestMethod):
         self.seed = seed
 
     def _check_params(self) -> None:
+        """The declared parameters, then two rules across them: the false-alarm rule needs
+        its rate, and read noise must be per-read."""
+        super()._check_params()
         owner = type(self).__name__
-        check_interval("alpha", self.alpha, 0, None, owner)
-        check_interval("steps", self.steps, 1, None, owner)
-        check_interval("lr", self.lr, 0, None, owner, closed="right")
-        check_interval("n_samples", self.n_samples, 1, None, owner)
-        check_interval("prior", self.prior, 0, None, owner, closed="right")
-        check_option("kl", self.kl, ("mean", "sum"), owner)
-        check_interval("batch", self.batch, 1, None, owner)
-        check_interval("offset", self.offset, None, None, owner)
-        if self.false_alarm is not None:
-            check_interval("false_alarm", self.false_alarm, 0, 1, owner, closed="neither")
-        check_option("rule", self.rule, ("offset", "false_alarm"), owner)
         if self.rule == "false_alarm" and self.false_alarm is None:
             raise ConfigError(f"{owner}(rule='false_alarm') needs false_alarm=RATE")
-        check_interval("far_draws", self.far_draws, 1, None, owner)
         if self.read_noise is not None:
             static, _ = parse_spec(self.read_noise).split_time()
             if static.faults:

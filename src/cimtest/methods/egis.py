@@ -18,12 +18,12 @@ or (C, H, W) images, each made by the generator adapted to that rank (`EGISGener
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from cimtest._validation import check_interval
+from cimtest._validation import SEED, Bounds, Constraints, Interval, Options
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import ideal_chip, resolve_model
@@ -111,6 +111,23 @@ class EntropyImageTest(TestMethod):
     state = ("chosen_", "detector_", "output_shape_", "best_reward_",
              "reward_curve_", "entropy_curve_", "sid_entropy_", "training_")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, "sid_size", closed="left", integer=True),
+        "sid_size": Interval(2, None, integer=True),
+        "steps": Interval(1, None, integer=True),
+        "lr": Interval(0, None, closed="right"),
+        "batch": Interval(2, None, integer=True),
+        "input_range": [Bounds(), None],
+        "t_init": Interval(0, None, closed="neither"),
+        "t_final": Interval(0, "t_init", closed="neither"),
+        "rho": Interval(0, 1, closed="neither"),
+        "splits": Interval(1, None, integer=True),
+        "resplit": Options((False, True)),
+        "reward_estimators": Interval(1, None, integer=True),
+        "detector_estimators": Interval(1, None, integer=True),
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         *,
@@ -143,20 +160,6 @@ class EntropyImageTest(TestMethod):
         self.reward_estimators = reward_estimators
         self.detector_estimators = detector_estimators
         self.seed = seed
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_interval("sid_size", self.sid_size, 2, None, owner)
-        if self.k >= self.sid_size:
-            raise ConfigError(f"{owner} needs k < sid_size; got k={self.k}, "
-                              f"sid_size={self.sid_size}")
-        check_interval("steps", self.steps, 1, None, owner)
-        check_interval("lr", self.lr, 0, None, owner, closed="right")
-        check_interval("batch", self.batch, 2, None, owner)
-        check_interval("splits", self.splits, 1, None, owner)
-        check_interval("reward_estimators", self.reward_estimators, 1, None, owner)
-        check_interval("detector_estimators", self.detector_estimators, 1, None, owner)
 
     def propose(
         self,

@@ -10,11 +10,13 @@ it would let through on chips it never saw stay at or below `target_te` percent 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from cimtest._validation import check_interval
+from cimtest._validation import SEED, Constraints, InstanceOf, Interval
 from cimtest.exceptions import ConfigError
 from cimtest.methods.base import ChipOutcomes, TestMethod, check_is_fitted
 from cimtest.methods.btv import BayesianTestVector
@@ -59,6 +61,15 @@ class HybridTest(TestMethod):
     state = ("detector_", "oof_score_")
     parents = ("egis", "btv")
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "egis": [InstanceOf(EntropyImageTest), None],
+        "btv": [InstanceOf(BayesianTestVector), None],
+        "target_te": Interval(0, 100),
+        "folds": Interval(2, None, integer=True),
+        "detector_estimators": Interval(1, None, integer=True),
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         *,
@@ -75,11 +86,6 @@ class HybridTest(TestMethod):
         self.folds = folds
         self.detector_estimators = detector_estimators
         self.seed = seed
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_interval("target_te", self.target_te, 0, 100, owner)
-        check_interval("folds", self.folds, 2, None, owner)
 
     def propose(self, model=None, data=None, *, progress: Progress | None = None) -> torch.Tensor:
         """The parents' test inputs: K compact images, then the vector's sample."""

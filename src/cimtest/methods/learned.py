@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from cimtest._validation import check_interval, check_option
+from cimtest._validation import SEED, Bounds, Constraints, InstanceOf, Interval, Options
 from cimtest.data import Dataset
 from cimtest.engine import BatchedForward, Population
 from cimtest.exceptions import ConfigError
@@ -65,27 +65,28 @@ CHECKED_CHIPS = 8
 class _GradientTest(TestMethod):
     """K inputs optimised through the training chips, then a LightGBM model on them."""
 
-    inits: ClassVar[tuple[str, ...]] = ("real", "synthetic", "noise")
-    readouts: ClassVar[tuple[str, ...]] = ("regressor", "classifier", "both")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "k": Interval(1, None, integer=True),
+        "init": Options(("real", "synthetic", "noise")),
+        "readout": Options(("regressor", "classifier", "both")),
+        "candidates": Interval("k", None, integer=True),
+        "steps": Interval(0, None, integer=True),
+        "batch": Interval(2, None, integer=True),
+        "lr": Interval(0, None),
+        "hidden": Interval(1, None, integer=True),
+        "holdout": Interval(0, 0.5, closed="right"),
+        "check_every": Interval(1, None, integer=True),
+        "detector_estimators": Interval(1, None, integer=True),
+        "input_range": [Bounds(), None],
+        "source": [InstanceOf(EntropyImageTest), None],
+        "seed": SEED,
+    }
     state = ("chosen_", "initial_inputs_", "loss_curve_", "check_curve_", "best_step_",
              "detector_", "cutoff_accuracy_")
 
     def _store(self, **params: Any) -> None:
         for name, value in params.items():
             setattr(self, name, value)
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_interval("k", self.k, 1, None, owner)
-        check_option("init", self.init, self.inits, owner)
-        check_option("readout", self.readout, self.readouts, owner)
-        check_interval("candidates", self.candidates, self.k, None, owner)
-        check_interval("steps", self.steps, 0, None, owner)
-        check_interval("batch", self.batch, 2, None, owner)
-        check_interval("lr", self.lr, 0, None, owner)
-        check_interval("hidden", self.hidden, 1, None, owner)
-        check_interval("holdout", self.holdout, 0, 0.5, owner, closed="right")
-        check_interval("check_every", self.check_every, 1, None, owner)
 
     # -- propose: the candidate pool ----------------------------------------------------
 
@@ -374,8 +375,11 @@ class LearnedTest(_GradientTest):
 
     name = "learned"
     needs = ("chip labels",)
-    inits = ("synthetic", "noise")
-    readouts = ("classifier",)
+    _parameter_constraints: ClassVar[Constraints] = {
+        **_GradientTest._parameter_constraints,
+        "init": Options(("synthetic", "noise")),
+        "readout": Options(("classifier",)),
+    }
 
     def __init__(
         self, *, k: int = 4, init: Init = "synthetic", readout: ReadOut = "classifier",
