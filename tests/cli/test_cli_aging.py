@@ -66,3 +66,14 @@ def test_refused_in_one_line_with_nothing_written(tiny, tmp_path, monkeypatch, a
     assert len(lines) == 1 and lines[0].startswith("cimtest: error: "), result.stderr
     assert message in lines[0], lines[0]
     assert os.listdir(tmp_path) == []
+
+
+def test_calibrate_finds_the_age_of_a_drop(tiny):
+    """The level of drift is its age: calibrate finds when the mean drop reaches each target,
+    later for a larger drop."""
+    result = run("calibrate", *tiny, "--fault", "drift:nu=0.3,nu_sd=0.1", "--drop", "2,10",
+                 "--chips", 8, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert 1.0 < rows[0]["level"] < rows[1]["level"] < 1e9
+    assert all(abs(row["measured_drop"] - row["drop"]) < 1.0 for row in rows)

@@ -24,7 +24,8 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_BRACKETS = {"p": (1e-8, 0.5), "eta": (1e-4, 3.0), "sigma": (1e-4, 3.0), "t": (1.0, 1e9)}
 """Search range of each kind of level: rates, relative noise scales, and seconds after
-programming (1 s to about 32 years) for the aihwkit kinds."""
+programming (1 s to about 32 years) for the kinds whose level is an age (the aihwkit kinds,
+drift and retention)."""
 
 
 @dataclass(frozen=True)
