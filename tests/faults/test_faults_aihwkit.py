@@ -246,6 +246,23 @@ def test_a_population_is_reproducible_and_per_read_redraws():
 
 
 @needs_aihwkit
+def test_the_same_chips_age_along_one_path():
+    """`Population.at(t)` and `accuracy_at` age aihwkit chips as they age drift and
+    retention: the chips at each age are those of a population made at that age."""
+    from cimtest import zoo
+    from cimtest.engine import Population
+
+    model = zoo.get_entry("lenet5-8").build()
+    young = Population(model, "aihwkit-pcm:t=60", seed=2, n=3)
+    for t in (3600.0, 86400.0):
+        assert torch.equal(young.at(t).weights(range(3)),
+                           Population(model, f"aihwkit-pcm:t={t}", seed=2, n=3).weights(range(3)))
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    aged = young.accuracy_at(x, y, [60.0, 3600.0])
+    assert torch.equal(aged[1], Population(model, "aihwkit-pcm:t=3600", seed=2, n=3).accuracy(x, y))
+
+
+@needs_aihwkit
 @pytest.mark.parametrize("text", CASES)
 def test_spec_and_toml_round_trip(text, tmp_path):
     fault = fault_of(text)

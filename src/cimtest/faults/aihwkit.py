@@ -89,6 +89,7 @@ class _AihwkitFault(Fault):
     """
 
     level_name = "t"
+    time_name = "t"
     t: float
     g_max: float
     compensation: Compensation
