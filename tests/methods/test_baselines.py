@@ -1,8 +1,11 @@
 """Baselines and the hybrid on a tiny classifier, against hand-checked decisions."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from cimtest.engine import InputBank, Population, StoredChips
 from cimtest.exceptions import ConfigError, NotFittedError
@@ -13,6 +16,7 @@ from cimtest.methods.baselines import (
     NoiseImagesTest,
     PointTestVectors,
     RandomSyntheticTest,
+    _correlation,
     best_threshold,
 )
 from cimtest.methods.btv import BayesianTestVector
@@ -117,6 +121,23 @@ def test_fgsm_says_when_no_count_separates(tiny):
     assert not test.separates_
     assert test.describe()["separates"] is False
     assert "flags every chip or none" in test.describe()["note"]
+
+
+def test_the_image_choice_correlation_is_pearsons_and_nan_when_flat():
+    """numpy's corrcoef (was a hand formula; both chose the same K images, and so gave the
+    same scores, in 9 fits on three faults, 2026-12-07); a flat column is NaN, silently (the
+    choice reads it as 0)."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 3))
+    values[:, 2] = 1.0
+    target = 2 * values[:, 0] + rng.normal(size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        corr = _correlation(values, target)
+    for j in (0, 1):
+        assert corr[j] == pytest.approx(stats.pearsonr(values[:, j], target).statistic,
+                                        abs=1e-12)  # float64 rounding of two sums of 50
+    assert np.isnan(corr[2])
 
 
 def test_dataset_aware_picks_the_image_that_tracks_accuracy(tiny):

@@ -170,7 +170,7 @@ def test_run_round_trip_and_report_sections(counted, tmp_path):
     text = page.read_text()
     assert f"{best['ta']:.1f} ({best['ta_low']:.1f}-{best['ta_high']:.1f})†" in text
     assert "<th>p vs best</th>" in text and "<td>best</td>" in text
-    assert "McNemar&#x27;s exact test" in text
+    assert "McNemar&#39;s exact test" in text  # escaped (Jinja2's autoescape)
     assert not list(tmp_path.glob(".*"))  # no temporary left behind
 
 
@@ -184,6 +184,19 @@ def test_a_row_note_is_marked_and_spelled_out_in_the_report(counted, tmp_path):
     text = write_report(doc, tensors, tmp_path / "report.html").read_text()
     assert "<td>fgsm ‡</td>" in text and "<p class=\"note\">‡ fgsm: separates nothing.</p>" in text
     assert text.count("‡") == 2  # no other row is marked
+
+
+def test_every_value_in_the_report_is_escaped(counted, tmp_path):
+    """Names and notes come from the user (a model's name, a fault spec): markup in them is
+    shown, never run."""
+    result, _ = counted
+    doc, tensors = load_run(save_run(result, tmp_path / "run", 95.0))
+    doc["setup"]["model"] = "<script>alert('x')</script>"
+    doc["rows"][0]["note"] = "a <b>bold</b> & \"quoted\" claim"
+    text = write_report(doc, tensors, tmp_path / "report.html").read_text()
+    assert "<script>" not in text and "<b>" not in text
+    assert "<title>cimtest comparison: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; under" in text
+    assert "a &lt;b&gt;bold&lt;/b&gt; &amp; &#34;quoted&#34; claim." in text
 
 
 def test_load_run_errors(tmp_path):

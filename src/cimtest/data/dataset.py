@@ -175,6 +175,9 @@ def hold_out(data: Dataset, share: float, seed: int = 0) -> tuple[Dataset, Datas
         raise DataError(f"Cannot hold out a share {share!r} of {data.name!r} ({len(data)} "
                         "samples): the share must be in (0, 1) and the data hold 2 or more.")
     count = min(max(round(share * len(data)), 1), len(data) - 1)
+    # torch's draw, not scikit-learn's ShuffleSplit: that permutes with numpy's legacy
+    # RandomState, other draws for the same seed, and every documented comparison holds
+    # out its real images with this one
     drawn = torch.randperm(len(data), generator=torch.Generator().manual_seed(int(seed)))
     held = torch.zeros(len(data), dtype=torch.bool)
     held[drawn[:count]] = True

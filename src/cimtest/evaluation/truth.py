@@ -56,6 +56,9 @@ def ceiling(
         raise ConfigError(f"ceiling needs answers of shape (n_chips, N >= 2); got {correct.shape}")
     sources = np.arange(correct.shape[1]) if sources is None else np.asarray(sources)
     unique = np.unique(sources)
+    # not scikit-learn's GroupShuffleSplit: it draws from numpy's legacy RandomState (it
+    # takes no Generator), other halves for the same seed, and every documented ceiling
+    # was measured on these
     first = np.random.default_rng(seed).permutation(unique)[: len(unique) // 2]
     half = np.isin(sources, first)
     a = 100.0 * correct[:, half].mean(axis=1)

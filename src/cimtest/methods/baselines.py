@@ -462,12 +462,10 @@ def _flip_distance(
 
 
 def _correlation(values: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each column of `values` (D, N) with `target` (D,); NaN if flat."""
-    v = values - values.mean(axis=0)
-    t = target - target.mean()
-    denominator = np.sqrt((v**2).sum(axis=0) * (t**2).sum())
+    """Pearson correlation of each column of `values` (D, N) with `target` (D,); NaN if flat
+    (numpy's `corrcoef`, the last row of the (N + 1)² matrix)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (v * t[:, None]).sum(axis=0) / denominator
+        return np.corrcoef(values, target, rowvar=False)[-1, :-1]
 
 
 def _flatten(outputs: torch.Tensor) -> np.ndarray:

