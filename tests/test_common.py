@@ -230,7 +230,7 @@ def test_beats_chance_on_independent_chips(name, fitted, setting, touched):
     chips, truth = setting[4:] if learns else touched
     auc = roc_auc(_scores(method, chips)[0], truth)
     if name in WEAK:
-        assert 1 - CHANCE_AUC < auc < CHANCE_AUC
+        assert abs(auc - 0.5) < CHANCE_AUC - 0.5  # within chance's band on either side
     else:
         assert auc > CHANCE_AUC
 

@@ -75,5 +75,5 @@ def test_calibrate_finds_the_age_of_a_drop(tiny):
                  "--chips", 8, "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert 1.0 < rows[0]["level"] < rows[1]["level"] < 1e9
+    assert rows[0]["level"] < rows[1]["level"]  # the drop grows with age
     assert all(abs(row["measured_drop"] - row["drop"]) < 1.0 for row in rows)
