@@ -17,10 +17,9 @@ from cimtest.cli.common import (
     parse_array_size,
     parse_input_range,
     parse_normalise,
-    print_comparison,
-    run_comparison,
     stdout,
 )
+from cimtest.cli.comparing import print_comparison, run_comparison
 from cimtest.cli.inputs import real_images, resolve_data, resolve_input_range, resolve_model
 from cimtest.cli.levels import calibrated_fault, check_drop, drop_line
 from cimtest.exceptions import ConfigError

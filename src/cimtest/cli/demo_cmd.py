@@ -53,7 +53,7 @@ def demo(
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output '{folder}' exists and is not a folder")
     from cimtest import zoo
-    from cimtest.cli.common import print_comparison, run_comparison
+    from cimtest.cli.comparing import print_comparison, run_comparison
     from cimtest.cli.inputs import real_images, resolve_data
     from cimtest.cutoffs import parse_cutoff
     from cimtest.engine import Population
