@@ -139,6 +139,33 @@ def test_false_alarm_rule_by_hand():
     assert _quantile_threshold(sigmas, 0.99) == 0.1  # 6 of 7: all but the smallest
 
 
+def _flagging_threshold(sigmas: np.ndarray, false_alarm: float) -> float:
+    """The rule by counting, slowly: the smallest draw t with at most floor(rate * n) above."""
+    allowed = math.floor(false_alarm * len(sigmas))
+    return min(float(t) for t in sigmas if (sigmas > t).sum() <= allowed)
+
+
+@pytest.mark.parametrize(("n", "rate", "flagged"), [(9, 1 / 3, 3), (45, 13 / 45, 12),
+                                                     (20, 0.95, 19), (20, 0.05, 1)])
+def test_false_alarm_rule_where_numpy_rounds_otherwise(n, rate, flagged):
+    """The cases where np.quantile(..., 1 - rate, method="inverted_cdf") takes another draw
+    (btv.py says why the rule is by hand): n * (1 - rate) lands above an integer for the first
+    and third (2 and 18 would flag), exactly on one below the rule's for the second (13);
+    the fourth, where both agree, is the control."""
+    sigmas = np.random.default_rng(n).permutation(np.arange(n, dtype=np.float64))
+    assert (sigmas > _quantile_threshold(sigmas, rate)).sum() == flagged
+
+
+def test_false_alarm_rule_matches_counting_on_random_draws():
+    """3,000 random (n, rate), half with rate * n an exact integer (k / n), draws with ties."""
+    rng = np.random.default_rng(0)
+    for trial in range(3000):
+        n = int(rng.integers(1, 80))
+        rate = int(rng.integers(1, n)) / n if trial % 2 and n > 1 else float(rng.uniform(0, 1))
+        sigmas = rng.integers(0, max(2, n // 2), size=n).astype(np.float64) / 7
+        assert _quantile_threshold(sigmas, rate) == _flagging_threshold(sigmas, rate), (n, rate)
+
+
 def test_false_alarm_threshold_flags_the_target_fraction_of_fresh_tests():
     """Fresh tests drawn independently of the fit's flag the ideal chip at the target rate.
 
