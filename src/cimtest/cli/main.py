@@ -13,6 +13,7 @@ from cimtest.cli import (
     egis_cmd,
     help_cmd,
     info_cmd,
+    monitor_cmd,
     options,
     report_cmd,
     reproduce_cmd,
@@ -42,6 +43,7 @@ app.command("reproduce")(reproduce_cmd.reproduce)
 app.command("export")(tester_cmd.export)
 app.command("decide")(tester_cmd.decide)
 app.command("apply")(tester_cmd.apply)
+app.command("monitor")(monitor_cmd.monitor)
 app.command("status")(store_cmd.status)
 app.command("help")(help_cmd.help_topic)
 

@@ -15,7 +15,7 @@ from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
 from cimtest.engine.periphery import draw_noise, noise_shapes
 from cimtest.engine.rows import fill_rows, sparse_rows
-from cimtest.engine.seeding import chip_generators
+from cimtest.engine.seeding import chip_generators, chip_seed
 from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
 from cimtest.hardware import MappedModel, map_model
 from cimtest.hardware.periphery import Periphery, parse_periphery
@@ -26,6 +26,10 @@ from cimtest.tasks import ScoredTask
 __all__ = ["ChipSpec", "Population", "weight_layout"]
 
 _logger = logging.getLogger(__name__)
+
+REPROGRAMMED = 2**40
+"""The chip index under which `Population.reprogrammed` hashes a rewrite's seed: beyond any
+real chip index, so a rewrite never shares a stream with a chip's own draws."""
 
 DENSE_CHUNK = 32
 """Most chips per chunk when chips run one after another (`DENSE_INPUTS`): a larger chunk
@@ -146,6 +150,18 @@ class Population:
         """
         return self.with_faults(self.faults.at(t))
 
+    def reprogrammed(self, generation: int) -> Population:
+        """The same chips rewritten `generation` times (0: as first programmed): fresh
+        programming draws, chip ``i`` of generation ``g`` seeded by ``(seed', i)`` with
+        ``seed'`` hashed from ``(seed, g)``, so rewrites are independent of each other and of
+        the first programming."""
+        if generation == 0:
+            return self
+        other = object.__new__(Population)
+        other.__dict__.update(self.__dict__)
+        other.seed = chip_seed(self.seed, REPROGRAMMED, generation) >> 32
+        return other
+
     def recipe(self) -> dict[str, object]:
         """How to rebuild these chips, as JSON: fault spec, seed, count, crossbar geometry."""
         array_size = self.spec.array_size
@@ -241,7 +257,7 @@ class Population:
                 _logger.warning("%s: this model runs on the dense path", exc)
                 self._engines["delta"] = None
         flat = self.weights(chips, scratch=scratch)
-        return [self._dense_forward(chips, flat, x) for x in inputs]
+        return [self.forward_rows(chips, flat, x) for x in inputs]
 
     def forward_at(self, chips: Sequence[int], x: torch.Tensor, times: Sequence[float], *,
                    scratch: torch.Tensor | None = None, base: torch.Tensor | None = None
@@ -279,13 +295,14 @@ class Population:
                 generator.set_state(state)
             flat = fill_rows(_rows(scratch, len(chips), numel), drawn,
                              population._static.split_aging()[1], self.layout, generators)
-            outputs.append(population._dense_forward(chips, flat, x))
+            outputs.append(population.forward_rows(chips, flat, x))
         return outputs
 
-    def _dense_forward(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
-                       ) -> torch.Tensor:
-        """`forward` from the chips' static weight rows `flat`, per-read draws per input (and
-        the periphery's output noise, drawn per forward pass)."""
+    def forward_rows(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
+                     ) -> torch.Tensor:
+        """`forward` of `chips` from their static weight rows `flat` (float32 (B, P), e.g.
+        `weights` changed by a remedy), per-read draws per input (and the periphery's output
+        noise, drawn per forward pass)."""
         if not self._per_read.faults:
             return self._forward(flat, x, noise=self._noise(chips, x, 0))
         outputs = []

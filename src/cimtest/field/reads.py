@@ -1,0 +1,97 @@
+"""Reads of each crossbar layer with known inputs: what a chip's own remedies measure.
+
+A chip in the field has no data, but the tester knows the test's inputs and the model: it
+can drive every mapped layer with that layer's input on the ideal chip (the test's inputs
+propagated through the model offline) and read the layer's output, bias excluded. Global
+drift compensation compares a chip's read with its own read right after programming;
+re-calibration fits each output channel's gain to the ideal chip's read.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from cimtest._reproducible import mkl_single_threaded
+from cimtest.hardware import MappedModel
+
+__all__ = ["LayerReads"]
+
+_FLOOR = 1e-30
+"""A read this small (a layer whose weights all read 0) leaves its scale at 1."""
+
+
+class LayerReads:
+    """Every mapped layer of `mapped` read with its input on the ideal chip for inputs `x`.
+
+    Reads run one chip at a time on one MKL thread, so a chip's scales and gains do not
+    depend on the chips beside it (results stay chunk-invariant).
+    """
+
+    def __init__(self, mapped: MappedModel, x: torch.Tensor) -> None:
+        self.mapped = mapped
+        self.modules = [mapped.ideal.get_submodule(layer.name) for layer in mapped.layers]
+        self.shapes = [layer.geometry.weight_shape for layer in mapped.layers]
+        self.spans = list(zip(mapped.offsets[:-1], mapped.offsets[1:], strict=True))
+        self.inputs = _layer_inputs(mapped.ideal, self.modules, x)
+        self.ideal = self.read(mapped.reference)
+
+    def read(self, row: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output without bias, float64, for one chip's weight row (P,)."""
+        outputs = []
+        with torch.no_grad(), mkl_single_threaded():
+            for module, shape, (lo, hi), x in zip(self.modules, self.shapes, self.spans,
+                                                  self.inputs, strict=True):
+                params = {"weight": row[lo:hi].reshape(shape)}
+                if getattr(module, "bias", None) is not None:
+                    params["bias"] = torch.zeros_like(module.bias)
+                outputs.append(functional_call(module, params, (x,)).double())
+        return outputs
+
+    def sizes(self, row: torch.Tensor) -> torch.Tensor:
+        """Each layer's read magnitude ``sum |y|``, float64 (L,): the reference a global
+        drift compensation keeps."""
+        return torch.stack([y.abs().sum() for y in self.read(row)])
+
+    def compensate(self, rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Global drift compensation in place: each chip's layer ``l`` scaled by
+        ``reference[i, l] / sum |y_l|`` (its read right after programming over its read
+        now), one scale per layer as aihwkit's ``GlobalDriftCompensation`` applies per
+        tile. Returns `rows`."""
+        now = torch.stack([self.sizes(row) for row in rows])
+        return self.scale(rows, reference / now.clamp_min(_FLOOR))
+
+    def gains(self, row: torch.Tensor) -> torch.Tensor:
+        """Least-squares gain of each layer that brings one chip's reads to the ideal chip's,
+        ``g_l = <y*_l, y_l> / <y_l, y_l>`` over every output of every read, float64 (L,).
+        One gain per layer, not per output channel: the test's few inputs give a channel
+        of a linear layer as few values as the test has inputs, too few to fit on."""
+        return torch.stack([(ideal * y).sum() / (y * y).sum().clamp_min(_FLOOR)
+                            for y, ideal in zip(self.read(row), self.ideal, strict=True)])
+
+    def scale(self, rows: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """Scale each chip's layer ``l`` in place by ``scales[i, l]`` (float64 (B, L)).
+        Returns `rows`."""
+        for i in range(rows.shape[0]):
+            for (lo, hi), s in zip(self.spans, scales[i].tolist(), strict=True):
+                rows[i, lo:hi].mul_(s)
+        return rows
+
+
+def _layer_inputs(model: nn.Module, modules: list[nn.Module], x: torch.Tensor
+                  ) -> list[torch.Tensor]:
+    """The input of each of `modules` when `model` runs on `x` (one forward, by hooks)."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        seen.setdefault(id(module), inputs[0].detach().clone())
+
+    handles = [m.register_forward_pre_hook(keep) for m in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [seen[id(m)] for m in modules]
