@@ -8,7 +8,7 @@ import torch
 
 from cimtest.cutoffs import Cutoff, parse_cutoff, pass_fraction
 from cimtest.data import Dataset, augment, digits
-from cimtest.evaluation.truth import ceiling
+from cimtest.evaluation.truth import SPLIT_SEED, _first_half, ceiling
 from cimtest.exceptions import ConfigError, DataError
 
 
@@ -54,6 +54,44 @@ def test_ceiling_keeps_copies_of_one_image_in_one_half():
     sources = np.tile(np.arange(20), 8)
     assert ceiling(correct, 50.0, sources=sources) < 80.0
     assert ceiling(correct, 50.0) > ceiling(correct, 50.0, sources=sources)
+
+
+def _halves_by_permutation(sources: np.ndarray, seed: int) -> np.ndarray:
+    """The halves as every documented ceiling drew them, before GroupShuffleSplit."""
+    unique = np.unique(sources)
+    return np.isin(sources, np.random.default_rng(seed).permutation(unique)[: len(unique) // 2])
+
+
+def _ceiling_by_permutation(correct: np.ndarray, cutoff: float, sources: np.ndarray) -> float:
+    """`ceiling` on those halves: the numbers the docs hold."""
+    half = _halves_by_permutation(sources, SPLIT_SEED)
+    a, b = 100.0 * correct[:, half].mean(axis=1), 100.0 * correct[:, ~half].mean(axis=1)
+    return float(100.0 * ((a > cutoff) == (b > cutoff)).mean())
+
+
+def test_halves_are_the_documented_draw():
+    """GroupShuffleSplit over PCG64 halves 600 random sources (every image its own, copies of
+    each, scattered labels) at 600 seeds exactly as the permutation did, and the ceilings of
+    random chips on them are the same numbers."""
+    rng = np.random.default_rng(3)
+    for trial in range(600):
+        n = int(rng.integers(2, 2000))
+        seed = trial if trial % 2 else int(rng.integers(0, 2**31))
+        sources = [np.arange(n), np.repeat(np.arange(n), int(rng.integers(2, 5))),
+                   rng.integers(0, 10**6, size=n)][trial % 3]
+        if len(np.unique(sources)) < 2:
+            continue
+        assert np.array_equal(_first_half(sources, seed), _halves_by_permutation(sources, seed))
+    correct = rng.random((300, 400)) < 0.9
+    sources = np.repeat(np.arange(100), 4)
+    for cutoff in (85.0, 89.0, 90.0, 92.0):
+        assert ceiling(correct, cutoff, sources=sources) == _ceiling_by_permutation(
+            correct, cutoff, sources)
+
+
+def test_ceiling_refuses_copies_of_one_image():
+    with pytest.raises(ConfigError, match="2 or more sources"):
+        ceiling(np.ones((3, 4), dtype=bool), 50.0, sources=np.zeros(4, dtype=int))
 
 
 def test_augment_keeps_originals_labels_and_is_seeded():
