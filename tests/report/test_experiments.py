@@ -1,11 +1,25 @@
 """The experiments of `cimtest reproduce`: each renders exactly the blocks it declares."""
 
+import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from cimtest.report import markdown as markdown_module
 from cimtest.report.experiments import EXPERIMENTS
-from cimtest.report.markdown import TIE_MARK, best_method, cell, p_vs_best, pct, ta_band, tie_note
+from cimtest.report.experiments import btv as btv_experiments
+from cimtest.report.markdown import (
+    TIE_MARK,
+    best_method,
+    cell,
+    markdown,
+    p_vs_best,
+    pct,
+    ta_band,
+    tie_note,
+)
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -126,3 +140,58 @@ def test_zoo_tables_v_and_vi_cover_the_papers_models():
     assert "**mobilenet-v2**" in blocks["zoo-layers"]
     assert "mobilenet-v2" not in blocks["zoo-offsets"]
     assert not any("mobilenet" in path for path, _ in experiment.figures)
+
+
+def _markdown_by_hand(table: pd.DataFrame, digits: int = 1) -> str:
+    """The table as written before pandas' to_markdown: the reference of the docs' tables."""
+    frame = table.reset_index()
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v, digits) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _same_but_dashes(ours: str, by_hand: str) -> None:
+    """Every header and data line alike, byte for byte; a delimiter row may differ only in
+    its dashes per column (Markdown ignores how many)."""
+    delimiter = re.compile(r"\|(-{3,}\|)+")
+    assert len(ours.splitlines()) == len(by_hand.splitlines())
+    for line, hand in zip(ours.splitlines(), by_hand.splitlines(), strict=True):
+        if delimiter.fullmatch(hand):
+            assert delimiter.fullmatch(line) and line.count("|") == hand.count("|"), line
+        else:
+            assert line == hand
+
+
+MIXED = pd.DataFrame({
+    "rate": [0.12345, np.nan, 0.5, -0.25],
+    "points": [12.34, 100.0, 0.0, 1e6],
+    "count": [3, 40, 0, -2],
+    "text": ["x", "σ_y †", None, "a, b"],
+    0.1: [0.999, 1.0, 2.5, np.nan],
+}, index=pd.MultiIndex.from_tuples([("mult", 1), ("mult", 2), ("bitflip", 1), ("sa", 3)],
+                                   names=["fault", "level"]))
+
+
+@pytest.mark.parametrize("digits", [0, 1, 2])
+@pytest.mark.parametrize("table", [MIXED, MIXED.iloc[:0], MIXED.reset_index(drop=True),
+                                   MIXED[["count"]], MIXED.T], ids=["mixed", "empty", "range",
+                                                                    "ints", "transposed"])
+def test_markdown_tables_keep_every_cell_of_the_hand_written_layout(table, digits):
+    """NaN, None, rates below 1, integral floats, ints, text, numeric column names, a
+    MultiIndex, no rows, object columns: the same text in every cell as by hand."""
+    _same_but_dashes(markdown(table, digits), _markdown_by_hand(table, digits))
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_docs_tables_keep_every_cell_of_the_hand_written_layout(name, monkeypatch):
+    """Every block `reproduce` writes, rendered through `markdown` and by hand from the same
+    results: the same numbers in the same cells (the btv experiments' tables go through it)."""
+    ours = EXPERIMENTS[name].render(_Results())
+    monkeypatch.setattr(btv_experiments, "markdown", _markdown_by_hand)
+    monkeypatch.setattr(markdown_module, "markdown", _markdown_by_hand)
+    by_hand = EXPERIMENTS[name].render(_Results())
+    assert set(ours) == set(by_hand)
+    for block, text in ours.items():
+        _same_but_dashes(text, by_hand[block])

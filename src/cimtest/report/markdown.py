@@ -31,13 +31,11 @@ def pct(row: dict, key: str) -> str:
 
 
 def markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    """A DataFrame as a markdown table, index columns first, numbers rounded."""
-    frame = table.reset_index()
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "---|" * len(frame.columns)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v, digits) for v in row) + " |")
-    return "\n".join(lines)
+    """A DataFrame as a markdown table, index columns first, each value written by `cell`."""
+    # pandas' to_markdown (tabulate) lays out the cells as `cell` writes them: no number
+    # parsing, no padding; only the delimiter row's dashes follow the column widths
+    return table.reset_index().map(cell, digits=digits).to_markdown(
+        index=False, disable_numparse=True, stralign=None)
 
 
 def rows_table(rows: dict[str, dict[str, object]], index: str) -> str:
