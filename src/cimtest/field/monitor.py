@@ -10,6 +10,7 @@ fresh programming from `Population.reprogrammed`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -91,7 +92,10 @@ class Monitor:
 
     def settings(self) -> dict[str, object]:
         """The run as JSON: what a store checks before it resumes."""
-        return {"population": self.population.recipe(), "times": list(self.times),
+        inputs = self.inputs.contiguous().numpy().tobytes()
+        test = {"method": self.test.name, "threshold": float(self.test.threshold_),
+                "inputs_sha256": hashlib.sha256(inputs).hexdigest()}
+        return {"test": test, "population": self.population.recipe(), "times": list(self.times),
                 "max_drop": self.max_drop, "remedy": self.remedy,
                 "compensation": self.compensation, "ideal_accuracy": self.ideal_accuracy}
 
