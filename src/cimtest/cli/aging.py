@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from cimtest.faults import FaultStack
     from cimtest.tasks import ScoredTask
 
-__all__ = ["aged_campaign", "aging_faults", "print_aged"]
+__all__ = [
+    "age_slug",
+    "age_text",
+    "aged_campaign",
+    "aging_faults",
+    "aging_stacks",
+    "print_aged",
+    "programmed",
+]
 
 
 def aging_faults(fault: str, at: str | None) -> tuple[FaultStack, tuple[float, ...] | None]:
@@ -89,3 +97,31 @@ def print_aged(rows: list[dict]) -> None:
                       f"{row['accuracy_sd']:.2f}", f"{row['accuracy_min']:.2f}",
                       f"{p['5']:.2f}", f"{p['50']:.2f}", f"{row['accuracy_max']:.2f}")
     stdout.print(table)
+
+
+def programmed(fault: str) -> FaultStack:
+    """The stack of a spec (or .toml) at t = 0, the programmed chip, when a fault ages (its
+    ``t`` may be left out, any ``t`` written is replaced); the stack as read otherwise."""
+    from cimtest.faults import parse_spec, read_fault
+
+    faults = read_fault(fault) if fault.endswith(".toml") else parse_spec(
+        fault, allow_missing_time=True)
+    return faults.at(0.0) if faults.ages else faults
+
+
+def aging_stacks(faults: Sequence[str], at: str) -> tuple[list[FaultStack], tuple[float, ...]]:
+    """`aging_faults` of each spec of `faults` (each must age), and the ages in seconds."""
+    from cimtest.faults import parse_times
+
+    times = parse_times(at)  # bad times are named first, whatever the specs
+    return [aging_faults(fault, at)[0] for fault in faults], times
+
+
+def age_text(t: float) -> str:
+    """An age for a heading: ``t = 86400 s``."""
+    return f"t = {t:.6g} s"
+
+
+def age_slug(t: float) -> str:
+    """An age for a file name: ``t86400s`` (whole seconds as an integer)."""
+    return f"t{int(t)}s" if float(t).is_integer() else f"t{float(t)!r}s"

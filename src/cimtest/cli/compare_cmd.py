@@ -7,6 +7,7 @@ import time
 import typer
 
 from cimtest.cli import options
+from cimtest.cli.aging import age_text, aging_stacks, programmed
 from cimtest.cli.common import (
     announce_output,
     check_memory,
@@ -85,9 +86,14 @@ def compare_cmd(
     hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
     json: bool = options.JSON,
+    at: str = options.AT,
 ) -> None:
     """Fit every method on one training population and score it on one evaluation
-    population: each chip is forwarded once, its outputs reused by every method."""
+    population: each chip is forwarded once, its outputs reused by every method.
+
+    With --at, the training chips are the programmed chips (t = 0, any t of --fault
+    replaced) and A_cutoff is theirs; the evaluation chips (each --eval-fault, else --fault,
+    which must age) are seen at every age, one table each; --json rows carry t."""
     from cimtest.cutoffs import parse_cutoff
 
     rule = parse_cutoff(cutoff)
@@ -109,9 +115,19 @@ def compare_cmd(
             learned_batch is not None and learned_batch < 2):
         raise ConfigError(f"--learned-steps must be at least 0 and --learned-batch at least 2; "
                           f"got {learned_steps} and {learned_batch}")
-    eval_faults = list(eval_fault or [None])
+    eval_faults: list[str | None] = list(eval_fault or [None])
+    ages: list[float | None] = [None] * len(eval_faults)
+    if at is not None:  # bad times and specs that do not age fail here, before any work
+        if drop is not None:
+            raise ConfigError("--drop calibrates the level of --fault at one age; with --at, "
+                              "give the level in --fault")
+        stacks, times = aging_stacks([spec or fault for spec in eval_faults], at)
+        fault = programmed(fault).spec()  # the training chips as programmed, t = 0
+        eval_faults = [stack.at(t).spec() for stack in stacks for t in times]
+        ages = [t for _ in stacks for t in times]
     if output is not None and len(eval_faults) > 1:
-        raise ConfigError("-o writes one run: give one --eval-fault with it")
+        raise ConfigError("-o writes one run: give one --eval-fault"
+                          f"{'' if at is None else ' and one --at age'} with it")
     if output is not None:
         check_output(output)
     low_high = parse_input_range(input_range)
@@ -165,21 +181,25 @@ def compare_cmd(
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
     result = results[0]
     level = drop_line(fault, ideal, result.train_accuracy, calibration)
-    for each in results:
+    for each, t in zip(results, ages, strict=True):
         each.setup.update(mean_drop=ideal - float(each.train_accuracy.mean()),
                           calibration=None if calibration is None else calibration.as_dict())
+        if t is not None:
+            each.setup["t"] = t
     if output is not None:
         with announce_output(output, "the RUN folder"):
             save_run(result, output, ideal)
     if json:
         note(level)
-        emit_json([{**row, "eval_fault": each.setup["eval_fault"]}
-                   for each in results for row in each.rows])
+        emit_json([{**row, "eval_fault": each.setup["eval_fault"],
+                    **({} if t is None else {"t": t})}
+                   for each, t in zip(results, ages, strict=True) for row in each.rows])
         return
     stdout.print(level)
-    for each in results:
+    for each, t in zip(results, ages, strict=True):
         spec = each.setup["eval_fault"]
         under = fault if spec == fault else f"{fault}, evaluated under {spec}"
+        under += "" if t is None else f" at {age_text(t)}"
         title = (f"{loaded.name} under {under}: {chips} training + {eval_chips} evaluation "
                  f"chips, cutoff {rule.name} = {each.cutoff_accuracy:.2f} % "
                  f"({100 * each.setup['pass_fraction']:.1f} % of the training chips pass)")

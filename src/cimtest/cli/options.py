@@ -71,3 +71,8 @@ QUIET = typer.Option(
 VERBOSE = typer.Option(
     0, "-v", "--verbose", count=True, metavar="", show_default=False,
     help="Log INFO on stderr; repeat (-vv) for DEBUG.")
+AT = typer.Option(
+    None, "--at", metavar="T1,T2,...",
+    help="Ages after programming, increasing, e.g. 1h,1d,1w,1mo,1y (units s, min, h, d, w, mo, "
+    "y): the test, fitted at t = 0, scored on the same chips at each age (rows carry t in s); "
+    "sets t of drift and retention, which the specs may leave out.")
