@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
+from cimtest.cli.aging import age_slug, age_text, aging_stacks
 from cimtest.cli.common import (
     announce_output,
     check_memory,
@@ -220,8 +221,13 @@ def evaluate(
     memory: str = options.MEMORY,
     force: bool = FORCE,
     json: bool = options.JSON,
+    at: str = options.AT,
 ) -> None:
-    """Coverage, verifiable coverage, false alarms and AUC of a test, per fault spec."""
+    """Coverage, verifiable coverage, false alarms and AUC of a test, per fault spec.
+
+    With --at, every fault spec (which must age) is scored at each age on the same chips,
+    the threshold unchanged: one set of tables per age, rows with t; -o writes each table
+    once per age (OUTPUT's stem + ``-NAME-tTs.csv``, T in seconds)."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):
@@ -233,9 +239,14 @@ def evaluate(
         raise ConfigError("--offsets needs at least one offset")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
-    cells = [(spec, level, None) for spec, level in levels]
-    cells += [(spec, level.on_layer_fraction(f), f) for f in fractions for spec, level in levels]
+    if at is not None and plot:
+        raise ConfigError("--plot draws the chips at one age; leave out --at or --plot")
+    ages: list[float | None] = [None]
+    if at is None:
+        levels = _levels(fault)  # a bad spec fails here, before the heavy imports and any work
+    else:
+        stacks, times = aging_stacks(fault, at)
+        levels, ages = _levels([s.spec() for s in stacks]), list(times)
     from cimtest.artifacts import check_fingerprint
     from cimtest.engine import Population
     from cimtest.evaluation import Level, evaluate_btv, output_spreads
@@ -263,15 +274,22 @@ def evaluate(
     baseline = None if images is None else PointTestVectors(k=point, seed=seed)
     if baseline is not None:
         baseline.propose(loaded, images)
-    levels = [Level(stack, spec, index, fraction) for (spec, index), stack, fraction in cells]
     kept: list = []  # (level, chip results) for the figure
     keep = (lambda level, results: kept.append((level, results))) if plot else None
-    with progress_bar("btv evaluate") as update:
-        rows = evaluate_btv(btv, base, levels, dataset, offsets=offset_values, point=baseline,
-                            fresh=fresh, fresh_per_chip=fresh_per_chip, drop=drop, seed=seed,
-                            progress=update, on_level=keep)
+    rows, tables = [], {}
+    for t in ages:
+        aged = levels if t is None else [(spec, stack.at(t)) for spec, stack in levels]
+        cells = [Level(stack, stack.spec(), index, None) for (_, index), stack in aged]
+        cells += [Level(stack.on_layer_fraction(f), stack.spec(), index, f)
+                  for f in fractions for (_, index), stack in aged]
+        label = "btv evaluate" if t is None else f"btv evaluate at {age_text(t)}"
+        with progress_bar(label) as update:
+            found = evaluate_btv(btv, base, cells, dataset, offsets=offset_values,
+                                 point=baseline, fresh=fresh, fresh_per_chip=fresh_per_chip,
+                                 drop=drop, seed=seed, progress=update, on_level=keep)
+        rows += found if t is None else [{"t": t, **row} for row in found]
+        tables[t] = paper_tables(found, f"offset={offset_values[0]:g}")
     ideal_accuracy = rows[0]["ideal_accuracy"]
-    tables = paper_tables(rows, f"offset={offset_values[0]:g}")
     if output:
         with announce_output(output, f"{len(rows)} rows (and each paper table beside them)"):
             _write_csv(output, rows, tables)
@@ -285,8 +303,11 @@ def evaluate(
     if json:
         emit_json(rows)
         return
-    for name, table in tables.items():
-        stdout.print(_rich_table(TITLES[name], table.drop(columns="spec", errors="ignore")))
+    for t, at_age in tables.items():
+        if t is not None:
+            stdout.print(f"at {age_text(t)}:")
+        for name, table in at_age.items():
+            stdout.print(_rich_table(TITLES[name], table.drop(columns="spec", errors="ignore")))
     legend = dict.fromkeys((r["fault"], r["level_index"], r["base_level"]) for r in rows)
     stdout.print("levels: " + "; ".join(f"{kind} {i} = {spec}" for kind, i, spec in legend))
     accuracy = "" if ideal_accuracy is None else f", ideal accuracy {ideal_accuracy:.2f} %"
@@ -323,16 +344,20 @@ def _point_images(loaded: LoadedModel, data: str | None, test_images: int | None
     return full.subset(torch.arange(test_images, len(full)))
 
 
-def _write_csv(output: str, rows: list[dict], tables: dict[str, pd.DataFrame]) -> None:
-    """The rows to OUTPUT and each paper table to OUTPUT's stem + ``-NAME.csv``."""
+def _write_csv(output: str, rows: list[dict],
+               tables: dict[float | None, dict[str, pd.DataFrame]]) -> None:
+    """The rows to OUTPUT and each paper table to OUTPUT's stem + ``-NAME.csv``, or per age
+    ``-NAME-tTs.csv`` (T in seconds)."""
     import pandas as pd
 
     path = Path(output)
     with atomic_file(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    for name, table in tables.items():
-        with atomic_file(path.with_name(f"{path.stem}-{name}.csv")) as tmp:
-            table.to_csv(tmp)
+    for t, at_age in tables.items():
+        for name, table in at_age.items():
+            age = "" if t is None else f"-{age_slug(t)}"
+            with atomic_file(path.with_name(f"{path.stem}-{name}{age}.csv")) as tmp:
+                table.to_csv(tmp)
 
 
 def _rich_table(title: str, table: pd.DataFrame) -> Table:
