@@ -17,6 +17,7 @@ import typer
 
 from cimtest._atomic import atomic_file
 from cimtest.cli import options
+from cimtest.cli.aging import age_text, aging_faults, programmed
 from cimtest.cli.common import (
     announce_output,
     check_memory,
@@ -254,8 +255,12 @@ def evaluate(
     memory: str = options.MEMORY,
     force: bool = FORCE,
     json: bool = options.JSON,
+    at: str = options.AT,
 ) -> None:
-    """TA, TE, YL, CTE, BTE (percent) of each test on an independent population of chips."""
+    """TA, TE, YL, CTE, BTE (percent) of each test on an independent population of chips.
+
+    With --at, the population (whose spec must age) is scored at each age with the tests'
+    A_cutoff of their training chips at t = 0, one block per age; rows carry t."""
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):
@@ -264,10 +269,14 @@ def evaluate(
     ks = None if k is None else parse_ks(k)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
     cutoffs = None if cutoff is None else [c.strip() for c in cutoff.split(",") if c.strip()]
-    from cimtest.faults import parse_spec
+    if at is not None and plot:
+        raise ConfigError("--plot draws the tests at one age; leave out --at or --plot")
+    from cimtest.faults import parse_spec, parse_times
 
-    if fault is not None:
-        parse_spec(fault)  # a bad spec fails here, before the heavy imports and any work
+    if fault is not None:  # a bad spec or time fails here, before the heavy imports and work
+        aging_faults(fault, at)
+    elif at is not None:
+        parse_times(at)
     import pandas as pd
 
     from cimtest.artifacts import check_fingerprint
@@ -279,6 +288,8 @@ def evaluate(
 
     tests = [str(d) for t in tests for d in member_dirs(t, ks, cutoffs)]
     loaded, first = _test_model(tests[0], model, weights, input_shape)
+    spec = fault or first.training_["fault"]
+    faults, times = aging_faults(spec, at)  # the training spec, too, must age with --at
     dataset = resolve_data(loaded, data, test_images, normalise, copies=augment,
                             memory=memory)
     loaded_tests = [first, *(EntropyImageTest.load(Path(t) / ARTIFACT_FILE) for t in tests[1:])]
@@ -286,24 +297,34 @@ def evaluate(
         check_fingerprint(path, test.fingerprint_, loaded.fingerprint, force=force,
                           advice=fingerprint_advice(test.model_, loaded))
     training = loaded_tests[0].training_
-    spec = fault or training["fault"]
     for path, test in zip(tests, loaded_tests):
-        same_chips = fault is None or parse_spec(fault).spec() == test.training_["fault"]
+        trained = test.training_["fault"]
+        same_chips = fault is None or (parse_spec(fault).spec() == trained if at is None else
+                                       programmed(fault).spec() == programmed(trained).spec())
         if test.training_["seed"] == seed and same_chips:
             raise ConfigError(f"test '{path}' was fitted on chips of seed {seed}; evaluate on "
                               "an independent population (another --seed)")
-    population = Population(loaded.module, spec, seed, chips,
+    population = Population(loaded.module, faults, seed, chips,
                             array_size=_geometry(training), bits_per_cell=training["bits_per_cell"],
                             memory=memory)
     check_memory(population)
-    with progress_bar("evaluating") as update:
-        scored, acc = evaluate_tests(
-            loaded_tests, population, dataset,
-            [float(t.saved_info_["cutoff_accuracy"]) for t in loaded_tests], progress=update)
-    rows = [{"test": str(path), "cutoff": test.saved_info_["cutoff"], "k": test.k, **row,
-             "pass_fraction": test.saved_info_.get("pass_fraction"),
-             "chips": chips, "seed": seed, "fault": spec, **accuracy_distribution(acc)}
-            for path, test, row in zip(tests, loaded_tests, scored)]
+    rows, blocks = [], []
+    for t in [None] if times is None else times:
+        aged = population if t is None else population.at(t)
+        label = "evaluating" if t is None else f"evaluating at {age_text(t)}"
+        with progress_bar(label) as update:
+            scored, acc = evaluate_tests(
+                loaded_tests, aged, dataset,
+                [float(m.saved_info_["cutoff_accuracy"]) for m in loaded_tests],
+                progress=update)
+        under = spec if t is None else aged.faults.spec()
+        found = [{**({} if t is None else {"t": t}), "test": str(path),
+                  "cutoff": test.saved_info_["cutoff"], "k": test.k, **row,
+                  "pass_fraction": test.saved_info_.get("pass_fraction"),
+                  "chips": chips, "seed": seed, "fault": under, **accuracy_distribution(acc)}
+                 for path, test, row in zip(tests, loaded_tests, scored)]
+        rows += found
+        blocks.append((under, t, acc, found))
     if output:
         with announce_output(output, f"{len(rows)} rows"), atomic_file(output) as tmp:
             pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -313,12 +334,15 @@ def evaluate(
     if json:
         emit_json(rows)
         return
-    stdout.print(f"{chips} chips under {spec} (seed {seed}), mean accuracy {acc.mean():.2f} %")
-    for row in rows:
-        stdout.print(f"{row['cutoff']} K={row['k']}: TA {row['ta']:.1f} TE {row['te']:.1f} "
-                     f"YL {row['yl']:.1f} CTE {row['cte']:.1f} BTE {row['bte']:.1f} "
-                     f"(ceiling {row['ceiling']:.1f})  "
-                     f"({row['test']})")
+    for under, t, acc, found in blocks:
+        age = "" if t is None else f" at {age_text(t)}"
+        stdout.print(f"{chips} chips under {under} (seed {seed}){age}, mean accuracy "
+                     f"{acc.mean():.2f} %")
+        for row in found:
+            stdout.print(f"{row['cutoff']} K={row['k']}: TA {row['ta']:.1f} TE {row['te']:.1f} "
+                         f"YL {row['yl']:.1f} CTE {row['cte']:.1f} BTE {row['bte']:.1f} "
+                         f"(ceiling {row['ceiling']:.1f})  "
+                         f"({row['test']})")
 
 
 @app.command("apply")
