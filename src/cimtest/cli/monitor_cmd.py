@@ -21,6 +21,7 @@ from cimtest.cli.common import (
 )
 from cimtest.cli.tester_cmd import CUTOFF, FORCE, MODEL, TEST, K, load_exported
 from cimtest.exceptions import ConfigError
+from cimtest.faults.durations import format_duration
 
 if TYPE_CHECKING:
     from cimtest.loading import LoadedModel
@@ -162,7 +163,7 @@ def _print(document: dict) -> None:
     table = Table(*columns, title=f"retests (remedy {document['remedy']}, compensation "
                   f"{document['compensation']})")
     for row in document["rows"]:
-        cells = [_duration(row["t"]), f"{row['chips']:,}", _num(row["accuracy_mean"]),
+        cells = [format_duration(row["t"]), f"{row['chips']:,}", _num(row["accuracy_mean"]),
                  _num(row["accuracy_p5"]), _pct(row["failing"]), _pct(row["flagged"]),
                  _pct(row["false_alarms"])]
         if remedied:
@@ -172,25 +173,13 @@ def _print(document: dict) -> None:
     stdout.print(table)
     lat, alarms = document["latency"], document["false_alarms"]
     stdout.print(f"{lat['failed']:,} chips failed; {lat['detected']:,} flagged at or after "
-                 f"failing (median latency {_duration(lat['latency_median_s'])}), "
+                 f"failing (median latency {format_duration(lat['latency_median_s'])}), "
                  f"{lat['missed']:,} never")
     if alarms["per_chip_year"] is not None:
         low, high = alarms["interval"]
         stdout.print(f"false alarms: {alarms['count']:,} in {alarms['chip_years']:.3g} "
                      f"chip-years = {alarms['per_chip_year']:.3g} per chip-year (95 %: "
                      f"{low:.3g}-{high:.3g})")
-
-
-def _duration(seconds: float | None) -> str:
-    """`seconds` in the largest unit of ``--at`` that keeps it at least 1 ("-" for None)."""
-    from cimtest.faults.durations import UNITS
-
-    if seconds is None:
-        return "-"
-    for unit in ("y", "mo", "w", "d", "h", "min"):
-        if seconds >= UNITS[unit]:
-            return f"{seconds / UNITS[unit]:.3g}{unit}"
-    return f"{seconds:.3g}s"
 
 
 def _pct(share: dict | None) -> str:

@@ -11,7 +11,7 @@ import re
 
 from cimtest.exceptions import ConfigError
 
-__all__ = ["UNITS", "parse_duration", "parse_times"]
+__all__ = ["UNITS", "format_duration", "parse_duration", "parse_times"]
 
 UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
          "mo": 2629800.0, "y": 31557600.0}
@@ -57,3 +57,14 @@ def parse_times(text: str, option: str = "--at") -> tuple[float, ...]:
             raise ConfigError(f"{option}: times must increase; {items[i]!r} does not come "
                               f"after {items[i - 1]!r}")
     return times
+
+
+def format_duration(seconds: float | None) -> str:
+    """`seconds` in the largest unit of `UNITS` that keeps it at least 1, as ``--at`` writes
+    it (``3600`` -> ``1h``, ``31557600`` -> ``1y``); ``-`` for None."""
+    if seconds is None:
+        return "-"
+    for unit in ("y", "mo", "w", "d", "h", "min"):
+        if seconds >= UNITS[unit]:
+            return f"{seconds / UNITS[unit]:.3g}{unit}"
+    return f"{seconds:.3g}s"
