@@ -133,3 +133,12 @@ def test_reprogrammed_populations_draw_independently(setting):
     assert not torch.equal(again, first)
     assert torch.equal(population.reprogrammed(1).weights(range(4)), again)
     assert not torch.equal(population.reprogrammed(2).weights(range(4)), again)
+
+
+def test_a_population_made_at_an_age_is_the_population_aged(setting):
+    model, *_ = setting
+    aged = Population(model, "mult:eta=0.1+drift:nu=0.1,nu_sd=0.05", seed=1, n=4, at=86400.0)
+    assert torch.equal(aged.weights(range(4)),
+                       Population(model, FAULT, seed=1, n=4).at(86400.0).weights(range(4)))
+    with pytest.raises(ConfigError, match="time model"):
+        Population(model, "mult:eta=0.1", n=1, at=60.0)

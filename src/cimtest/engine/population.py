@@ -100,6 +100,9 @@ class Population:
         DAC, ADC and output noise of every crossbar, or a ``--hardware`` text (a preset
         such as ``"aihwkit"``, or keys); None: the ideal periphery (weights only). Output
         noise is redrawn at every forward pass from the chip's own stream.
+    at : float, optional
+        Seconds since programming: the chips at that age (`at`); the spec may then leave out
+        the age ``t`` of its faults with a time model.
     """
 
     def __init__(
@@ -113,8 +116,12 @@ class Population:
         bits_per_cell: int = 1,
         memory: str | int = "2GB",
         periphery: Periphery | str | None = None,
+        at: float | None = None,
     ) -> None:
-        faults = parse_spec(fault) if isinstance(fault, str) else fault
+        faults = parse_spec(fault, allow_missing_time=at is not None) \
+            if isinstance(fault, str) else fault
+        if at is not None:
+            faults = faults.at(at)
         if not isinstance(periphery, Periphery):
             periphery = parse_periphery(periphery)
         self.spec = ChipSpec(faults, array_size, bits_per_cell, periphery)
