@@ -37,7 +37,7 @@ def _layer_scaled(reads: LayerReads, rows: torch.Tensor, factors: list[float]) -
 def test_compensation_undoes_a_per_layer_scale(reads):
     population, layer_reads = reads
     rows = population.weights(range(8))
-    reference = torch.stack([layer_reads.sizes(row) for row in rows])
+    reference = layer_reads.sizes(rows)
     shrunk = _layer_scaled(layer_reads, rows, [0.7, 0.35, 0.9])
     restored = layer_reads.compensate(shrunk, reference)
     # float32 rows scaled twice by factors computed in float64: a few units of rounding
@@ -47,7 +47,7 @@ def test_compensation_undoes_a_per_layer_scale(reads):
 def test_recalibration_gain_is_the_inverse_of_a_layer_scale(reads):
     _, layer_reads = reads
     ideal = layer_reads.mapped.reference[None]
-    gains = layer_reads.gains(_layer_scaled(layer_reads, ideal, [0.5, 2.0, 0.8])[0])
+    gains = layer_reads.gains(_layer_scaled(layer_reads, ideal, [0.5, 2.0, 0.8]))[0]
     torch.testing.assert_close(gains, torch.tensor([2.0, 0.5, 1.25], dtype=torch.float64),
                                rtol=1e-6, atol=0)
 
@@ -55,7 +55,7 @@ def test_recalibration_gain_is_the_inverse_of_a_layer_scale(reads):
 def test_recalibration_gain_is_the_least_squares_fit(reads):
     population, layer_reads = reads
     row = population.weights([3])[0]
-    gains = layer_reads.gains(row)
+    gains = layer_reads.gains(row[None])[0]
     for y, ideal, g in zip(layer_reads.read(row), layer_reads.ideal, gains, strict=True):
         # the derivative of |ideal - g y|^2 in g vanishes at the fitted gain
         assert abs(float((y * (ideal - g * y)).sum())) < 1e-9 * float((ideal * ideal).sum())
@@ -73,7 +73,7 @@ def test_compensated_uniform_drift_is_the_programmed_chip(reads):
     population, layer_reads = reads
     aged = population.with_faults("mult:eta=0.2+drift:t=0,nu=0.2,nu_sd=0")
     programmed = aged.at(0).weights(range(8))
-    reference = torch.stack([layer_reads.sizes(row) for row in programmed])
+    reference = layer_reads.sizes(programmed)
     year = aged.at(31557600).weights(range(8))
     assert not torch.allclose(year, programmed, rtol=0.1)
     torch.testing.assert_close(layer_reads.compensate(year, reference), programmed,

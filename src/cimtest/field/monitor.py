@@ -148,9 +148,10 @@ class Monitor:
         chipset = self.population.reprogrammed(generation)
         base = self._weights(chipset, chips, t - programmed, state)
         rows = base.clone()
-        for j, c in enumerate(chips):
-            if state[c].gains is not None:
-                self.reads.scale(rows[j : j + 1], state[c].gains[None])
+        gained = [j for j, c in enumerate(chips) if state[c].gains is not None]
+        if gained:
+            rows[gained] = self.reads.scale(
+                rows[gained], torch.stack([state[chips[j]].gains for j in gained]))
         accuracy, score, flagged = self._measure(chipset, chips, rows)
         failing = accuracy < self.ideal_accuracy - self.max_drop
         out = [{"t": t, "chip": c, "generation": generation, "accuracy": accuracy[j],
@@ -163,9 +164,10 @@ class Monitor:
         fixed = [chips[j] for j in hit]
         if self.remedy == "recalibrate":
             after = base[hit].clone()
-            for j, c in enumerate(fixed):
-                state[c].gains = self.reads.gains(after[j])
-            self.reads.scale(after, torch.stack([state[c].gains for c in fixed]))
+            gains = self.reads.gains(after)
+            for c, gain in zip(fixed, gains, strict=True):
+                state[c].gains = gain
+            self.reads.scale(after, gains)
         else:
             for c in fixed:
                 state[c] = _Chip(generation=generation + 1, programmed=t)
@@ -187,11 +189,10 @@ class Monitor:
             return rows
         missing = [c for c in chips if state[c].reference is None]
         if missing:
-            fresh = rows if age == 0 else chipset.at(0.0).weights(missing)
-            index = {c: j for j, c in enumerate(chips)} if age == 0 else None
-            for j, c in enumerate(missing):
-                row = fresh[index[c]] if index is not None else fresh[j]
-                state[c].reference = self.reads.sizes(row)
+            fresh = rows[[chips.index(c) for c in missing]] if age == 0 \
+                else chipset.at(0.0).weights(missing)
+            for c, reference in zip(missing, self.reads.sizes(fresh), strict=True):
+                state[c].reference = reference
         reference = torch.stack([state[c].reference for c in chips])
         return self.reads.compensate(rows, reference)
 

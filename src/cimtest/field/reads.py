@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import functional_call
 
 from cimtest._reproducible import mkl_single_threaded
+from cimtest._threads import parallel_map
 from cimtest.hardware import MappedModel
 
 __all__ = ["LayerReads"]
@@ -25,8 +26,8 @@ _FLOOR = 1e-30
 class LayerReads:
     """Every mapped layer of `mapped` read with its input on the ideal chip for inputs `x`.
 
-    Reads run one chip at a time on one MKL thread, so a chip's scales and gains do not
-    depend on the chips beside it (results stay chunk-invariant).
+    Each chip's reads run on one thread (MKL's included), so its scales and gains do not
+    depend on the chips beside it or on the thread count (results stay chunk-invariant).
     """
 
     def __init__(self, mapped: MappedModel, x: torch.Tensor) -> None:
@@ -49,26 +50,28 @@ class LayerReads:
                 outputs.append(functional_call(module, params, (x,)).double())
         return outputs
 
-    def sizes(self, row: torch.Tensor) -> torch.Tensor:
-        """Each layer's read magnitude ``sum |y|``, float64 (L,): the reference a global
-        drift compensation keeps."""
-        return torch.stack([y.abs().sum() for y in self.read(row)])
+    def sizes(self, rows: torch.Tensor) -> torch.Tensor:
+        """Each chip's read magnitude per layer, ``sum |y_l|``, float64 (B, L) for rows
+        (B, P): the reference a global drift compensation keeps."""
+        return self._per_chip(rows, lambda row: torch.stack([y.abs().sum()
+                                                             for y in self.read(row)]))
 
     def compensate(self, rows: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Global drift compensation in place: each chip's layer ``l`` scaled by
         ``reference[i, l] / sum |y_l|`` (its read right after programming over its read
         now), one scale per layer as aihwkit's ``GlobalDriftCompensation`` applies per
         tile. Returns `rows`."""
-        now = torch.stack([self.sizes(row) for row in rows])
-        return self.scale(rows, reference / now.clamp_min(_FLOOR))
+        return self.scale(rows, reference / self.sizes(rows).clamp_min(_FLOOR))
 
-    def gains(self, row: torch.Tensor) -> torch.Tensor:
-        """Least-squares gain of each layer that brings one chip's reads to the ideal chip's,
-        ``g_l = <y*_l, y_l> / <y_l, y_l>`` over every output of every read, float64 (L,).
-        One gain per layer, not per output channel: the test's few inputs give a channel
-        of a linear layer as few values as the test has inputs, too few to fit on."""
-        return torch.stack([(ideal * y).sum() / (y * y).sum().clamp_min(_FLOOR)
-                            for y, ideal in zip(self.read(row), self.ideal, strict=True)])
+    def gains(self, rows: torch.Tensor) -> torch.Tensor:
+        """Least-squares gain of each layer that brings each chip's reads to the ideal
+        chip's, ``g_l = <y*_l, y_l> / <y_l, y_l>`` over every output of every read, float64
+        (B, L). One gain per layer, not per output channel: the test's few inputs give a
+        channel of a linear layer as few values as the test has inputs, too few to fit on."""
+        def fit(row: torch.Tensor) -> torch.Tensor:
+            return torch.stack([(ideal * y).sum() / (y * y).sum().clamp_min(_FLOOR)
+                                for y, ideal in zip(self.read(row), self.ideal, strict=True)])
+        return self._per_chip(rows, fit)
 
     def scale(self, rows: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """Scale each chip's layer ``l`` in place by ``scales[i, l]`` (float64 (B, L)).
@@ -77,6 +80,12 @@ class LayerReads:
             for (lo, hi), s in zip(self.spans, scales[i].tolist(), strict=True):
                 rows[i, lo:hi].mul_(s)
         return rows
+
+    @staticmethod
+    def _per_chip(rows: torch.Tensor, fn) -> torch.Tensor:
+        """``fn`` of each chip's row, stacked: chips spread over torch's threads, each
+        chip's reads on one thread (the reads are far too small to share one)."""
+        return torch.stack(parallel_map(lambda i: fn(rows[i]), range(rows.shape[0])))
 
 
 def _layer_inputs(model: nn.Module, modules: list[nn.Module], x: torch.Tensor
