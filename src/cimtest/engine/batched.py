@@ -202,9 +202,10 @@ def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
         if isinstance(output, torch.Tensor):
             largest = max(largest, output.numel() * output.element_size())
 
+    device = next(module.parameters(), torch.empty(0)).device
     handles = [m.register_forward_hook(hook) for m in module.modules() if m is not module]
     try:
-        module(torch.zeros(1, *input_shape))
+        module(torch.zeros(1, *input_shape, device=device))
     finally:
         for handle in handles:
             handle.remove()

@@ -71,9 +71,10 @@ class ChunkTask:
         started = time.time()
         if not self._scratch or self._scratch[0].shape[0] < stop - start:
             numel = self.population.mapped.reference.numel()
-            self._scratch[:] = [torch.empty(stop - start, numel)]
+            self._scratch[:] = [torch.empty(stop - start, numel,
+                                            device=self.population.device)]
         outputs = self.population.forward(range(start, stop), self.x, scratch=self._scratch[0])
-        accuracy = chip_accuracies(outputs, self.y, self.task).numpy()
+        accuracy = chip_accuracies(outputs, self.y, self.task).cpu().numpy()
         return ChunkResult(start, stop, accuracy, started, time.time(),
                            outputs if self.keep_outputs else None)
 

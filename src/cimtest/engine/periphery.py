@@ -34,7 +34,8 @@ def install(module: nn.Module, mapped: MappedModel, periphery: Periphery) -> Non
     modules = dict(module.named_modules())
     for layer in mapped.layers:
         target = modules[layer.name]
-        target.register_buffer(NOISE_BUFFER, torch.zeros(0), persistent=False)
+        target.register_buffer(NOISE_BUFFER, torch.zeros(0, device=mapped.reference.device),
+                               persistent=False)
         target.register_forward_pre_hook(_PreHook(periphery))
         target.register_forward_hook(_PostHook(periphery, layer.max_abs))
 
@@ -49,7 +50,7 @@ def noise_shapes(module: nn.Module, mapped: MappedModel,
         for layer in mapped.layers]
     try:
         with torch.no_grad():
-            module(torch.zeros(1, *input_shape))
+            module(torch.zeros(1, *input_shape, device=mapped.reference.device))
     finally:
         for handle in handles:
             handle.remove()
@@ -57,15 +58,18 @@ def noise_shapes(module: nn.Module, mapped: MappedModel,
 
 
 def draw_noise(shapes: dict[str, tuple[int, ...]], periphery: Periphery, seed: int,
-               chips: Sequence[int], n_inputs: int, read: int = 0) -> dict[str, torch.Tensor]:
+               chips: Sequence[int], n_inputs: int, read: int = 0,
+               device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Output noise of `chips` for a forward pass over `n_inputs` inputs, by buffer name:
-    float32 ``(len(chips), n_inputs, *shape)`` per layer, ``out_noise · N(0, 1)``; chip i's
-    draws come from its own generator (`NOISE_READ` + `read`), layer after layer."""
+    float32 ``(len(chips), n_inputs, *shape)`` per layer on `device`, ``out_noise · N(0, 1)``;
+    chip i's draws come from its own generator there (`NOISE_READ` + `read`), layer after
+    layer."""
     if periphery.out_noise == 0:
         return {}
-    noise = {name: torch.empty(len(chips), n_inputs, *shape) for name, shape in shapes.items()}
+    noise = {name: torch.empty(len(chips), n_inputs, *shape, device=device)
+             for name, shape in shapes.items()}
     for row, chip_seed in enumerate(chip_seeds(seed, chips, NOISE_READ + read)):
-        generator = torch.Generator().manual_seed(chip_seed)
+        generator = torch.Generator(device=device).manual_seed(chip_seed)
         for tensor in noise.values():
             tensor[row].normal_(0.0, periphery.out_noise, generator=generator)
     return {f"{name}.{NOISE_BUFFER}": tensor for name, tensor in noise.items()}

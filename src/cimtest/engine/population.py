@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
@@ -103,6 +104,11 @@ class Population:
     at : float, optional
         Seconds since programming: the chips at that age (`at`); the spec may then leave out
         the age ``t`` of its faults with a time model.
+    device : str or torch.device, optional
+        Where the chips are drawn and evaluated: ``"cpu"`` (None, the default), ``"cuda"``,
+        ``"cuda:N"`` or ``"auto"`` (`cimtest._device.resolve_device`). Chip ``i``'s
+        generators are seeded by ``(seed, i)`` on that device, and every tensor a method
+        returns lives there (docs/engine.md, "Devices").
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class Population:
         memory: str | int = "2GB",
         periphery: Periphery | str | None = None,
         at: float | None = None,
+        device: DeviceLike = None,
     ) -> None:
         faults = parse_spec(fault, allow_missing_time=at is not None) \
             if isinstance(fault, str) else fault
@@ -128,7 +135,9 @@ class Population:
         self.seed = int(seed)
         self.n = int(n)
         self.memory = parse_memory(memory)
-        self.mapped = map_model(model, array_size=array_size, bits_per_cell=bits_per_cell)
+        self.device = resolve_device(device)
+        self.mapped = _on_device(
+            map_model(model, array_size=array_size, bits_per_cell=bits_per_cell), self.device)
         self.layout = weight_layout(self.mapped)
         faults.check_layout(self.layout)
         self._static, self._per_read = faults.split_time()
@@ -183,8 +192,9 @@ class Population:
     def sparse(self) -> bool:
         """Whether chips run as the ideal chip plus sparse corrections (`DELTA_SHARE`): on
         fewer than `DENSE_INPUTS` inputs, or on any number with per-read faults; never with a
-        periphery (it is not linear in the weights' corrections)."""
-        if not self.spec.periphery.ideal:
+        periphery (it is not linear in the weights' corrections), nor off the CPU (its
+        per-chip draws and sorts are host work)."""
+        if not self.spec.periphery.ideal or self.device.type != "cpu":
             return False
         faults = self._static.faults + self._per_read.faults
         if not faults or not FaultStack(faults).sparse:
@@ -213,15 +223,15 @@ class Population:
         With `scratch` (float32 (B, P), B >= len(chips)) the rows are written into its first
         rows and a view is returned: a campaign reuses one buffer for all its chunks.
         """
-        out = _rows(scratch, len(chips), self.mapped.reference.numel())
+        out = _rows(scratch, len(chips), self.mapped.reference.numel(), self.device)
         return fill_rows(out, self.mapped.reference, self._static, self.layout,
-                         chip_generators(self.seed, chips))
+                         chip_generators(self.seed, chips, device=self.device))
 
     def edits(self, chips: Sequence[int]) -> SparseEdits:
         """Static weights of `chips` as `SparseEdits` of the ideal chip (the rows `weights`
         returns); every static fault must be a cell fault (see `sparse`)."""
         return sparse_rows(self.mapped.reference, self._static, self.layout,
-                           chip_generators(self.seed, chips))
+                           chip_generators(self.seed, chips, device=self.device))
 
     def chips_per_chunk(self, input_shape: tuple[int, ...], n_inputs: int, *,
                         extra_weight_sets: int = 0) -> int:
@@ -255,6 +265,7 @@ class Population:
                      scratch: torch.Tensor | None = None) -> list[torch.Tensor]:
         """`forward` on each input set of `inputs` (all of one shape), the chips' static
         weights drawn once for all of them: a costly draw (correlated fields) is paid once."""
+        inputs = [x.to(self.device) for x in inputs]
         n_inputs = inputs[0].shape[0]
         if self.sparse and (self._per_read.faults or n_inputs < DENSE_INPUTS):
             try:
@@ -283,6 +294,7 @@ class Population:
         """
         prefix, _ = self._static.split_aging()
         numel = self.mapped.reference.numel()
+        x = x.to(self.device)
         outputs: list[torch.Tensor] = []
         generators: list[torch.Generator] = []
         states: list[torch.Tensor] = []
@@ -294,13 +306,13 @@ class Population:
                 outputs.append(population.forward(chips, x, scratch=scratch))
                 continue
             if drawn is None:
-                generators = chip_generators(self.seed, chips)
-                drawn = fill_rows(_rows(base, len(chips), numel), self.mapped.reference,
-                                  prefix, self.layout, generators)
+                generators = chip_generators(self.seed, chips, device=self.device)
+                rows = _rows(base, len(chips), numel, self.device)
+                drawn = fill_rows(rows, self.mapped.reference, prefix, self.layout, generators)
                 states = [generator.get_state() for generator in generators]
             for generator, state in zip(generators, states, strict=True):
                 generator.set_state(state)
-            flat = fill_rows(_rows(scratch, len(chips), numel), drawn,
+            flat = fill_rows(_rows(scratch, len(chips), numel, self.device), drawn,
                              population._static.split_aging()[1], self.layout, generators)
             outputs.append(population.forward_rows(chips, flat, x))
         return outputs
@@ -310,13 +322,14 @@ class Population:
         """`forward` of `chips` from their static weight rows `flat` (float32 (B, P), e.g.
         `weights` changed by a remedy), per-read draws per input (and the periphery's output
         noise, drawn per forward pass)."""
+        x = x.to(self.device)
         if not self._per_read.faults:
             return self._forward(flat, x, noise=self._noise(chips, x, 0))
         outputs = []
         noisy = torch.empty_like(flat)
         for j in range(x.shape[0]):
             fill_rows(noisy, flat, self._per_read, self.layout,
-                      chip_generators(self.seed, chips, j + 1))
+                      chip_generators(self.seed, chips, j + 1, self.device))
             outputs.append(self._forward(noisy, x[j : j + 1],
                                          noise=self._noise(chips, x[j : j + 1], j + 1)))
         return torch.cat(outputs, dim=1)
@@ -330,7 +343,7 @@ class Population:
         if shape not in self._noise_shapes:
             self._noise_shapes[shape] = noise_shapes(self._forward.module, self.mapped, shape)
         return draw_noise(self._noise_shapes[shape], periphery, self.seed, chips, x.shape[0],
-                          read)
+                          read, self.device)
 
     def _sparse_forward(self, chips: Sequence[int], edits: SparseEdits, x: torch.Tensor
                         ) -> torch.Tensor:
@@ -343,7 +356,7 @@ class Population:
         for j in range(x.shape[0]):
             noisy = dataclasses.replace(edits)  # `write` replaces tensors, never edits them
             self._per_read.apply_sparse(noisy, self.layout,
-                                        chip_generators(self.seed, chips, j + 1))
+                                        chip_generators(self.seed, chips, j + 1, self.device))
             outputs.append(delta(noisy, x[j : j + 1]))
         return torch.cat(outputs, dim=1)
 
@@ -371,7 +384,7 @@ class Population:
             progress(0, len(chips))
         x = inputs[0]
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
-        scratch = torch.empty(min(step, len(chips)), self.mapped.reference.numel())
+        scratch = _rows(None, min(step, len(chips)), self.mapped.reference.numel(), self.device)
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
             yield block, self.forward_each(block, inputs, scratch=scratch)
@@ -409,7 +422,7 @@ class Population:
             progress(0, len(chips))
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0], extra_weight_sets=1)
         rows = (min(step, len(chips)), self.mapped.reference.numel())
-        scratch, base = torch.empty(rows), torch.empty(rows)
+        scratch, base = (torch.empty(rows, device=self.device) for _ in range(2))
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
             yield block, self.forward_at(block, x, times, scratch=scratch, base=base)
@@ -451,23 +464,35 @@ class Population:
         return torch.cat(scores)
 
 
-def _rows(scratch: torch.Tensor | None, n: int, numel: int) -> torch.Tensor:
-    """The first `n` rows of `scratch`, or a new (n, numel) float32 buffer without one."""
+def _on_device(mapped: MappedModel, device: torch.device) -> MappedModel:
+    """`mapped` with its ideal chip and reference weights on `device` (itself on the CPU)."""
+    if device.type == "cpu":
+        return mapped
+    return dataclasses.replace(mapped, ideal=mapped.ideal.to(device), codes=mapped.codes.to(
+        device), reference=mapped.reference.to(device))
+
+
+def _rows(scratch: torch.Tensor | None, n: int, numel: int, device: torch.device
+          ) -> torch.Tensor:
+    """The first `n` rows of `scratch`, or a new (n, numel) float32 buffer on `device`
+    without one."""
     if scratch is None:
-        return torch.empty(n, numel)
+        return torch.empty(n, numel, device=device)
     if scratch.dtype != torch.float32 or scratch.dim() != 2 or scratch.shape[0] < n \
-            or scratch.shape[1] != numel:
-        raise ValueError(f"scratch must be float32 of shape (>= {n}, {numel}); got "
-                         f"{scratch.dtype} {tuple(scratch.shape)}")
+            or scratch.shape[1] != numel or scratch.device != device:
+        raise ValueError(f"scratch must be float32 of shape (>= {n}, {numel}) on {device}; "
+                         f"got {scratch.dtype} {tuple(scratch.shape)} on {scratch.device}")
     return scratch[:n]
 
 
 def chip_accuracies(outputs: torch.Tensor, y: torch.Tensor, task: ScoredTask) -> torch.Tensor:
-    """Accuracy (percent) of each chip's outputs (B, N, C[, H, W]) against labels `y`."""
+    """Accuracy (percent) of each chip's outputs (B, N, C[, H, W]) against labels `y`, on
+    the outputs' device."""
+    y = y.to(outputs.device)
     if task == "segmentation":
         n_classes = outputs.shape[2]
         return torch.tensor(
-            [100.0 * mean_iou(out, y, n_classes) for out in outputs], dtype=torch.float64
-        )
+            [100.0 * mean_iou(out, y, n_classes) for out in outputs], dtype=torch.float64,
+            device=outputs.device)
     correct = outputs.argmax(dim=2) == y.unsqueeze(0)
     return 100.0 * correct.double().mean(dim=1)

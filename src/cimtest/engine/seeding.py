@@ -79,6 +79,8 @@ def _seed_sequence_state(entropy: list[np.ndarray]) -> list[np.ndarray]:
     return state
 
 
-def chip_generators(seed: int, chips: Sequence[int], read: int = 0) -> list[torch.Generator]:
-    """One freshly seeded CPU `torch.Generator` per chip index in `chips`."""
-    return [torch.Generator().manual_seed(s) for s in chip_seeds(seed, list(chips), read)]
+def chip_generators(seed: int, chips: Sequence[int], read: int = 0,
+                    device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One freshly seeded `torch.Generator` on `device` per chip index in `chips`."""
+    return [torch.Generator(device=device).manual_seed(s)
+            for s in chip_seeds(seed, list(chips), read)]

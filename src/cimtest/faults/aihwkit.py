@@ -22,7 +22,9 @@ two 63-bit seeds from its own generator and runs step 2, then step 3, inside
 is the same chip, the caller's global state is left as it was, and the draws of one chip are
 the same at every ``t`` (a chip ages along one path). The global generator is one per
 process, so those steps take turns under a lock, and they run on one torch thread, which
-keeps a chip independent of the thread count.
+keeps a chip independent of the thread count. On another device the chip's seeds come from
+its generator there, and steps 2 and 3 run on the CPU (aihwkit's own draws), the weights
+copied there and back.
 
 aihwkit is optional: ``pip install --no-deps aihwkit==1.1.0`` (`INSTALL`; its wheel declares
 build tools and torchvision as run-time dependencies, none of which these models import). A
@@ -133,10 +135,11 @@ class _AihwkitFault(Fault):
                               f"install it with: {INSTALL}") from error
         tiles = _Tiles.of(layers)
         for row, generator in enumerate(generators):
-            seeds = torch.randint(0, 2**63 - 1, (2,), generator=generator).tolist()
-            cells = tiles.gather([weights[row, slot.offset : slot.stop] for slot in layers])
+            seeds = torch.randint(0, 2**63 - 1, (2,), generator=generator,
+                                  device=generator.device).tolist()
+            cells = tiles.gather([weights[row, slot.offset : slot.stop].cpu() for slot in layers])
             with _one_thread():
-                read = tiles.scatter(self._chip(model, cells, tiles, seeds))
+                read = tiles.scatter(self._chip(model, cells, tiles, seeds)).to(weights.device)
             at = 0
             for slot in layers:
                 weights[row, slot.offset : slot.stop] = read[at : at + slot.numel]

@@ -78,7 +78,7 @@ class Scope:
         n_layers = len(layout.layers)
         if self.fraction is not None:
             count = max(1, round(self.fraction * n_layers))
-            chosen = torch.randperm(n_layers, generator=generator)[:count]
+            chosen = torch.randperm(n_layers, generator=generator, device=generator.device)[:count]
             return tuple(sorted(chosen.tolist()))
         if self.layers is None:
             return tuple(range(n_layers))
@@ -153,8 +153,8 @@ class Fault(ABC):
         layout : WeightLayout
             Where each mapped layer sits in a row; P = ``layout.numel``.
         generators : sequence of torch.Generator
-            One CPU generator per chip. Chip ``b`` draws only from ``generators[b]``, so its
-            row never depends on B or on the other rows.
+            One generator per chip, on the device of `weights`. Chip ``b`` draws only from
+            ``generators[b]``, so its row never depends on B or on the other rows.
 
         Returns
         -------
@@ -179,7 +179,7 @@ class Fault(ABC):
             if rows == list(range(rows[0], rows[-1] + 1)):
                 self._perturb(weights[rows[0] : rows[-1] + 1], layers, layout, chips)
             else:
-                index = torch.tensor(rows)
+                index = torch.tensor(rows, device=weights.device)
                 part = weights.index_select(0, index)
                 self._perturb(part, layers, layout, chips)
                 weights.index_copy_(0, index, part)

@@ -101,7 +101,8 @@ class _CellFault(Fault):
             raise ValueError(f"{edits.n_rows} chips but {len(generators)} generators")
         for chosen, rows in self.scope.groups(layout, generators).items():
             layers = tuple(layout.layers[i] for i in chosen)
-            self._edit(_SparseEntries(edits, torch.tensor(rows)), layers, layout,
+            index = torch.tensor(rows, device=edits.reference.device)
+            self._edit(_SparseEntries(edits, index), layers, layout,
                        [generators[row] for row in rows])
         return edits
 
@@ -239,7 +240,8 @@ class StuckAt(_CellFault):
             import torch
 
             shift = (cell * bits).to(torch.int32)
-            high = (torch.rand(cell.shape, generator=generator) < self.high).to(torch.int32)
+            draws = torch.rand(cell.shape, generator=generator, device=cell.device)
+            high = (draws < self.high).to(torch.int32)
             return top << shift, (high * top) << shift, torch.zeros_like(shift)
 
         _edit_cells(entries, layers, generators, self.p, bits, stick)
@@ -259,7 +261,8 @@ def _level_flip(bits: int) -> _Edit:
         if bits == 1:
             value = torch.ones_like(shift)
         else:
-            value = torch.randint(1, 1 << bits, cell.shape, generator=generator)
+            value = torch.randint(1, 1 << bits, cell.shape, generator=generator,
+                                  device=cell.device)
         zero = torch.zeros_like(shift)
         return zero, zero, value.to(torch.int32) << shift
 
@@ -288,8 +291,9 @@ def _edit_cells(
 
     cells_per_weight = 8 // bits
     n_cells = sum(slot.numel for slot in layers) * cells_per_weight
-    count = torch.tensor(float(n_cells), dtype=torch.float64)
-    prob = torch.tensor(float(p), dtype=torch.float64)
+    device = generators[0].device if generators else None
+    count = torch.tensor(float(n_cells), dtype=torch.float64, device=device)
+    prob = torch.tensor(float(p), dtype=torch.float64, device=device)
     drawn: list[tuple[int, int, torch.Tensor]] = []
     pending_cells = 0
     for row, generator in enumerate(generators):
@@ -297,7 +301,7 @@ def _edit_cells(
         if k == 0:
             continue
         first = _distinct(n_cells, k, generator) if 2 * k > n_cells else \
-            torch.randint(n_cells, (k,), generator=generator)
+            torch.randint(n_cells, (k,), generator=generator, device=device)
         drawn.append((row, k, first))
         pending_cells += k
         if pending_cells >= _BATCH_CELLS:
@@ -336,10 +340,11 @@ def _apply_drawn(
 
     from cimtest.faults.sparse import sort
 
-    rows = torch.from_numpy(np.array([row for row, _, _ in drawn]))
-    sizes = torch.from_numpy(np.array([k for _, k, _ in drawn]))
+    device = drawn[0][2].device
+    rows = torch.from_numpy(np.array([row for row, _, _ in drawn])).to(device)
+    sizes = torch.from_numpy(np.array([k for _, k, _ in drawn])).to(device)
     keys = sort(torch.cat([first for _, _, first in drawn])
-                + (torch.arange(len(drawn)) * n_cells).repeat_interleave(sizes))
+                + (torch.arange(len(drawn), device=device) * n_cells).repeat_interleave(sizes))
     repeated = keys[1:] == keys[:-1]
     if repeated.any():
         short = torch.unique(keys[1:][repeated] // n_cells)
@@ -388,10 +393,11 @@ def _write_cells(
 
     from cimtest.faults.sparse import argsort
 
-    sizes = torch.tensor([slot.numel for slot in layers])
+    device = cell.device
+    sizes = torch.tensor([slot.numel for slot in layers], device=device)
     starts = torch.cumsum(sizes, 0) - sizes
-    shift = torch.tensor([slot.offset for slot in layers]) - starts
-    scales = torch.tensor([slot.scale for slot in layers], dtype=entries.dtype)
+    shift = torch.tensor([slot.offset for slot in layers], device=device) - starts
+    scales = torch.tensor([slot.scale for slot in layers], dtype=entries.dtype, device=device)
     weight = cell // cells_per_weight
     layer = torch.searchsorted(starts, weight, right=True) - 1
     key = rows * entries.n_cols + weight + shift[layer]
@@ -400,9 +406,11 @@ def _write_cells(
     key, sorted_inverse = torch.unique_consecutive(key[order], return_inverse=True)
     inverse = torch.empty_like(sorted_inverse).scatter_(0, order, sorted_inverse)
     combined = [
-        torch.zeros(key.numel(), dtype=torch.int32).index_add_(0, inverse, m) for m in masks
+        torch.zeros(key.numel(), dtype=torch.int32, device=device).index_add_(0, inverse, m)
+        for m in masks
     ]
-    scale = torch.empty(key.numel(), dtype=entries.dtype).scatter_(0, inverse, scales[layer])
+    scale = torch.empty(key.numel(), dtype=entries.dtype, device=device).scatter_(
+        0, inverse, scales[layer])
     row, col = key // entries.n_cols, key % entries.n_cols
     w = entries.read(row, col)
     code = torch.clamp(torch.round(w / scale), -128, 127)
@@ -422,10 +430,11 @@ def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     import torch
 
     if 2 * k > n:
-        keep = torch.ones(n, dtype=torch.bool)
+        keep = torch.ones(n, dtype=torch.bool, device=generator.device)
         keep[_distinct(n, n - k, generator)] = False
         return keep.nonzero().squeeze(1)
-    return _complete(torch.randint(n, (k,), generator=generator).unique(), n, k, generator)
+    first = torch.randint(n, (k,), generator=generator, device=generator.device)
+    return _complete(first.unique(), n, k, generator)
 
 
 def _complete(chosen: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -433,6 +442,7 @@ def _complete(chosen: torch.Tensor, n: int, k: int, generator: torch.Generator) 
     import torch
 
     while chosen.numel() < k:
-        extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
+        extra = torch.randint(n, (k - chosen.numel(),), generator=generator,
+                              device=generator.device)
         chosen = torch.cat([chosen, extra]).unique()
     return chosen

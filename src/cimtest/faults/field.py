@@ -63,7 +63,8 @@ def sample_field(
     Returns
     -------
     torch.Tensor
-        float32 of shape ``(B, *shape)``, ``B = len(generators)``.
+        float32 of shape ``(B, *shape)``, ``B = len(generators)``, on the generators' device
+        (the CPU without generators).
     """
     *lead, rows, cols = shape
     n_fields = math.prod(lead)
@@ -71,10 +72,12 @@ def sample_field(
     if error:
         _logger.info("correlated field %dx%d, lambda=%g: embedding clipped, largest "
                      "correlation error %.1e (docs/faults.md)", rows, cols, lam, error)
-    out = torch.empty(len(generators), n_fields, rows, cols)
+    device = generators[0].device if generators else torch.device("cpu")
+    root = root.to(device)
+    out = torch.empty(len(generators), n_fields, rows, cols, device=device)
 
     def draw(chip: int) -> None:
-        noise = torch.randn((n_fields, *root.shape), generator=generators[chip])
+        noise = torch.randn((n_fields, *root.shape), generator=generators[chip], device=device)
         # Columns up to cols <= (M2 + 1) / 2 are all in the half spectrum rfft2 returns.
         spectrum = torch.fft.rfft2(noise.mul_(root))[..., :rows, :cols]
         torch.sub(spectrum.real, spectrum.imag, out=out[chip])

@@ -172,11 +172,12 @@ def _failed_cells(n: int, hazard: float, generator: torch.Generator) -> torch.Te
     """
     import torch
 
-    seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
+    device = generator.device
+    seeds = torch.randint(0, 2**62, (2,), generator=generator, device=device).tolist()
     if hazard <= 0 or n == 0:
-        return torch.empty(0, dtype=torch.int64)
-    count = _failures(n, hazard, torch.Generator().manual_seed(seeds[0]))
-    return _first_distinct(n, count, torch.Generator().manual_seed(seeds[1]))
+        return torch.empty(0, dtype=torch.int64, device=device)
+    count = _failures(n, hazard, torch.Generator(device=device).manual_seed(seeds[0]))
+    return _first_distinct(n, count, torch.Generator(device=device).manual_seed(seeds[1]))
 
 
 def _failures(n: int, hazard: float, generator: torch.Generator) -> int:
@@ -187,8 +188,10 @@ def _failures(n: int, hazard: float, generator: torch.Generator) -> int:
     done, total, size = 0, 0.0, _FIRST_BLOCK
     while done < n:
         m = min(size, n - done)
-        gaps = torch.empty(m, dtype=torch.float64).exponential_(generator=generator)
-        left = torch.arange(n - done, n - done - m, -1, dtype=torch.float64)
+        gaps = torch.empty(m, dtype=torch.float64, device=generator.device
+                           ).exponential_(generator=generator)
+        left = torch.arange(n - done, n - done - m, -1, dtype=torch.float64,
+                            device=generator.device)
         times = gaps.div_(left).cumsum_(0).add_(total)
         if times[-1] > hazard:
             return done + int(torch.searchsorted(times, hazard, right=True))
@@ -199,7 +202,8 @@ def _failures(n: int, hazard: float, generator: torch.Generator) -> int:
 def _first_distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """The first `k` distinct values (int64, in order of appearance) of a stream of uniform
     draws from ``range(n)``: a uniform random ordered sample without replacement, whose
-    first ``k`` values do not depend on ``k``."""
+    first ``k`` values do not depend on ``k``; on the generator's device (the uniqueness
+    bookkeeping runs in numpy on the host)."""
     import numpy as np
     import torch
 
@@ -207,7 +211,8 @@ def _first_distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     seen = np.zeros(n, dtype=bool)
     have, size = 0, _FIRST_BLOCK
     while have < k:
-        draws = torch.randint(0, n, (size,), generator=generator).numpy()
+        draws = torch.randint(0, n, (size,), generator=generator,
+                              device=generator.device).cpu().numpy()
         values, first = np.unique(draws, return_index=True)
         fresh = values[np.argsort(first)]
         fresh = fresh[~seen[fresh]][: k - have]
@@ -215,8 +220,8 @@ def _first_distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
         chosen.append(fresh)
         have += fresh.size
         size = min(2 * size, _LAST_BLOCK)
-    return torch.from_numpy(np.concatenate(chosen)) if chosen else \
-        torch.empty(0, dtype=torch.int64)
+    return torch.from_numpy(np.concatenate(chosen)).to(generator.device) if chosen else \
+        torch.empty(0, dtype=torch.int64, device=generator.device)
 
 
 def _step_down(bits: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

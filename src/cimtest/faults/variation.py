@@ -136,14 +136,16 @@ class RRAMVariation(Fault):
 
         sd_sys = self.sigma * math.sqrt(self.sys)
         sd_rand = self.sigma * math.sqrt(max(0.0, 1.0 - self.sys - self.cor))
-        means = [1.0 + sd_sys * float(torch.randn((), generator=g)) for g in generators]
+        means = [1.0 + sd_sys * float(torch.randn((), generator=g, device=g.device))
+                 for g in generators]
         factor = _normal_rows(generators, _size(layers), weights.dtype, sd_rand, mean=means)
         if self.cor > 0:
             sd_cor = self.sigma * math.sqrt(self.cor)
             at = 0
             for slot in layers:
                 arrays = sample_field(slot.array_shape, self.lam, generators)
-                cells = arrays.reshape(len(generators), -1).index_select(1, slot.crossbar_index)
+                cells = arrays.reshape(len(generators), -1).index_select(
+                    1, slot.crossbar_index.to(arrays.device))
                 factor[:, at : at + slot.numel].add_(cells.mul_(sd_cor))
                 at += slot.numel
         for lo, hi, at in _spans(layers):
@@ -164,11 +166,11 @@ def _normal_rows(
     mean: float | Sequence[float] = 0.0,
 ) -> torch.Tensor:
     """(b, n) normals: row ``i`` is ``mean + std * z`` (``mean[i]`` for a sequence), drawn in
-    one call from ``generators[i]``."""
+    one call from ``generators[i]``, on the generators' device."""
     import torch
 
     means = [mean] * len(generators) if isinstance(mean, float) else mean
-    out = torch.empty(len(generators), n, dtype=dtype)
+    out = torch.empty(len(generators), n, dtype=dtype, device=generators[0].device)
     for row, (generator, row_mean) in enumerate(zip(generators, means)):
         torch.normal(float(row_mean), float(std), (n,), generator=generator, out=out[row])
     return out

@@ -1,0 +1,41 @@
+"""The device chips are drawn and evaluated on: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from cimtest.exceptions import ConfigError
+
+__all__ = ["DeviceLike", "resolve_device"]
+
+DeviceLike = str | torch.device | None
+"""What a ``device=`` argument takes: a device text, a `torch.device`, or None (the CPU)."""
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def resolve_device(device: DeviceLike = None) -> torch.device:
+    """The `torch.device` of `device` (None: the CPU; "auto": CUDA if available, else the
+    CPU); `ConfigError` for an unknown device, CUDA where it is not available, or a CUDA
+    index out of range."""
+    if device is None:
+        return torch.device("cpu")
+    text = str(device).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    match = _CUDA.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {str(device)!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {text!r}: CUDA is not available here (use --device cpu "
+                          "or auto)")
+    count = torch.cuda.device_count()
+    index = int(match.group(1) or 0)
+    if index >= count:
+        raise ConfigError(f"device {text!r}: no such CUDA device (this machine has {count}: "
+                          f"cuda:0 to cuda:{count - 1})")
+    return torch.device("cuda", index)
