@@ -106,6 +106,16 @@ def test_calibrate_json(tiny_model):
     assert all(abs(r["measured_drop"] - r["drop"]) < 0.5 for r in rows)
 
 
+def test_calibrate_search_secant(tiny_model):
+    """--search secant: the same JSON rows, each level meeting its target."""
+    result = run("calibrate", *tiny_model, "--fault", "mult", "--drop", "2,5", "--chips", 16,
+                 "--search", "secant", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["drop"] for r in rows] == [2, 5] and all(r["meets_target"] for r in rows)
+    assert rows[0]["level"] < rows[1]["level"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -118,6 +128,7 @@ def test_calibrate_json(tiny_model):
         (["campaign", "--fault", "mult:eta=0.1", "--chips", "2", "--data", "/no/data.npz"],
          "data.npz"),
         (["calibrate", "--fault", "mult", "--drop", "a,b"], "--drop"),
+        (["calibrate", "--fault", "mult", "--search", "newton"], "--search"),
         (["compare", "--fault", "mult:eta=0.1", "--input-range", "1,1"], "--input-range"),
         (["compare", "--fault", "mult:eta=0.1", "--input-range", "-1"], "LO,HI"),
         (["egis", "--fault", "mult:eta=0.1", "--input-range", "a,b", "-o", "t"], "LO,HI"),

@@ -57,3 +57,60 @@ def test_calibrate_rejects_stacks_and_bad_targets(tiny):
         calibrate(population, parse_spec("mult:eta=0.1+add:eta=0.1"), test.x, test.y, [1.0])
     with pytest.raises(ConfigError, match="positive"):
         calibrate(population, parse_spec("mult", allow_missing_level=True), test.x, test.y, [-1])
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """Counts chips x images through `Population.accuracy` (calibrate's only forward)."""
+    count = [0]
+    original = Population.accuracy
+
+    def counted(population, x, y, chips=None, **kw):
+        count[0] += (population.n if chips is None else len(chips)) * len(x)
+        return original(population, x, y, chips, **kw)
+
+    monkeypatch.setattr(Population, "accuracy", counted)
+    return count
+
+
+@pytest.mark.parametrize("kind", ["mult", "rram"])
+def test_secant_search_meets_bisection_in_three_campaigns(tiny, kind, forwards):
+    """The secant search lands in bisection's 95 % band, near its level, in at most 3
+    campaigns of chips x images per target (counted, not timed), the same way every time."""
+    model, test = tiny
+    population = Population(model, "none", seed=0, n=32)
+    template = parse_spec(kind, allow_missing_level=True)
+    drops = [2.0, 5.0]
+    bisected = calibrate(population, template, test.x, test.y, drops)
+    bisect_forwards = forwards[0]
+    forwards[0] = 0
+    found = calibrate(population, template, test.x, test.y, drops, search="secant")
+    campaign = population.n * len(test.x)
+    assert forwards[0] <= 3 * len(drops) * campaign, forwards[0] / campaign
+    assert bisect_forwards > 4 * forwards[0]  # 14 steps a target, the first ones shared
+    for b, s in zip(bisected, found, strict=True):
+        assert s.drop == b.drop and s.meets_target and s.chips == b.chips
+        assert b.ci_low <= s.measured_drop <= b.ci_high, (s, b)
+        assert abs(math.log(s.level / b.level)) < 0.1, (s.level, b.level)
+    again = calibrate(population, template, test.x, test.y, drops, search="secant")
+    assert [r.as_dict() for r in again] == [r.as_dict() for r in found]
+
+
+def test_secant_search_bisects_cell_faults(tiny, forwards):
+    """Cell faults draw other cells at every rate: the secant search is bisection there,
+    level for level and forward for forward."""
+    model, test = tiny
+    population = Population(model, "none", seed=0, n=8)
+    template = parse_spec("bitflip", allow_missing_level=True)
+    bisected = calibrate(population, template, test.x, test.y, [5.0], iterations=6)
+    cost, forwards[0] = forwards[0], 0
+    found = calibrate(population, template, test.x, test.y, [5.0], iterations=6,
+                      search="secant")
+    assert found == bisected and forwards[0] == cost
+
+
+def test_calibrate_rejects_an_unknown_search(tiny):
+    model, test = tiny
+    with pytest.raises(ConfigError, match="search"):
+        calibrate(Population(model, "none", n=2), parse_spec("mult", allow_missing_level=True),
+                  test.x, test.y, [1.0], search="newton")

@@ -201,13 +201,19 @@ def calibrate(
     memory: str = options.MEMORY,
     test_images: int = options.TEST_IMAGES,
     iterations: int = typer.Option(14, help="Bisection steps per target."),
+    search: str = typer.Option("bisect", help="bisect (--iterations campaigns per target) "
+                               "or secant (at most 3 campaigns' chips x images per target "
+                               "for eta, sigma and t; cell faults are bisected)."),
     json: bool = options.JSON,
 ) -> None:
-    """Find the level of a fault kind whose mean accuracy drop meets each target (bisection).
+    """Find the level of a fault kind whose mean accuracy drop meets each target (bisection,
+    or --search secant).
 
     A level found whose measured drop misses its target (the target outside the drop's 95 %
     band, e.g. with too few --iterations) is flagged: a warning line, and ``meets_target``
     false in --json."""
+    if search not in ("bisect", "secant"):
+        raise ConfigError(f"--search is bisect or secant; got {search!r}")
     drops = parse_floats(drop, "--drop")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
@@ -230,7 +236,8 @@ def calibrate(
     check_memory(population)
     with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,
-                                  task=loaded.task, iterations=iterations, progress=update)
+                                  task=loaded.task, iterations=iterations, search=search,
+                                  progress=update)
     for result in results:
         warn_if_missed(result)
     rows = [r.as_dict() for r in results]
