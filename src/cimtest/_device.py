@@ -1,16 +1,21 @@
-"""The device chips are drawn and evaluated on: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+"""The device chips are drawn and evaluated on: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+
+torch is imported when a device is resolved, so that the CLI's modules import no heavy
+library (a bad ``--device`` is still refused before any work)."""
 
 from __future__ import annotations
 
 import re
-
-import torch
+from typing import TYPE_CHECKING, TypeAlias
 
 from cimtest.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["DeviceLike", "resolve_device"]
 
-DeviceLike = str | torch.device | None
+DeviceLike: TypeAlias = "str | torch.device | None"
 """What a ``device=`` argument takes: a device text, a `torch.device`, or None (the CPU)."""
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
@@ -20,6 +25,8 @@ def resolve_device(device: DeviceLike = None) -> torch.device:
     """The `torch.device` of `device` (None: the CPU; "auto": CUDA if available, else the
     CPU); `ConfigError` for an unknown device, CUDA where it is not available, or a CUDA
     index out of range."""
+    import torch
+
     if device is None:
         return torch.device("cpu")
     text = str(device).strip().lower()

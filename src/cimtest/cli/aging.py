@@ -72,7 +72,7 @@ def aged_campaign(
     ideal = float(population.with_faults(FaultStack(()), n=1).accuracy(x, y, task=task)[0])
     start = time.perf_counter()
     with progress_bar(f"campaign at {len(times)} ages") as update:
-        accuracy = population.accuracy_at(x, y, times, task=task, progress=update).numpy()
+        accuracy = population.accuracy_at(x, y, times, task=task, progress=update).cpu().numpy()
     seconds = time.perf_counter() - start
     rows = [{"t": t, **campaign_summary(acc, ideal, seconds)}
             for t, acc in zip(times, accuracy, strict=True)]

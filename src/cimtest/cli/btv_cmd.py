@@ -15,6 +15,7 @@ from rich import box
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_slug, age_text, aging_stacks
 from cimtest.cli.common import (
@@ -219,6 +220,7 @@ def evaluate(
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     force: bool = FORCE,
     json: bool = options.JSON,
     at: str = options.AT,
@@ -228,6 +230,7 @@ def evaluate(
     With --at, every fault spec (which must age) is scored at each age on the same chips,
     the threshold unchanged: one set of tables per age, rows with t; -o writes each table
     once per age (OUTPUT's stem + ``-NAME-tTs.csv``, T in seconds)."""
+    target = resolve_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):
@@ -267,7 +270,7 @@ def evaluate(
     if loaded.task in ("classification", "segmentation"):
         dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     base = Population(loaded.module, "none", seed, chips, array_size=geometry,
-                      bits_per_cell=bits_per_cell, memory=memory)
+                      bits_per_cell=bits_per_cell, memory=memory, device=target)
     check_memory(base)
     images = None if dataset is None or point < 1 else _point_images(loaded, data, test_images,
                                                                             normalise)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.aging import aged_campaign, aging_faults, print_aged
 from cimtest.cli.common import (
@@ -83,6 +84,7 @@ def campaign(
     bits_per_cell: int = options.BITS_PER_CELL,
     hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     test_images: int = options.TEST_IMAGES,
     json: bool = options.JSON,
     store: str = typer.Option(
@@ -105,6 +107,7 @@ def campaign(
     resume a stopped campaign. With --at, every chip is evaluated at each age (its draws
     made once); --json prints one summary per age with its t in seconds, and -o has a t
     column."""
+    target = resolve_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     if new and not store:
@@ -127,7 +130,8 @@ def campaign(
     loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, faults, seed, chips, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery,
+                            device=target)
     check_memory(population)
     if times is not None:
         rows, frame = aged_campaign(population, dataset.x, dataset.y, times, loaded.task)
@@ -199,6 +203,7 @@ def calibrate(
     bits_per_cell: int = options.BITS_PER_CELL,
     hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     test_images: int = options.TEST_IMAGES,
     iterations: int = typer.Option(14, help="Bisection steps per target."),
     search: str = typer.Option("bisect", help="bisect (--iterations campaigns per target) "
@@ -212,6 +217,7 @@ def calibrate(
     A level found whose measured drop misses its target (the target outside the drop's 95 %
     band, e.g. with too few --iterations) is flagged: a warning line, and ``meets_target``
     false in --json."""
+    target = resolve_device(device)  # before any work
     if search not in ("bisect", "secant"):
         raise ConfigError(f"--search is bisect or secant; got {search!r}")
     drops = parse_floats(drop, "--drop")
@@ -232,7 +238,8 @@ def calibrate(
     loaded = resolve_model(model, weights, input_shape, task, data)
     dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, "none", seed, chips, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery,
+                            device=target)
     check_memory(population)
     with progress_bar("calibrating", unit="chips") as update:
         results = run_calibration(population, template, dataset.x, dataset.y, drops,

@@ -6,6 +6,7 @@ import time
 
 import typer
 
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_text, aging_stacks, programmed
 from cimtest.cli.common import (
@@ -85,6 +86,7 @@ def compare_cmd(
     bits_per_cell: int = options.BITS_PER_CELL,
     hardware: str = options.HARDWARE,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     json: bool = options.JSON,
     at: str = options.AT,
 ) -> None:
@@ -94,6 +96,7 @@ def compare_cmd(
     With --at, the training chips are the programmed chips (t = 0, any t of --fault
     replaced) and A_cutoff is theirs; the evaluation chips (each --eval-fault, else --fault,
     which must age) are seen at every age, one table each; --json rows carry t."""
+    target = resolve_device(device)  # before any work
     from cimtest.cutoffs import parse_cutoff
 
     rule = parse_cutoff(cutoff)
@@ -155,7 +158,8 @@ def compare_cmd(
         from cimtest.methods.selection import check_differentiable
 
         check_differentiable(loaded.module, dataset.x[:1])
-    ideal_chip = Population(loaded.module, "none", n=1, memory=memory, periphery=periphery)
+    ideal_chip = Population(loaded.module, "none", n=1, memory=memory, periphery=periphery,
+                            device=target)
     check_memory(ideal_chip)  # before the populations are built and run
     start = time.perf_counter()
     pool = real_images(loaded, dataset, real, normalise, data)
@@ -165,7 +169,7 @@ def compare_cmd(
         fault, calibration = calibrated_fault(
             loaded, fault, drop, scored, seed=seed, chips=calibration_chips,
             array_size=geometry, bits_per_cell=bits_per_cell, memory=memory,
-            periphery=periphery)
+            periphery=periphery, device=target)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     results = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=rule, k=k,
@@ -175,7 +179,7 @@ def compare_cmd(
                             real_share=real_share, copies=augment,
                             learned={k: v for k, v in tuning.items() if v is not None}
                             if learned else None, eval_faults=eval_faults,
-                            periphery=periphery)
+                            periphery=periphery, device=target)
     total_s = time.perf_counter() - start
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])

@@ -14,6 +14,8 @@ from rich.table import Table
 from cimtest.cli.common import progress_bar, stdout
 
 if TYPE_CHECKING:
+    import torch
+
     from cimtest.cutoffs import Cutoff
     from cimtest.data import Dataset
     from cimtest.hardware.periphery import Periphery
@@ -47,13 +49,15 @@ def run_comparison(
     learned: dict | None = None,
     eval_faults: Sequence[str | None] = (None,),
     periphery: Periphery | None = None,
+    device: torch.device | None = None,
 ) -> list[Comparison]:
     """`compare` with a progress bar per stage (shared by `compare` and `demo`); `input_range`
     of the synthetic and noise images (None: the zoo model's, else (-1, 1)); `real` None
     holds out `real_share` of `dataset` as the real-image pool (seeded); `learned` (their
     keyword arguments, ``{}`` for the defaults) adds the `optimized` and `learned` tests;
     `eval_faults` the evaluation populations' non-idealities (None: `fault`), one
-    comparison each; `periphery` both populations' DAC, ADC and output noise."""
+    comparison each; `periphery` both populations' DAC, ADC and output noise; `device`
+    where both populations' chips are drawn and evaluated."""
     from cimtest.report import compare_across, default_methods
     from cimtest.report.comparison import REAL_SHARE
 
@@ -67,7 +71,8 @@ def run_comparison(
                        array_size=array_size, bits_per_cell=bits_per_cell, memory=memory,
                        progress=update,
                        real_share=REAL_SHARE if real_share is None else real_share,
-                       copies=copies, eval_faults=eval_faults, periphery=periphery)
+                       copies=copies, eval_faults=eval_faults, periphery=periphery,
+                       device=device)
 
 
 NEEDS = {"real images": "images", "chip labels": "labels", "chip accuracies": "accuracies"}

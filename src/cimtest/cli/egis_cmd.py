@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cimtest._atomic import atomic_file
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_text, aging_faults, programmed
 from cimtest.cli.common import (
@@ -105,9 +106,11 @@ def fit(
     array_size: str = options.ARRAY_SIZE,
     bits_per_cell: int = options.BITS_PER_CELL,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     json: bool = options.JSON,
 ) -> None:
     """Label D simulated chips pass/fail, then fit EGIS tests on the labels alone."""
+    target = resolve_device(device)  # before any work
     from cimtest.cutoffs import parse_cutoff, pass_fraction
 
     rules = {rule.name: rule for rule in (parse_cutoff(c) for c in cutoff.split(",") if c.strip())}
@@ -137,16 +140,17 @@ def fit(
                             memory=memory)
     if proposal is None:
         low_high = resolve_input_range(low_high, loaded, dataset, data)
-    check_memory(Population(loaded.module, "none", n=1, memory=memory))
+    check_memory(Population(loaded.module, "none", n=1, memory=memory, device=target))
     calibration = None
     if drop is not None:
         fault, calibration = calibrated_fault(
             loaded, fault, drop, dataset, seed=seed, chips=calibration_chips,
-            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory)
+            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory, device=target)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
-    ideal = ideal_accuracy(loaded, dataset, array_size=geometry, bits_per_cell=bits_per_cell)
+    ideal = ideal_accuracy(loaded, dataset, array_size=geometry, bits_per_cell=bits_per_cell,
+                           device=target)
     population = Population(loaded.module, fault, seed, chips, array_size=geometry,
-                            bits_per_cell=bits_per_cell, memory=memory)
+                            bits_per_cell=bits_per_cell, memory=memory, device=target)
     stores = _stores(store)
     start = time.perf_counter()
     with progress_bar("labelling chips") as update:
@@ -253,6 +257,7 @@ def evaluate(
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     force: bool = FORCE,
     json: bool = options.JSON,
     at: str = options.AT,
@@ -261,6 +266,7 @@ def evaluate(
 
     With --at, the population (whose spec must age) is scored at each age with the tests'
     A_cutoff of their training chips at t = 0, one block per age; rows carry t."""
+    target = resolve_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):
@@ -306,7 +312,7 @@ def evaluate(
                               "an independent population (another --seed)")
     population = Population(loaded.module, faults, seed, chips,
                             array_size=_geometry(training), bits_per_cell=training["bits_per_cell"],
-                            memory=memory)
+                            memory=memory, device=target)
     check_memory(population)
     rows, blocks = [], []
     for t in [None] if times is None else times:

@@ -12,6 +12,7 @@ from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from cimtest.data import Dataset
     from cimtest.engine.calibrate import Calibration
@@ -87,17 +88,19 @@ def calibrated_fault(
     bits_per_cell: int,
     memory: str,
     periphery: Periphery | None = None,
+    device: torch.device | None = None,
 ) -> tuple[str, Calibration]:
     """The spec of `fault` at the level whose mean accuracy drop on `dataset` meets `drop`
     points (`cimtest.engine.calibrate.calibrate`, `chips` chips of seed `seed`), and the
-    calibration; the level is kept to 4 significant digits, as printed."""
+    calibration; the level is kept to 4 significant digits, as printed; chips on `device`."""
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate
     from cimtest.faults import parse_spec
 
     template = parse_spec(fault, allow_missing_level=True)
     population = Population(loaded.module, "none", seed, chips, array_size=array_size,
-                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery)
+                            bits_per_cell=bits_per_cell, memory=memory, periphery=periphery,
+                            device=device)
     with progress_bar(f"calibrating {fault} to a {drop:g}-point drop") as update:
         result = calibrate(population, template, dataset.x, dataset.y, [drop],
                            task=loaded.task, iterations=CALIBRATION_ITERATIONS,

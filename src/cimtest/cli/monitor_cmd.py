@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.aging import aging_faults
 from cimtest.cli.common import (
@@ -55,6 +56,7 @@ def monitor(
     normalise: str = options.NORMALISE,
     test_images: int = options.TEST_IMAGES,
     memory: str = options.MEMORY,
+    device: str = options.DEVICE,
     store: str = typer.Option(None, "--store", help="SQLite file (.db) the rows are committed "
                               "to chunk by chunk: the same run resumes, another is refused."),
     output: str = typer.Option(None, "-o", "--output", help="Per chip and time rows: "
@@ -73,6 +75,7 @@ def monitor(
     each time the accuracy distribution, the shares failing and flagged, and with --remedy
     the shares remedied, re-verified and replaced; per chip the detection latency; false
     alarms per chip-year."""
+    target = resolve_device(device)  # before any work
     from cimtest.field import COMPENSATIONS, REMEDIES, Monitor, MonitorStore
 
     if chips < 1:
@@ -96,7 +99,7 @@ def monitor(
 
     dataset = resolve_data(loaded, data, test_images, normalise, memory=memory)
     population = Population(loaded.module, faults, seed, chips, memory=memory,
-                            periphery=exported.manifest.get("hardware", "ideal"))
+                            periphery=exported.manifest.get("hardware", "ideal"), device=target)
     run = Monitor(population, exported.test, dataset.x, dataset.y, times, max_drop=max_drop,
                   remedy=remedy, compensation=compensate, task=loaded.task)
     writer = MonitorStore(store) if store else None

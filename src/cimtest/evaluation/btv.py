@@ -116,10 +116,10 @@ def chip_results(
             fresh_sigmas.append(test.respond(tests).reshape(out.shape[0], k))
         if p:
             images = out[:, n + k * n : n + k * n + p].double()
-            point_sigmas.append(spread(images).numpy())
-            image_sigmas.append(spread(images.flatten(0, 1)).reshape(-1, p).numpy())
+            point_sigmas.append(spread(images).cpu().numpy())
+            image_sigmas.append(spread(images.flatten(0, 1)).reshape(-1, p).cpu().numpy())
         if x is not None:
-            scores.append(chip_accuracies(out[:, n + k * n + p :], y, task).numpy())
+            scores.append(chip_accuracies(out[:, n + k * n + p :], y, task).cpu().numpy())
     return ChipResults(
         np.concatenate(sigmas),
         np.concatenate(scores) if scores else None,

@@ -69,7 +69,7 @@ def evaluate_tests(
         if data.task == "classification":
             answers.append(correct_answers(out[:, data_columns], data.y))
         else:
-            scores.append(chip_accuracies(out[:, data_columns], data.y, data.task).numpy())
+            scores.append(chip_accuracies(out[:, data_columns], data.y, data.task).cpu().numpy())
     correct = np.concatenate(answers) if answers else None
     # exact either way: counts over N, as chip_accuracies computes them
     accuracy = 100.0 * correct.mean(axis=1) if answers else np.concatenate(scores)

@@ -28,7 +28,7 @@ SPLIT_SEED = 0
 
 def correct_answers(outputs: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """bool (n_chips, N): whether each chip classifies each image right (outputs (n, N, C))."""
-    return (outputs.argmax(dim=2) == y.unsqueeze(0)).numpy()
+    return (outputs.argmax(dim=2) == y.to(outputs.device).unsqueeze(0)).cpu().numpy()
 
 
 def ceiling(

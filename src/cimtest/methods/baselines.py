@@ -89,7 +89,7 @@ class PointTestVectors(TestMethod):
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
         """σ_y per chip, float64 (n,), from outputs (n, K, *out) on `inputs_`."""
         check_is_fitted(self, ("inputs_",))
-        return spread(outputs.detach().double()).numpy()
+        return spread(outputs.detach().double()).cpu().numpy()
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """σ_y itself."""
@@ -158,7 +158,8 @@ class FGSMTestImages(TestMethod):
     def respond(self, outputs: torch.Tensor) -> np.ndarray:
         """Labels differing from the ideal chip's, float64 (n,), from outputs (n, K, M)."""
         check_is_fitted(self, ("labels_",))
-        return (outputs.argmax(dim=2) != self.labels_).sum(dim=1).double().numpy()
+        labels = self.labels_.to(outputs.device)
+        return (outputs.argmax(dim=2) != labels).sum(dim=1).double().cpu().numpy()
 
     def learn(self, outputs: torch.Tensor, outcomes: ChipOutcomes, *,
               progress: Progress | None = None) -> FGSMTestImages:
@@ -244,7 +245,8 @@ class DatasetAwareTest(TestMethod):
         check_is_fitted(self, ("candidates_",))
         probs = outputs.softmax(dim=2)
         ideal_p = probs.gather(2, self.ideal_labels_.view(1, -1, 1).expand(len(probs), -1, 1))
-        corr = np.nan_to_num(_correlation(ideal_p[..., 0].double().numpy(), outcomes.accuracy))
+        ideal_share = ideal_p[..., 0].double().cpu().numpy()
+        corr = np.nan_to_num(_correlation(ideal_share, outcomes.accuracy))
         self.chosen_ = np.sort(np.argsort(-np.abs(corr), kind="stable")[: self.k])
         self.inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
         features = _flatten(outputs[:, torch.as_tensor(self.chosen_)])
@@ -469,4 +471,4 @@ def _correlation(values: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def _flatten(outputs: torch.Tensor) -> np.ndarray:
-    return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()
+    return outputs.detach().double().reshape(outputs.shape[0], -1).cpu().numpy()

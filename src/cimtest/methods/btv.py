@@ -303,7 +303,7 @@ class BayesianTestVector(TestMethod):
                 f"respond needs outputs of shape (n_chips, {self.n_samples}, ...); "
                 f"got {tuple(outputs.shape)}"
             )
-        return spread(outputs.detach().double()).numpy()
+        return spread(outputs.detach().double()).cpu().numpy()
 
     def score(self, sigma_y: np.ndarray) -> np.ndarray:
         """σ_y itself (higher = more uncertain)."""
@@ -387,7 +387,7 @@ class BayesianTestVector(TestMethod):
                 out = chip.outputs(flat, chips=[0])[0]
             else:
                 out = torch.cat([chip(part) for part in flat.split(_FRESH_CHUNK)])
-        return spread(out.reshape(*x.shape[:2], *out.shape[1:]).double()).numpy()
+        return spread(out.reshape(*x.shape[:2], *out.shape[1:]).double()).cpu().numpy()
 
 
 def spread(outputs: torch.Tensor) -> torch.Tensor:

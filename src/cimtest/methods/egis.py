@@ -229,7 +229,7 @@ class EntropyImageTest(TestMethod):
         if outputs.shape[:2] != (len(passed), self.sid_size):
             raise ConfigError(f"learn needs outputs of shape ({len(passed)}, {self.sid_size}, "
                               f"...) on the SID; got {tuple(outputs.shape)}")
-        signatures = outputs.reshape(outputs.shape[0], outputs.shape[1], -1).numpy()
+        signatures = outputs.reshape(outputs.shape[0], outputs.shape[1], -1).cpu().numpy()
         reward = SignatureReward(signatures, passed, splits=self.splits,
                                  n_estimators=self.reward_estimators, resplit=self.resplit,
                                  seed=self.seed)
@@ -267,7 +267,7 @@ class EntropyImageTest(TestMethod):
         if outputs.dim() < 3 or outputs.shape[1] != self.k:
             raise ConfigError(f"respond needs outputs of shape (n_chips, {self.k}, M); got "
                               f"{tuple(outputs.shape)}")
-        return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()
+        return outputs.detach().double().reshape(outputs.shape[0], -1).cpu().numpy()
 
     def score(self, signatures: np.ndarray) -> np.ndarray:
         """Probability of fail, float64 (n_chips,): 1 - the detector's probability of pass."""

@@ -401,4 +401,4 @@ def _output_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
 
 
 def _flatten(outputs: torch.Tensor) -> np.ndarray:
-    return outputs.detach().double().reshape(outputs.shape[0], -1).numpy()
+    return outputs.detach().double().reshape(outputs.shape[0], -1).cpu().numpy()

@@ -22,7 +22,7 @@ def greedy_selection(outputs: torch.Tensor, target: np.ndarray, k: int, seed: in
     with those already chosen, best predict `target` (D,) by ridge regression fitted on two
     thirds of the chips and scored (mean squared error) on the rest (a seeded split)."""
     d, n = outputs.shape[:2]
-    features = outputs.detach().double().reshape(d, n, -1).numpy()
+    features = outputs.detach().double().reshape(d, n, -1).cpu().numpy()
     order = np.random.default_rng(seed).permutation(d)
     fit, held = order[: 2 * d // 3], order[2 * d // 3 :]
     y = (target - target[fit].mean()) / (target[fit].std() or 1.0)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cimtest._device import DeviceLike
 from cimtest.cutoffs import Cutoff, parse_cutoff, pass_fraction
 from cimtest.data import Dataset, augment
 from cimtest.data.dataset import hold_out
@@ -160,6 +161,7 @@ def compare_across(
     copies: int = 1,
     eval_faults: Sequence[str | None] = (None,),
     periphery: Periphery | str | None = None,
+    device: DeviceLike = None,
 ) -> list[Comparison]:
     """Fit every method once on the training chips and score it on evaluation chips of each
     spec in `eval_faults` (None: the training chips' `fault`), one `Comparison` each: the
@@ -199,6 +201,9 @@ def compare_across(
     periphery : Periphery or str, optional
         DAC, ADC and output noise of both populations' crossbars (`cimtest.hardware.periphery`;
         a preset or keys); None: the ideal periphery.
+    device : str or torch.device, optional
+        Where both populations' chips are drawn and evaluated (`Population`); the CPU by
+        default.
     """
     if model.task != "classification":
         raise ConfigError(f"compare needs a classifier; '{model.name}' is a {model.task} model")
@@ -221,7 +226,7 @@ def compare_across(
     if copies > 1:
         data = augment(data, copies)
     kw = {"array_size": array_size, "bits_per_cell": bits_per_cell, "memory": memory,
-          "periphery": periphery}
+          "periphery": periphery, "device": device}
     train = Population(model.module, fault, seed, train_chips, **kw)
     evaluations = [Population(model.module, spec or fault, eval_seed, eval_chips, **kw)
                    for spec in eval_faults]  # every spec checked before any work
@@ -243,7 +248,7 @@ def compare_across(
     train_out = train.outputs(bank.inputs, progress=staged(progress, "train chips"))
     train_s = time.perf_counter() - start
     n_data = len(data)
-    accuracy = chip_accuracies(train_out[:, :n_data], data.y, "classification").numpy()
+    accuracy = chip_accuracies(train_out[:, :n_data], data.y, "classification").cpu().numpy()
     rule = parse_cutoff(cutoff) if isinstance(cutoff, str) else cutoff
     a_cutoff = rule.accuracy(accuracy)
     outcomes = ChipOutcomes(accuracy > a_cutoff, a_cutoff, accuracy, rule.name)

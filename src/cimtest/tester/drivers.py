@@ -42,7 +42,7 @@ class SimulatedChip:
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """The chip's outputs on `inputs`."""
         x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
-        return self.population.forward([self.index], x)[0].numpy()
+        return self.population.forward([self.index], x)[0].cpu().numpy()
 
 
 class RecordedChip:
