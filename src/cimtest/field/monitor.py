@@ -84,7 +84,7 @@ class Monitor:
         self.population, self.test, self.x, self.y, self.task = population, test, x, y, task
         self.times = tuple(float(t) for t in times)
         self.max_drop, self.remedy, self.compensation = float(max_drop), remedy, compensation
-        self.inputs = test.inputs_.detach().float()
+        self.inputs = test.inputs_.detach().float().to(population.device)
         needs_reads = remedy == "recalibrate" or compensation == "gdc"
         self.reads = LayerReads(population.mapped, self.inputs) if needs_reads else None
         ideal = population.with_faults(FaultStack(()), n=1)
@@ -92,7 +92,7 @@ class Monitor:
 
     def settings(self) -> dict[str, object]:
         """The run as JSON: what a store checks before it resumes."""
-        inputs = self.inputs.contiguous().numpy().tobytes()
+        inputs = self.inputs.cpu().contiguous().numpy().tobytes()
         test = {"method": self.test.name, "threshold": float(self.test.threshold_),
                 "inputs_sha256": hashlib.sha256(inputs).hexdigest()}
         return {"test": test, "population": self.population.recipe(), "times": list(self.times),
@@ -203,7 +203,8 @@ class Monitor:
         accuracy = chip_accuracies(chipset.forward_rows(chips, rows, self.x), self.y, self.task)
         features = self.test.respond(chipset.forward_rows(chips, rows, self.inputs))
         score = np.asarray(self.test.score(features), dtype=np.float64)
-        return accuracy.numpy(), score, np.asarray(self.test.decide(features), dtype=bool)
+        return (accuracy.cpu().numpy(), score,
+                np.asarray(self.test.decide(features), dtype=bool))
 
 
 def _empty() -> pd.DataFrame:
