@@ -168,6 +168,10 @@ def calibrate(
     if search == "secant" and not secant:
         _logger.info("%s draws anew at every level: calibrating by bisection", fault.kind)
     subset = _subset(population, template, x, y, task) if secant else None
+    if subset is not None:
+        # subset levels a target may evaluate: one campaign, less the two ideal chips'
+        share = len(subset.x) * subset.population.n / (m * n)
+        evaluations = int((1.0 - (m + len(subset.x)) / (m * n)) / share)
     total = len(drops) * (SECANT_CAMPAIGNS if secant else iterations) * n
     step = 0  # bisection steps so far, for progress
 
@@ -213,8 +217,7 @@ def calibrate(
         if secant:
             level = _secant_level(
                 lambda v: subset.drops(v, subset.population.n, subset_done).mean().item(),
-                lambda v: levels.drops(v, n, chips_done),
-                target, lo, hi, len(subset.x) * subset.population.n / (m * n), seen)
+                lambda v: levels.drops(v, n, chips_done), target, lo, hi, evaluations, seen)
             if level is None or not measured(target, level).meets_target:
                 _logger.info("the secant search did not meet a %g-point drop: bisecting",
                              target)
@@ -230,10 +233,11 @@ def _subset(population: Population, template: FaultStack, x: torch.Tensor, y: to
             task: ScoredTask) -> _Levels:
     """The secant search's first phase: about ``1 / SUBSET_SHARE`` of a campaign per level.
     Every chip on every 8th image where there are 256 images or more: the same chips as a
-    campaign, so the same curve up to the images' sampling noise (on the resnet20-8 demo
-    population at a 2-point drop the eight strided eighths of the digits gave 1.1-3.0
-    points, against 0.2-4.2 for eight chips of 64). With fewer images, every s-th image of
-    at least 32 on the first ``ceil(n * s / 8)`` chips (at least 2)."""
+    campaign, so the same curve up to the images' sampling noise: on the demo's population
+    (resnet20-8, 64 chips, egis-typical at a 2-point drop) the eight strided eighths of the
+    digits gave 1.1-3.0 points, the eight eighths of the chips 0.5-6.3. With fewer images,
+    every s-th image (at least 32 of them) on the first ``ceil(n * s / 8)`` chips (at least
+    2)."""
     stride = 1
     while stride < SUBSET_SHARE and len(x) // (2 * stride) >= 32:
         stride *= 2
@@ -248,16 +252,17 @@ def _secant_level(
     target: float,
     lo: float,
     hi: float,
-    share: float,
+    evaluations: int,
     seen: dict[float, float] | None = None,
 ) -> float | None:
     """A level whose mean drop over all the chips is close to `target`, in at most
     `SECANT_CAMPAIGNS` campaigns of forwards; None when the subset never brackets the
     target in [lo, hi] (the caller bisects).
 
-    ``subset(level)`` is the mean drop at `level` on the subset, which costs `share` of a
-    campaign (the subset's levels together at most one campaign); ``full(level)`` the drops
-    of all the chips, one campaign. With the same chips and images at every level, each
+    ``subset(level)`` is the mean drop at `level` on the subset, of which `evaluations` new
+    levels may be evaluated (about one campaign); ``full(level)`` the drops of all the
+    chips, one campaign, twice at most. `seen` holds the subset's drops by log level from
+    earlier targets (a cache, updated). With the same chips and images at every level, each
     chip's drop is a smooth curve of the level, and so are the means over all the images
     and over the subset's:
 
@@ -274,7 +279,7 @@ def _secant_level(
        there on all the chips, D2. The nearer of D1 and D2 to the target wins.
     """
     seen = {} if seen is None else seen
-    budget = [int((1.0 + 1e-9) // share)]  # subset levels left to evaluate
+    budget = [evaluations]  # subset levels left to evaluate
 
     def on_subset(u: float) -> float | None:
         if u not in seen:
