@@ -23,6 +23,18 @@ def test_readings_of_a_cutoff():
             parse_cutoff(bad)
 
 
+def test_a_drop_cutoff_counts_down_from_the_ideal_chip():
+    acc = np.array([99.5, 98.0, 97.4, 90.0])
+    rule = parse_cutoff("D2", drop=True)
+    assert rule.name == "D2" and rule.ideal is None
+    with pytest.raises(ConfigError, match="ideal chip"):
+        rule.accuracy(acc)
+    placed = Cutoff("D", 2.0, ideal=99.5)
+    assert placed.accuracy(acc) == 97.5 and pass_fraction(acc, placed.accuracy(acc)) == 0.5
+    with pytest.raises(ConfigError, match="--cutoff must look like A50"):
+        parse_cutoff("D2")  # where the ideal chip is not known, a drop is refused
+
+
 def test_ties_make_the_pass_fraction_differ_from_p():
     acc = np.array([90.0] * 6 + [99.0] * 4)  # 60 % of the chips tie at 90
     a70 = parse_cutoff("A70").accuracy(acc)

@@ -50,28 +50,41 @@ class Cutoff:
     ``P70`` is the percentile reading of the paper's definition ("the p-th percentile"):
     A_cutoff is the 70th percentile and about 30 % pass. At p = 50 both give the median.
     Ties make the share that passes (`pass_fraction`, strictly above A_cutoff) differ from p.
+    ``D2`` is a specification rather than a share: a chip passes unless its accuracy is more
+    than 2 points below the ideal chip's (`ideal`), the line `cimtest monitor` judges by.
     """
 
-    reading: Literal["A", "P"]
+    reading: Literal["A", "P", "D"]
     p: float
+    ideal: float | None = None
+    """The ideal chip's accuracy (percent), which a ``D`` cutoff counts down from."""
 
     @property
     def name(self) -> str:
-        """``"A70"`` or ``"P70"``."""
+        """``"A70"``, ``"P70"`` or ``"D2"``."""
         return f"{self.reading}{self.p:g}"
 
     def accuracy(self, accuracies: ArrayLike) -> float:
         """A_cutoff (percent) on these training chips' accuracies."""
+        if self.reading == "D":
+            if self.ideal is None:
+                raise ConfigError(f"cutoff {self.name} counts from the ideal chip's accuracy, "
+                                  "which was not given")
+            return self.ideal - self.p
         return cutoff_at(accuracies, 100.0 - self.p if self.reading == "A" else self.p)
 
 
-def parse_cutoff(text: str) -> Cutoff:
-    """``"A70"`` (70 % of the chips pass) or ``"P70"`` (above the 70th percentile pass)."""
-    match = re.fullmatch(r"([AaPp])(\d+(?:\.\d+)?)", str(text).strip())
-    if not match or not 0 <= float(match.group(2)) <= 100:
+def parse_cutoff(text: str, *, drop: bool = False) -> Cutoff:
+    """``"A70"`` (70 % of the chips pass) or ``"P70"`` (above the 70th percentile pass); with
+    `drop`, also ``"D2"`` (at most 2 points below the ideal chip pass; the caller sets
+    `Cutoff.ideal`)."""
+    match = re.fullmatch(r"([AaPpDd])(\d+(?:\.\d+)?)", str(text).strip())
+    reading = match.group(1).upper() if match else ""
+    if not match or not 0 <= float(match.group(2)) <= 100 or (reading == "D" and not drop):
+        also = " or D2 (chips at most 2 points below the ideal chip pass)" if drop else ""
         raise ConfigError(f"--cutoff must look like A50 (the 50 % most accurate chips pass) or "
-                          f"P70 (chips above the 70th percentile pass); got {text!r}")
-    return Cutoff(match.group(1).upper(), float(match.group(2)))
+                          f"P70 (chips above the 70th percentile pass){also}; got {text!r}")
+    return Cutoff(reading, float(match.group(2)))
 
 
 def pass_fraction(accuracies: ArrayLike, cutoff_accuracy: float) -> float:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import factory_module
@@ -229,6 +230,19 @@ def test_compare_json_and_table_carry_ta_interval_and_ties_with_the_best(tiny_mo
     assert f"{best['ta']:.1f} ({best['ta_low']:.1f}-{best['ta_high']:.1f})†" in output
     assert "p vs best" in output and f"tied with the best TA ({best['method']})" in output
     assert "McNemar's exact test" in output
+
+
+def test_compare_with_a_drop_cutoff_passes_chips_within_it_of_the_ideal_chip(tiny_model,
+                                                                               tmp_path):
+    small = ("--fault", "mult:eta=0.25", "--chips", 20, "--eval-chips", 20, "--images", 16,
+             "--steps", 3, "--btv-steps", 5, "--k", 2, "--cutoff", "D1")
+    result = run("compare", *tiny_model, *small, "-o", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "run" / "comparison.json").read_text())
+    assert doc["cutoff_accuracy"] == pytest.approx(doc["ideal_accuracy"] - 1)
+    train = np.asarray(doc["train_accuracy"])
+    assert doc["rows"][0]["pass_fraction"] == pytest.approx(
+        np.mean(train > doc["ideal_accuracy"] - 1))
 
 
 def test_compare_and_report_errors(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import typer
@@ -50,7 +51,9 @@ def compare_cmd(
     eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
                                    "(default: as many as --chips)."),
     cutoff: str = typer.Option("A50", help="A70: the 70 % most accurate training chips pass "
-                               "(paper 2's example); P70: chips above the 70th percentile."),
+                               "(paper 2's example); P70: chips above the 70th percentile; D2: "
+                               "chips at most 2 points below the ideal chip (a field spec, the "
+                               "line `cimtest monitor --max-drop 2` judges by)."),
     k: int = typer.Option(4, "--k", help="K, images of each image-based test."),
     images: int = typer.Option(2048, help="N, EGIS synthetic images."),
     steps: int = typer.Option(200, help="EGIS generator steps."),
@@ -99,7 +102,7 @@ def compare_cmd(
     target = resolve_device(device)  # before any work
     from cimtest.cutoffs import parse_cutoff
 
-    rule = parse_cutoff(cutoff)
+    rule = parse_cutoff(cutoff, drop=True)
     eval_chips = chips if eval_chips is None else eval_chips
     if chips < 10 or eval_chips < 1:
         raise ConfigError(f"--chips must be at least 10 and --eval-chips at least 1; got "
@@ -171,6 +174,10 @@ def compare_cmd(
             array_size=geometry, bits_per_cell=bits_per_cell, memory=memory,
             periphery=periphery, device=target)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
+    truth = augment_data(scored, augment) if augment > 1 else scored
+    ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
+    if rule.reading == "D":
+        rule = dataclasses.replace(rule, ideal=ideal)
     results = run_comparison(loaded, dataset, pool, fault,
                             chips=chips, eval_chips=eval_chips, cutoff=rule, k=k,
                             images=images, steps=steps, btv_steps=btv_steps, seed=seed,
@@ -181,8 +188,6 @@ def compare_cmd(
                             if learned else None, eval_faults=eval_faults,
                             periphery=periphery, device=target)
     total_s = time.perf_counter() - start
-    truth = augment_data(scored, augment) if augment > 1 else scored
-    ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])
     result = results[0]
     level = drop_line(fault, ideal, result.train_accuracy, calibration)
     for each, t in zip(results, ages, strict=True):
