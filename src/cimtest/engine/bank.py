@@ -12,6 +12,8 @@ class InputBank:
 
     Tests that share inputs (an ablation drawing from the EGIS synthetic set, a hybrid
     reusing its parents' inputs) add them twice but they are stored, and forwarded, once.
+    Rows are keyed and kept on the CPU whatever device they come from (a population moves
+    `inputs` to its own).
     """
 
     def __init__(self) -> None:
@@ -24,7 +26,7 @@ class InputBank:
     def add(self, x: torch.Tensor) -> torch.Tensor:
         """Add the rows of `x` (N, *shape) not already held; return their int64 indices (N,)."""
         index = []
-        for row in x.detach().float().contiguous():
+        for row in x.detach().float().cpu().contiguous():
             key = _key(row)
             if key not in self._where:
                 self._where[key] = len(self._rows)
@@ -35,7 +37,7 @@ class InputBank:
     def index(self, x: torch.Tensor) -> torch.Tensor:
         """Indices (N,) of the rows of `x`; KeyError names the first row that is missing."""
         index = []
-        for i, row in enumerate(x.detach().float().contiguous()):
+        for i, row in enumerate(x.detach().float().cpu().contiguous()):
             key = _key(row)
             if key not in self._where:
                 raise KeyError(f"input row {i} is not in the bank")

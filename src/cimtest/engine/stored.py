@@ -33,6 +33,7 @@ class StoredChips:
         self.population = population
         self.store = store
         self.n = population.n
+        self.device = population.device
 
     def recipe(self) -> dict[str, object]:
         """The population's recipe (`Population.recipe`)."""

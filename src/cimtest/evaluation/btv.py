@@ -292,7 +292,8 @@ def evaluate_btv(
     thresholds = {f"offset={o:g}": test.sigma_ideal_ + o for o in offsets}
     fresh_tests = None
     if test.threshold_far_ is not None and fresh_per_chip > 0:
-        fresh_tests = test.draw(fresh_per_chip, torch.Generator().manual_seed(seed + 1))
+        fresh_tests = test.draw(fresh_per_chip,
+                                torch.Generator(device=chips.device).manual_seed(seed + 1))
     far = None if fresh_tests is None else test.threshold_far_
     rows = []
     for level in levels:

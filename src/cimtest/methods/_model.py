@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from cimtest._device import DeviceLike
 from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
 from cimtest.fingerprint import state_fingerprint
 from cimtest.loading import LoadedModel
 
-__all__ = ["ideal_chip", "model_reference", "resolve_model"]
+__all__ = ["ideal_chip", "model_reference", "module_device", "resolve_model"]
 
 
 def resolve_model(
@@ -31,10 +33,18 @@ def model_reference(model: LoadedModel | nn.Module) -> dict | None:
     return model.reference() if isinstance(model, LoadedModel) else None
 
 
-def ideal_chip(module: nn.Module, seed: int) -> tuple[Population, nn.Module]:
-    """The ideal chip of `module` as a population of one and as a module out of autograd."""
-    population = Population(module, "none", seed, n=1)
+def ideal_chip(module: nn.Module, seed: int, device: DeviceLike = None
+               ) -> tuple[Population, nn.Module]:
+    """The ideal chip of `module` on `device` as a population of one and as a module out of
+    autograd."""
+    population = Population(module, "none", seed, n=1, device=device)
     ideal = population.mapped.ideal
     for parameter in ideal.parameters():
         parameter.requires_grad_(False)
     return population, ideal
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of `module`'s first parameter (the CPU without parameters)."""
+    parameter = next(module.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device

@@ -29,11 +29,12 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 import torch
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import Constraints, check_parameters
 from cimtest.exceptions import ConfigError, NotFittedError
 from cimtest.progress import Progress, staged
 
-__all__ = ["ChipOutcomes", "Chips", "Need", "TestMethod", "check_is_fitted"]
+__all__ = ["ChipOutcomes", "Chips", "Need", "TestMethod", "check_is_fitted", "chips_device"]
 
 Need = Literal["real images", "chip labels", "chip accuracies"]
 """What a test needs besides the model."""
@@ -41,7 +42,8 @@ Need = Literal["real images", "chip labels", "chip accuracies"]
 
 class Chips(Protocol):
     """The D training chips as a method sees them: their count and their outputs on inputs
-    (a `cimtest.engine.Population`, or `cimtest.engine.StoredChips` to keep them in a store)."""
+    (a `cimtest.engine.Population`, or `cimtest.engine.StoredChips` to keep them in a store);
+    a ``device`` attribute, where they have one, is where the methods fit (`chips_device`)."""
 
     n: int
 
@@ -73,7 +75,7 @@ class ChipOutcomes:
     cutoff: str | None = None
 
     def __post_init__(self) -> None:
-        passed = self.passed.numpy() if isinstance(self.passed, torch.Tensor) else self.passed
+        passed = self.passed.cpu().numpy() if isinstance(self.passed, torch.Tensor) else self.passed
         passed = np.asarray(passed)
         if passed.dtype != np.bool_ or passed.ndim != 1:
             raise ConfigError(f"chip outcomes take pass/fail labels as bool of shape (D,); got "
@@ -145,9 +147,11 @@ class TestMethod(ABC):
         data: Any = None,
         *,
         progress: Progress | None = None,
+        device: DeviceLike = None,
     ) -> TestMethod:
         """Propose inputs from `model` (and `data` for tests that need real images); for
-        tests that learn from chips, measure `chips` on them and learn from `outcomes`.
+        tests that learn from chips, measure `chips` on them and learn from `outcomes`; on
+        the chips' device (`chips_device`), else on `device`.
 
         Parameters
         ----------
@@ -161,6 +165,9 @@ class TestMethod(ABC):
             Real images, for tests that need them.
         progress : Progress, optional
             ``progress(done, total, stage)``.
+        device : str or torch.device, optional
+            Where a test fits without chips (`cimtest._device.resolve_device`; None: the
+            CPU); with `chips`, their device, and another one is refused.
         """
         self._check_params()
         learns = "chip labels" in self.needs or "chip accuracies" in self.needs
@@ -172,7 +179,14 @@ class TestMethod(ABC):
                               f"{type(outcomes).__name__}")
         if learns and len(outcomes.passed) != chips.n:
             raise ConfigError(f"{chips.n} chips but {len(outcomes.passed)} outcomes")
-        candidates = self.propose(model, data, progress=progress)
+        where = resolve_device(device)
+        if chips is not None:
+            found = chips_device(chips)
+            if device is not None and where != found:
+                raise ConfigError(f"device={str(where)!r} but the chips are on {str(found)!r}: "
+                                  "a test fits on its chips' device")
+            where = found
+        candidates = self.propose(model, data, progress=progress, device=where)
         if not learns:
             return self
         outputs = chips.outputs(candidates, progress=staged(progress, "chips"))
@@ -183,9 +197,10 @@ class TestMethod(ABC):
         return self
 
     @abstractmethod
-    def propose(self, model: Any, data: Any = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """Candidate inputs (N, *input_shape) to measure the training chips on."""
+    def propose(self, model: Any, data: Any = None, *, progress: Progress | None = None,
+                device: DeviceLike = None) -> torch.Tensor:
+        """Candidate inputs (N, *input_shape) to measure the training chips on, made on
+        `device` (None: the CPU), where they are returned."""
 
     def attach_chips(self, chips: Chips) -> None:
         """Called with the training chips just before `learn` (by `fit` and by
@@ -347,6 +362,12 @@ class TestMethod(ABC):
 def _param_names(cls: type) -> list[str]:
     return [p.name for p in inspect.signature(cls.__init__).parameters.values()
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def chips_device(chips: Chips) -> torch.device:
+    """The device of `chips`: their ``device`` attribute (a `Population`'s, `StoredChips`'),
+    else the CPU."""
+    return resolve_device(getattr(chips, "device", None))
 
 
 def check_is_fitted(method: TestMethod, attributes: tuple[str, ...] = ()) -> None:

@@ -9,8 +9,8 @@
 - `NoiseImagesTest` and `RandomSyntheticTest`: ablations of EGIS, K random noise images or
   K random synthetic images (no compaction), each with the EGIS detector.
 
-Every ``propose`` draws from the test's own ``seed``; nothing is learnt from the data set
-beyond what ``needs`` declares.
+Every ``propose`` draws from the test's own ``seed`` on its ``device``; nothing is learnt
+from the data set beyond what ``needs`` declares.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import SEED, Bounds, Constraints, InstanceOf, Interval, check_interval
 from cimtest.data import Dataset
 from cimtest.exceptions import ConfigError
@@ -75,13 +76,15 @@ class PointTestVectors(TestMethod):
         self.seed = seed
 
     def propose(self, model, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """Pick K real images; measure the ideal chip's σ_y on them."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """Pick K real images onto `device` (None: the CPU); measure the ideal chip's σ_y on
+        them there."""
         self._check_params()
+        where = resolve_device(device)
         module, _, _, _ = resolve_model(model)
-        self.inputs_ = _real_images(data, self.k, self.seed, type(self).__name__)
+        self.inputs_ = _real_images(data, self.k, self.seed, type(self).__name__, where)
         self._remember(model)
-        population, _ = ideal_chip(module, self.seed)
+        population, _ = ideal_chip(module, self.seed, where)
         self.sigma_ideal_ = float(self.respond(population.outputs(self.inputs_))[0])
         self.threshold_ = self.sigma_ideal_ + float(self.offset)
         return self.inputs_
@@ -135,14 +138,16 @@ class FGSMTestImages(TestMethod):
         self.seed = seed
 
     def propose(self, model, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """Make the K adversarial images from K real seed images."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """Make the K adversarial images from K real seed images on `device` (None: the
+        CPU)."""
         owner = type(self).__name__
         self._check_params()
+        where = resolve_device(device)
         module, _, _, _ = resolve_model(model)
-        seeds = _real_images(data, self.k, self.seed, owner)
+        seeds = _real_images(data, self.k, self.seed, owner, where)
         check_differentiable(module, seeds[:1], "FGSM test images")
-        population, ideal = ideal_chip(module, self.seed)
+        population, ideal = ideal_chip(module, self.seed, where)
         with torch.no_grad():
             labels = ideal(seeds).argmax(dim=1)
         x = seeds.clone().requires_grad_()
@@ -225,14 +230,16 @@ class DatasetAwareTest(TestMethod):
         self.seed = seed
 
     def propose(self, model, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """Draw the candidate real images and the ideal chip's labels on them."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """Draw the candidate real images onto `device` (None: the CPU) and the ideal chip's
+        labels on them there."""
         owner = type(self).__name__
         self._check_params()
+        where = resolve_device(device)
         module, _, _, _ = resolve_model(model)
         n = min(self.candidates, 0 if data is None else len(data))
-        self.candidates_ = _real_images(data, max(n, self.k), self.seed, owner)
-        population, _ = ideal_chip(module, self.seed)
+        self.candidates_ = _real_images(data, max(n, self.k), self.seed, owner, where)
+        population, _ = ideal_chip(module, self.seed, where)
         self.ideal_labels_ = population.outputs(self.candidates_)[0].argmax(dim=1)
         self._remember(model)
         return self.candidates_
@@ -244,11 +251,12 @@ class DatasetAwareTest(TestMethod):
             raise ConfigError("DatasetAwareTest needs the training chips' accuracies")
         check_is_fitted(self, ("candidates_",))
         probs = outputs.softmax(dim=2)
-        ideal_p = probs.gather(2, self.ideal_labels_.view(1, -1, 1).expand(len(probs), -1, 1))
+        labels = self.ideal_labels_.to(outputs.device).view(1, -1, 1)
+        ideal_p = probs.gather(2, labels.expand(len(probs), -1, 1))
         ideal_share = ideal_p[..., 0].double().cpu().numpy()
         corr = np.nan_to_num(_correlation(ideal_share, outcomes.accuracy))
         self.chosen_ = np.sort(np.argsort(-np.abs(corr), kind="stable")[: self.k])
-        self.inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
+        self.inputs_ = self.candidates_[torch.as_tensor(self.chosen_)]
         features = _flatten(outputs[:, torch.as_tensor(self.chosen_)])
         self.regressor_ = AccuracyRegressor(n_estimators=self.detector_estimators,
                                             seed=self.seed).fit(features, outcomes.accuracy)
@@ -346,13 +354,16 @@ class NoiseImagesTest(_ImagesAndDetector):
         self.seed = seed
 
     def propose(self, model, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """Draw the K noise images (the model gives only the shape and range)."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """Draw the K noise images on `device` (None: the CPU); the model gives only the
+        shape and range."""
         self._check_params()
+        where = resolve_device(device)
         _, shape, _, own_data = resolve_model(model)
         low, high = self.input_range or default_range(own_data, shape)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        self.inputs_ = low + (high - low) * torch.rand((self.k, *shape), generator=gen)
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
+        self.inputs_ = low + (high - low) * torch.rand((self.k, *shape), generator=gen,
+                                                       device=where)
         self._remember(model)
         return self.inputs_
 
@@ -397,17 +408,19 @@ class RandomSyntheticTest(_ImagesAndDetector):
         self.seed = seed
 
     def propose(self, model, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """K random SID images (the source's generator is trained first if needed)."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """K random SID images on `device` (None: the CPU); the source's generator is
+        trained first if needed."""
         self._check_params()
+        where = resolve_device(device)
         source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
         sid = getattr(source, "sid_", None)
-        if sid is None:
-            sid = source.propose(model)
+        sid = source.propose(model, device=where) if sid is None else sid.to(where)
         check_interval("k", self.k, 1, len(sid), type(self).__name__)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        self.chosen_ = torch.randperm(len(sid), generator=gen)[: self.k].sort().values.numpy()
-        self.inputs_ = sid[torch.as_tensor(self.chosen_)].clone()
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
+        chosen = torch.randperm(len(sid), generator=gen, device=where)[: self.k].sort().values
+        self.chosen_ = chosen.cpu().numpy()
+        self.inputs_ = sid[chosen]
         self._remember(model)
         return self.inputs_
 
@@ -426,15 +439,18 @@ def best_threshold(scores: np.ndarray, failed: np.ndarray) -> float:
     return float(candidates[best])
 
 
-def _real_images(data: Dataset | None, k: int, seed: int, owner: str) -> torch.Tensor:
-    """K images of `data` drawn without replacement by `seed`."""
+def _real_images(data: Dataset | None, k: int, seed: int, owner: str,
+                 device: DeviceLike = None) -> torch.Tensor:
+    """K images of `data` drawn without replacement by `seed` on `device` (None: the CPU),
+    copied there from the data's tensor."""
     if data is None:
         raise ConfigError(f"{owner} needs real images: pass data=Dataset(...)")
     if k > len(data):
         raise ConfigError(f"{owner} needs {k} real images; the data has {len(data)}")
-    gen = torch.Generator().manual_seed(int(seed))
-    index = torch.randperm(len(data), generator=gen)[:k].sort().values
-    return data.x[index].clone()
+    where = resolve_device(device)
+    gen = torch.Generator(device=where).manual_seed(int(seed))
+    index = torch.randperm(len(data), generator=gen, device=where)[:k].sort().values
+    return data.x[index.to(data.x.device)].to(where)
 
 
 def _per_input(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -453,8 +469,8 @@ def _flip_distance(
     full step (they are far from every boundary along this direction).
     """
     width = float(x.max() - x.min()) or 1.0
-    low = torch.zeros(len(x))
-    high = torch.full((len(x),), width)
+    low = torch.zeros(len(x), device=x.device)
+    high = torch.full((len(x),), width, device=x.device)
     for _ in range(iterations):
         mid = (low + high) / 2
         flipped = ideal(x + _per_input(mid, x) * direction).argmax(dim=1) != labels

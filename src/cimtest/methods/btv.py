@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import SEED, Constraints, InstanceOf, Interval, Options
 from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
 from cimtest.faults import parse_spec
 from cimtest.loading import LoadedModel
-from cimtest.methods._model import ideal_chip, resolve_model
+from cimtest.methods._model import ideal_chip, module_device, resolve_model
 from cimtest.methods.base import TestMethod, check_is_fitted
 from cimtest.progress import Progress, report
 
@@ -226,9 +227,10 @@ class BayesianTestVector(TestMethod):
         data: object = None,
         *,
         progress: Progress | None = None,
+        device: DeviceLike = None,
     ) -> torch.Tensor:
-        """Learn the vector on the ideal chip of `model` and set the threshold(s); return the
-        stored sample, the test's inputs (the model alone: `data` is ignored).
+        """Learn the vector on the ideal chip of `model` on `device` and set the threshold(s);
+        return the stored sample, the test's inputs (the model alone: `data` is ignored).
 
         Parameters
         ----------
@@ -237,24 +239,27 @@ class BayesianTestVector(TestMethod):
             into its ideal chip (int8), never changed.
         progress : Progress, optional
             ``progress(step, steps, "btv")`` after each Adam step.
+        device : str or torch.device, optional
+            Where the fit runs and the learned tensors stay (None: the CPU).
         """
         self._check_params()
+        where = resolve_device(device)
         module, shape, _, _ = resolve_model(model)
-        population, ideal = ideal_chip(module, int(self.seed))
+        population, ideal = ideal_chip(module, int(self.seed), where)
         with torch.no_grad():
-            output_shape = tuple(ideal(torch.zeros(1, *shape)).shape[1:])
+            output_shape = tuple(ideal(torch.zeros(1, *shape, device=where)).shape[1:])
         if self.n_samples * math.prod(output_shape) < 2:
             raise ConfigError(
                 f"a model with {math.prod(output_shape)} output needs n_samples > 1 "
                 "to show a spread (the paper's rule for small C)"
             )
-        gen = torch.Generator().manual_seed(int(self.seed))
-        mean = (torch.randn(shape, generator=gen) * self.prior).requires_grad_()
-        log_var = torch.full(shape, 2.0 * math.log(self.prior)).requires_grad_()
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
+        mean = (torch.randn(shape, generator=gen, device=where) * self.prior).requires_grad_()
+        log_var = torch.full(shape, 2.0 * math.log(self.prior), device=where).requires_grad_()
         optimiser = torch.optim.Adam([mean, log_var], lr=self.lr)
         curve = np.empty(self.steps, dtype=np.float64)
         for step in range(self.steps):
-            eps = torch.randn((self.batch * self.n_samples, *shape), generator=gen)
+            eps = torch.randn((self.batch * self.n_samples, *shape), generator=gen, device=where)
             outputs = ideal(eps * torch.exp(0.5 * log_var) + mean)
             sigma = spread(outputs.reshape(self.batch, self.n_samples, *outputs.shape[1:]))
             loss = sigma.mean() + self.alpha * kl_divergence(mean, log_var, self.prior, self.kl)
@@ -347,7 +352,7 @@ class BayesianTestVector(TestMethod):
         draws : int
             Number of fresh tests, each of `n_samples` samples.
         seed : int
-            Seed of the draws.
+            Seed of the draws, on the chip's device.
 
         Returns
         -------
@@ -355,7 +360,8 @@ class BayesianTestVector(TestMethod):
             float64 (draws,).
         """
         check_is_fitted(self, ("mean_",))
-        return self._fresh(chip, draws, torch.Generator().manual_seed(int(seed)))
+        device = chip.device if isinstance(chip, Population) else module_device(chip)
+        return self._fresh(chip, draws, torch.Generator(device=device).manual_seed(int(seed)))
 
     def draw(self, tests: int, generator: torch.Generator) -> torch.Tensor:
         """Eq. 5: fresh samples ``N(0, 1) * sqrt(exp(log_var_)) + mean_`` of the vector.
@@ -365,16 +371,18 @@ class BayesianTestVector(TestMethod):
         tests : int
             Number of tests to draw, each of `n_samples` samples.
         generator : torch.Generator
-            Source of the N(0, 1) draws.
+            Source of the N(0, 1) draws, on the device the samples are made on.
 
         Returns
         -------
         torch.Tensor
-            float32 (tests, n_samples, *input_shape_).
+            float32 (tests, n_samples, *input_shape_), on the generator's device.
         """
         check_is_fitted(self, ("mean_",))
-        eps = torch.randn((tests, self.n_samples, *self.input_shape_), generator=generator)
-        return eps * torch.sqrt(torch.exp(self.log_var_)) + self.mean_
+        device = generator.device
+        eps = torch.randn((tests, self.n_samples, *self.input_shape_), generator=generator,
+                          device=device)
+        return eps * torch.sqrt(torch.exp(self.log_var_.to(device))) + self.mean_.to(device)
 
     def _fresh(
         self, chip: nn.Module | Population, draws: int, gen: torch.Generator

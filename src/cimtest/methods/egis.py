@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import SEED, Bounds, Constraints, Interval, Options
 from cimtest.exceptions import ConfigError
 from cimtest.loading import LoadedModel
@@ -167,26 +168,31 @@ class EntropyImageTest(TestMethod):
         data: object = None,
         *,
         progress: Progress | None = None,
+        device: DeviceLike = None,
     ) -> torch.Tensor:
-        """Train the generator on the ideal chip of `model`; return the SID (N, *input_shape).
+        """Train the generator on the ideal chip of `model` on `device` (None: the CPU);
+        return the SID (N, *input_shape) there.
 
-        Uses the model only (`data` is ignored: EGIS never sees real images).
+        Uses the model only (`data` is ignored: EGIS never sees real images). The generator's
+        initial weights are drawn on the CPU (the same on every device), then moved.
         """
         self._check_params()
+        where = resolve_device(device)
         module, shape, _, own_data = resolve_model(model)
         low_high = self.input_range
         if low_high is None:
             low_high = default_range(own_data, shape)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        _, ideal = ideal_chip(module, self.seed)
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
+        _, ideal = ideal_chip(module, self.seed, where)
         with torch.random.fork_rng():  # the init draws from the global generator: seed a fork
             torch.manual_seed(int(self.seed))
-            generator = EGISGenerator(shape, tuple(float(v) for v in low_high))
+            generator = EGISGenerator(shape, tuple(float(v) for v in low_high)).to(where)
         self.entropy_curve_ = train_generator(generator, ideal, self.steps, self.lr,
                                               self.batch, gen, progress)
         generator.eval()
         with torch.no_grad():
-            latents = torch.randn(self.sid_size, generator.latent_dim, generator=gen)
+            latents = torch.randn(self.sid_size, generator.latent_dim, generator=gen,
+                                  device=where)
             sid = torch.cat([generator(z) for z in latents.split(256)])
             h_c, h_s = entropies(ideal(sid).reshape(self.sid_size, -1))
         self.sid_entropy_ = (float(h_c), float(h_s))
@@ -243,7 +249,7 @@ class EntropyImageTest(TestMethod):
         features = signatures[:, result.best, :].reshape(len(passed), -1)
         self.detector_ = Detector(n_estimators=self.detector_estimators,
                                   seed=self.seed).fit(features, passed)
-        self.inputs_ = self.sid_[torch.as_tensor(result.best)].clone()
+        self.inputs_ = self.sid_[torch.as_tensor(result.best, device=self.sid_.device)].clone()
         self.threshold_ = 0.5
         self.output_shape_ = tuple(outputs.shape[2:])
         return self

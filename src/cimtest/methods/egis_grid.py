@@ -29,7 +29,7 @@ from cimtest.exceptions import ArtifactError, ConfigError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.loading import LoadedModel
 from cimtest.methods._model import model_reference, resolve_model
-from cimtest.methods.base import ChipOutcomes, Chips, check_is_fitted
+from cimtest.methods.base import ChipOutcomes, Chips, check_is_fitted, chips_device
 from cimtest.methods.egis import GENERATOR_PARAMS, EntropyImageTest
 from cimtest.progress import Progress, staged
 
@@ -113,7 +113,7 @@ def fit_grid(
     base = EntropyImageTest(k=ks[0], **params)
     _, _, fingerprint, _ = resolve_model(model)
     if proposal is None:
-        base.propose(model, progress=progress)
+        base.propose(model, progress=progress, device=chips_device(chips))
     elif proposal.fingerprint_ != fingerprint:
         raise ArtifactError("the SID was made for another model (fingerprint "
                             f"{proposal.fingerprint_[:12]}..., this model {fingerprint[:12]}...)")

@@ -170,13 +170,14 @@ def train_generator(
     gen: torch.Generator,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Adam on ``-exp(H_s - H_c)`` (paper 2 eq. 3, 5) on the ideal chip `ideal`; returns
-    float64 (steps, 2) of (H_c, H_s) per step (paper Fig. 3)."""
+    """Adam on ``-exp(H_s - H_c)`` (paper 2 eq. 3, 5) on the ideal chip `ideal`, latents drawn
+    by `gen` on its device (where `generator` and `ideal` live); returns float64 (steps, 2)
+    of (H_c, H_s) per step (paper Fig. 3)."""
     optimiser = torch.optim.Adam(generator.parameters(), lr=lr)
     curve = np.empty((steps, 2), dtype=np.float64)
     generator.train()
     for step in range(steps):
-        z = torch.randn(batch, generator.latent_dim, generator=gen)
+        z = torch.randn(batch, generator.latent_dim, generator=gen, device=gen.device)
         logits = ideal(generator(z)).reshape(batch, -1)
         h_c, h_s = entropies(logits)
         loss = -torch.exp(h_s - h_c)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import SEED, Constraints, InstanceOf, Interval
 from cimtest.exceptions import ConfigError
 from cimtest.methods.base import ChipOutcomes, TestMethod, check_is_fitted
@@ -87,15 +88,18 @@ class HybridTest(TestMethod):
         self.detector_estimators = detector_estimators
         self.seed = seed
 
-    def propose(self, model=None, data=None, *, progress: Progress | None = None) -> torch.Tensor:
-        """The parents' test inputs: K compact images, then the vector's sample."""
+    def propose(self, model=None, data=None, *, progress: Progress | None = None,
+                device: DeviceLike = None) -> torch.Tensor:
+        """The parents' test inputs on `device` (None: the CPU): K compact images, then the
+        vector's sample."""
         owner = type(self).__name__
         self._check_params()
         if self.egis is None or self.btv is None:
             raise ConfigError(f"{owner} needs egis= and btv= (fitted parents)")
         check_is_fitted(self.egis, ("inputs_",))
         check_is_fitted(self.btv, ("inputs_",))
-        self.inputs_ = torch.cat([self.egis.images_, self.btv.sample_])
+        where = resolve_device(device)
+        self.inputs_ = torch.cat([self.egis.images_.to(where), self.btv.sample_.to(where)])
         self.input_shape_ = self.egis.input_shape_
         self.fingerprint_ = self.egis.fingerprint_
         self.model_ = getattr(self.egis, "model_", None)

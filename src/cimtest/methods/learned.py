@@ -34,12 +34,13 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from cimtest._device import DeviceLike, resolve_device
 from cimtest._validation import SEED, Bounds, Constraints, InstanceOf, Interval, Options
 from cimtest.data import Dataset
 from cimtest.engine import BatchedForward, Population
 from cimtest.exceptions import ConfigError
 from cimtest.methods._model import resolve_model
-from cimtest.methods.base import ChipOutcomes, Chips, TestMethod, check_is_fitted
+from cimtest.methods.base import ChipOutcomes, Chips, TestMethod, check_is_fitted, chips_device
 from cimtest.methods.baselines import _real_images
 from cimtest.methods.detector import AccuracyRegressor, Detector
 from cimtest.methods.egis import EntropyImageTest
@@ -91,24 +92,28 @@ class _GradientTest(TestMethod):
     # -- propose: the candidate pool ----------------------------------------------------
 
     def propose(self, model: Any, data: Dataset | None = None, *,
-                progress: Progress | None = None) -> torch.Tensor:
-        """The candidate pool (N, *input_shape), N = `candidates` (fewer if the source has
-        fewer): real images of `data`, EGIS's synthetic images, or uniform noise."""
+                progress: Progress | None = None, device: DeviceLike = None) -> torch.Tensor:
+        """The candidate pool (N, *input_shape) on `device` (None: the CPU), N = `candidates`
+        (fewer if the source has fewer): real images of `data`, EGIS's synthetic images, or
+        uniform noise."""
         self._check_params()
+        where = resolve_device(device)
         module, shape, _, own_data = resolve_model(model)
-        gen = torch.Generator().manual_seed(int(self.seed))
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
         if self.init == "real":
             n = self.candidates if data is None else min(self.candidates, len(data))
-            pool = _real_images(data, n, self.seed, type(self).__name__)
+            pool = _real_images(data, n, self.seed, type(self).__name__, where)
         elif self.init == "synthetic":
             source = self.source if self.source is not None else EntropyImageTest(seed=self.seed)
             sid = getattr(source, "sid_", None)
-            sid = source.propose(model, progress=progress) if sid is None else sid
-            index = torch.randperm(len(sid), generator=gen)[: self.candidates].sort().values
-            pool = sid[index].clone()
+            sid = (source.propose(model, progress=progress, device=where) if sid is None
+                   else sid.to(where))
+            index = torch.randperm(len(sid), generator=gen, device=where)[: self.candidates]
+            pool = sid[index.sort().values].clone()
         else:
             low, high = self.input_range or default_range(own_data, shape)
-            pool = low + (high - low) * torch.rand((self.candidates, *shape), generator=gen)
+            pool = low + (high - low) * torch.rand((self.candidates, *shape), generator=gen,
+                                                   device=where)
         if len(pool) < self.k:
             raise ConfigError(f"{type(self).__name__} needs at least k={self.k} candidate "
                               f"inputs; its {self.init} pool has {len(pool)}")
@@ -119,8 +124,10 @@ class _GradientTest(TestMethod):
         return pool
 
     def attach_chips(self, chips: Chips) -> None:
-        """Keep the recipe of the training chips, to rebuild their weights in `learn`."""
+        """Keep the recipe and the device of the training chips, to rebuild their weights
+        in `learn` (on that device)."""
         self._recipe = dict(chips.recipe())
+        self._device = chips_device(chips)
 
     # -- learn: selection, optimisation, refit -----------------------------------------
 
@@ -138,13 +145,14 @@ class _GradientTest(TestMethod):
         population = self._population(outputs)
         target = outcomes.accuracy if regress else failed
         self.chosen_ = greedy_selection(outputs, target, self.k, self.seed)
-        self.initial_inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].clone()
+        where = population.device
+        self.initial_inputs_ = self.candidates_[torch.as_tensor(self.chosen_)].to(where)
         targets = []
         if regress:
-            accuracy = torch.as_tensor(outcomes.accuracy, dtype=torch.float32)
+            accuracy = torch.as_tensor(outcomes.accuracy, dtype=torch.float32, device=where)
             targets.append((accuracy - accuracy.mean()) / accuracy.std().clamp_min(1e-6))
         if self.readout in ("classifier", "both"):
-            targets.append(torch.as_tensor(failed, dtype=torch.float32))
+            targets.append(torch.as_tensor(failed, dtype=torch.float32, device=where))
         self.inputs_, outputs = self._optimise(population, torch.stack(targets, dim=1),
                                                target, progress)
         self.detector_ = self._final(_flatten(outputs), target)
@@ -164,13 +172,14 @@ class _GradientTest(TestMethod):
         array_size = recipe.get("array_size")
         population = Population(self._module, recipe["fault"], recipe["seed"], recipe["n"],
                                 array_size=None if array_size is None else tuple(array_size),
-                                bits_per_cell=recipe.get("bits_per_cell", 1))
+                                bits_per_cell=recipe.get("bits_per_cell", 1),
+                                device=self._device)
         if population.n != len(outputs):
             raise ConfigError(f"{owner}: {len(outputs)} chips' outputs but {population.n} "
                               "attached chips")
         first = range(min(CHECKED_CHIPS, population.n))
         again = population.outputs(self.candidates_[:1], chips=first)
-        given = outputs[: len(first), :1].reshape(again.shape)
+        given = outputs[: len(first), :1].reshape(again.shape).to(again.device)
         scale = float(given.abs().max()) or 1.0
         if not torch.allclose(again, given, rtol=1e-3, atol=1e-3 * scale):
             raise ConfigError(f"{owner}: the outputs given to learn are not those of the "
@@ -190,8 +199,9 @@ class _GradientTest(TestMethod):
         others are not (the initial inputs when no step helps). The checks never steer the
         steps, so they run after the last step, in one pass that draws each chip once for
         all the checked inputs. Sets `loss_curve_`, `check_curve_` and `best_step_`; returns
-        the kept inputs and every training chip's outputs on them.
+        the kept inputs and every training chip's outputs on them, on the chips' device.
         """
+        where = population.device
         module = BatchedForward(population.mapped).module.requires_grad_(False)
         forward = vmap(lambda w, x: functional_call(module, w, (x,)), in_dims=(0, None))
         low, high = float(self.candidates_.min()), float(self.candidates_.max())
@@ -200,20 +210,21 @@ class _GradientTest(TestMethod):
             torch.manual_seed(int(self.seed))
             width = self.k * int(np.prod(_output_shape(module, x)))
             readout = nn.Sequential(nn.Linear(width, self.hidden), nn.Tanh(),
-                                    nn.Linear(self.hidden, targets.shape[1]))
+                                    nn.Linear(self.hidden, targets.shape[1])).to(where)
         optimiser = torch.optim.Adam([
             {"params": [x], "lr": self.lr * (high - low)},
             {"params": readout.parameters(), "lr": READOUT_LR},
         ])
-        gen = torch.Generator().manual_seed(int(self.seed))
-        order = torch.randperm(population.n, generator=gen)
+        gen = torch.Generator(device=where).manual_seed(int(self.seed))
+        order = torch.randperm(population.n, generator=gen, device=where)
         n_held = max(2, round(self.holdout * population.n))
         held, stepped = order[:n_held].sort().values, order[n_held:]
         batch = min(self.batch, len(stepped))
         self.loss_curve_ = np.zeros(self.steps)
         snapshots = [(0, x.detach().clone())]
         for step in range(self.steps):
-            chips = stepped[torch.randperm(len(stepped), generator=gen)[:batch]].sort().values
+            drawn = torch.randperm(len(stepped), generator=gen, device=where)[:batch]
+            chips = stepped[drawn].sort().values
             weights = population.mapped.layer_weights(population.weights(chips.tolist()))
             out = forward(weights, x).reshape(batch, -1)
             mean, std = out.mean(dim=0).detach(), out.std(dim=0).detach().clamp_min(1e-6)
@@ -230,7 +241,7 @@ class _GradientTest(TestMethod):
         outputs = population.outputs_each([inputs for _, inputs in snapshots],
                                           progress=staged(progress, "check the inputs"))
         checked = torch.cat([stepped.sort().values, held])
-        errors = [self._held_out_error(_flatten(out[checked]), target[checked.numpy()],
+        errors = [self._held_out_error(_flatten(out[checked]), target[checked.cpu().numpy()],
                                        len(stepped)) for out in outputs]
         best = int(np.argmin(errors))
         self.check_curve_ = np.asarray([(s, e) for (s, _), e in zip(snapshots, errors,

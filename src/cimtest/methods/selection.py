@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cimtest.exceptions import ConfigError
+from cimtest.methods._model import module_device
 
 __all__ = ["check_differentiable", "greedy_selection"]
 
@@ -48,8 +49,8 @@ def _ridge_error(x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray
 def check_differentiable(module: nn.Module, x: torch.Tensor,
                          owner: str = "learned and optimized tests") -> None:
     """`ConfigError` unless `module`'s outputs on `x` have a finite gradient in `x` (`owner`
-    names what needs it)."""
-    x = x.detach().clone().requires_grad_()
+    names what needs it); `x` is moved to the module's device."""
+    x = x.detach().to(module_device(module), copy=True).requires_grad_()
     try:
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(module(x).float().sum(), x, allow_unused=True)

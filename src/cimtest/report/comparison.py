@@ -240,7 +240,7 @@ def compare_across(
         if method.parents:
             continue  # its inputs are its parents', known once they have learnt
         start = time.perf_counter()
-        candidates[name] = bank.add(method.propose(model, real))
+        candidates[name] = bank.add(method.propose(model, real, device=train.device))
         fit_s[name] += time.perf_counter() - start
     report(progress, len(methods), len(methods), "propose")
 
@@ -258,7 +258,7 @@ def compare_across(
         start = time.perf_counter()
         index = candidates.get(name)
         if index is None:
-            index = bank.index(method.propose(model, real))
+            index = bank.index(method.propose(model, real, device=train.device))
         method.attach_chips(train)
         method.learn(train_out[:, index], outcomes.known_to(method))
         method.training_ = {**train.recipe(), "cutoff": outcomes.cutoff,
