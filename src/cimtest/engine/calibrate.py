@@ -5,10 +5,10 @@ Two searches, both on the same chips at every level (common random numbers):
 * ``"bisect"`` (the default): bisection in log space, `iterations` full campaigns per target.
 * ``"secant"``: at most `SECANT_CAMPAIGNS` campaign-equivalents (chips x images forwarded)
   per target, for the kinds whose chips' draws do not depend on the level (`eta`, `sigma`,
-  and the ages `t`): bracket and interpolate on the first eighth of the chips, then Newton
-  and secant steps on all of them (`_secant_level`). Cell-fault rates (`p`) draw other cells
-  at every level and fall back to bisection, as does a search whose best level misses its
-  target.
+  and the ages `t`): bracket and interpolate on every 8th image (all the chips), then at
+  most two levels on all the images (`_secant_level`). Cell-fault rates (`p`) draw other
+  cells at every level and fall back to bisection, as does a search whose best level
+  misses its target.
 
 The levels found for drops of e.g. 0.5, 1, 2, 5 and 10 points are what the rest of cimtest
 calls eta_0^1..5 (variations) and P_flip^1..5 (faults).
@@ -44,7 +44,8 @@ SEARCHES = ("bisect", "secant")
 
 SECANT_CAMPAIGNS = 3
 """Most chips x images the secant search forwards per target, in campaigns (all the chips
-on all the images): one for its search on a subset of the chips, two on all of them."""
+on all the images): one for its search on a subset of the images, two on all of them; the
+ideal chip's forwards are counted in."""
 
 SUBSET_SHARE = 8
 """The secant search's first phase evaluates about ``1 / SUBSET_SHARE`` of a campaign per
@@ -308,7 +309,7 @@ def _secant_level(
         bisect_next = interpolated and (b - a) > 0.5 * width
         if abs(f - target) <= SUBSET_TOLERANCE * target:
             near = [u]
-    if fa is None or fb is None:
+    if not near and (fa is None or fb is None):
         return None
     if near:
         u = min(near, key=lambda v: abs(seen[v] - target))
