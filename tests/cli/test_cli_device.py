@@ -23,6 +23,11 @@ COMMANDS = [
     ["egis", "fit", "m", "--fault", "mult:eta=0.1", "-o", "out"],
     ["egis", "evaluate", "tests"],
     ["monitor", "t", "--fault", "drift", "--at", "1h"],
+    ["btv", "fit", "m", "-o", "t.safetensors"],
+    ["btv", "apply", "t.safetensors"],
+    ["egis", "apply", "tests"],
+    ["export", "t.safetensors", "-o", "out"],
+    ["apply", "t.safetensors"],
 ]
 
 
@@ -68,3 +73,26 @@ def test_campaign_on_explicit_cpu_and_auto_equals_the_default(tmp_path, monkeypa
                 document.pop(timing, None)
             documents.append(document)
     assert documents[0] == documents[1] == documents[2]
+
+
+def test_btv_fit_and_apply_on_explicit_cpu_equal_the_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    with factory_module(tmp_path, "devicebtv"):
+        model = ["devicebtv:tiny", "--weights", str(tmp_path / "tiny.safetensors")]
+        fits, verdicts = [], []
+        for i, extra in enumerate(([], ["--device", "cpu"], ["--device", "auto"])):
+            out = f"t{i}.safetensors"
+            result = runner.invoke(app, ["btv", "fit", *model, "-o", out, "--steps", "5",
+                                         "--json", *extra])
+            assert result.exit_code == 0, result.output
+            document = json.loads(result.stdout)
+            for varying in ("seconds", "output"):
+                document.pop(varying)
+            fits.append(document)
+            result = runner.invoke(app, ["btv", "apply", out, "--model", *model, "--json",
+                                         *extra])
+            assert result.exit_code in (0, 1), result.output
+            verdicts.append(json.loads(result.stdout))
+    assert fits[0] == fits[1] == fits[2]
+    assert verdicts[0] == verdicts[1] == verdicts[2]

@@ -87,9 +87,11 @@ def fit(
     weights: str = options.WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
+    device: str = options.DEVICE,
     json: bool = options.JSON,
 ) -> None:
     """Learn a Bayesian test vector on the ideal chip of MODEL and save it with its thresholds."""
+    target = resolve_device(device)  # before any work
     check_output(output, (".safetensors",))
     if read_noise is not None:
         from cimtest.faults import parse_spec
@@ -104,7 +106,7 @@ def fit(
                               read_noise=read_noise, seed=seed)
     start = time.perf_counter()
     with progress_bar("btv fit", unit="steps") as update:
-        test.fit(loaded, progress=update)
+        test.fit(loaded, progress=update, device=target)
     seconds = time.perf_counter() - start
     with announce_output(output, "the Bayesian test vector"):
         test.save(output)
@@ -148,6 +150,7 @@ def apply(
     reference_weights: str = options.REFERENCE_WEIGHTS,
     input_shape: str = options.INPUT_SHAPE,
     task: str = options.TASK,
+    device: str = options.DEVICE,
     force: bool = FORCE,
     json: bool = options.JSON,
 ) -> None:
@@ -160,6 +163,7 @@ def apply(
     given (the chip is then that model with --weights), else on the chip's own weights
     (then only a chip equal to the reference passes the check: give --reference).
     """
+    target = resolve_device(device)  # before any work
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.btv import BayesianTestVector
@@ -181,7 +185,7 @@ def apply(
     if tuple(btv.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {btv.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
-    apply_model_chip(btv, chip, json=json)
+    apply_model_chip(btv, chip, json=json, device=target)
 
 
 @app.command("evaluate")
@@ -276,7 +280,7 @@ def evaluate(
                                                                             normalise)
     baseline = None if images is None else PointTestVectors(k=point, seed=seed)
     if baseline is not None:
-        baseline.propose(loaded, images)
+        baseline.propose(loaded, images, device=target)
     kept: list = []  # (level, chip results) for the figure
     keep = (lambda level, results: kept.append((level, results))) if plot else None
     rows, tables = [], {}

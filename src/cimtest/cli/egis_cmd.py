@@ -362,11 +362,13 @@ def apply(
     k: int = typer.Option(None, "--k", help="The member of a test set with this K."),
     cutoff: str = typer.Option(None, "--cutoff", help="The member with this cutoff."),
     input_shape: str = options.INPUT_SHAPE,
+    device: str = options.DEVICE,
     force: bool = FORCE,
     json: bool = options.JSON,
 ) -> None:
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error
     (`cimtest apply` for chips on a bench or in a simulated population)."""
+    target = resolve_device(device)  # before any work
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.egis_grid import member_dirs
@@ -390,7 +392,7 @@ def apply(
     if tuple(egis.input_shape_) != tuple(chip.input_shape):
         raise ArtifactError(f"test '{test}' is for inputs {egis.input_shape_}; the chip's "
                             f"model takes {chip.input_shape}")
-    apply_model_chip(egis, chip, json=json)
+    apply_model_chip(egis, chip, json=json, device=target)
 
 
 def _test_model(member: str, model: str | None, weights: str | None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from cimtest._device import resolve_device
 from cimtest.cli import options
 from cimtest.cli.common import (
     announce_output,
@@ -25,6 +26,8 @@ from cimtest.cli.common import (
 from cimtest.exceptions import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
+    import torch
+
     from cimtest.hardware.periphery import Periphery
     from cimtest.loading import LoadedModel
     from cimtest.methods import TestMethod
@@ -69,6 +72,9 @@ def export(
     hardware: str = options.HARDWARE,
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Draw the inputs "
                                   "as PNGs under DIR/inputs/."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda|cuda:N|auto",
+                               help="Where the ideal chip's responses are computed: cpu, "
+                               "cuda, cuda:N or auto (docs/engine.md)."),
     force: bool = typer.Option(False, "--force", help="Export although the model's "
                                "fingerprint differs from the test's."),
     json: bool = options.JSON,
@@ -76,6 +82,7 @@ def export(
     """Write a test for a tester (DIR/inputs.npy in the order the chip runs them,
     DIR/manifest.json, DIR/test.safetensors, DIR/inputs/*.png), or a campaign store's per-chip
     table (chip, accuracy, drop, scores) to Parquet or CSV."""
+    target = resolve_device(device)  # before any work
     if _is_store(source):
         from cimtest.cli.store_cmd import export_store
 
@@ -92,7 +99,7 @@ def export(
     exported = load_exported(source, k, cutoff, model, weights, input_shape, force,
                              normalisation=None if stats is None else
                              {"mean": stats[0], "std": stats[1], "raw_range": None},
-                             periphery=periphery)
+                             periphery=periphery, device=target)
     from cimtest.tester.exported import write_export
 
     with announce_output(output, f"the {exported.manifest['method']} test for a tester"):
@@ -155,6 +162,7 @@ def apply(
     seed: int = typer.Option(0, "--seed", help="simulate: the population seed."),
     chip_weights: str = typer.Option(None, "--chip-weights", help="simulate: the chips' "
                                      "weights instead of the model's (.safetensors or .pt)."),
+    device: str = options.DEVICE,
     output: str = VERDICTS_CSV,
     stdf: str = STDF,
     k: int = K,
@@ -168,13 +176,15 @@ def apply(
     """Run a test on chips, one after another, and decide each: exit 0 if every chip passes,
     1 if any is flagged, 2 on an error (a failing driver's chip is named; the verdicts given
     before it are still written)."""
+    target = resolve_device(device)  # before any work
     from cimtest.tester.bench import ApplyError, apply_chips
 
     _check_outputs(output, stdf)
-    exported = load_exported(test, k, cutoff, model, weights, input_shape, force)
+    exported = load_exported(test, k, cutoff, model, weights, input_shape, force,
+                             device=target)
     part_type = exported.manifest["model"]["name"]
     drivers = list(_drivers(chip, exported, fault, chips, seed, model, chip_weights or weights,
-                            input_shape))
+                            input_shape, target))
     with progress_bar("apply", unit="chips") as update:
         try:
             verdicts = apply_chips(exported.test, exported.inputs, exported.response_shape,
@@ -186,26 +196,28 @@ def apply(
     _report(verdicts, part_type, output, stdf, json)
 
 
-def apply_model_chip(test: TestMethod, chip: LoadedModel, *, json: bool) -> None:
+def apply_model_chip(test: TestMethod, chip: LoadedModel, *, json: bool,
+                     device: torch.device | None = None) -> None:
     """The verdict of one chip given as a model with its weights (quantised as its ideal
-    chip), through `apply`'s path: what `btv apply` and `egis apply` do."""
+    chip, run on `device`), through `apply`'s path: what `btv apply` and `egis apply` do."""
     from cimtest.engine import Population
     from cimtest.tester.bench import apply_chips
     from cimtest.tester.drivers import simulated_chips
 
-    inputs = test.inputs_.detach().float().contiguous().numpy()
+    inputs = test.inputs_.detach().float().cpu().contiguous().numpy()
     shape = (len(inputs), *chip.output_shape)
-    chips = simulated_chips(Population(chip.module, "none", n=1))
+    chips = simulated_chips(Population(chip.module, "none", n=1, device=device))
     _report(apply_chips(test, inputs, shape, chips), chip.name, None, None, json)
 
 
 def load_exported(
     test: str, k: int | None, cutoff: str | None, model: str | None, weights: str | None,
     input_shape: str | None, force: bool, *, normalisation: dict | None = None,
-    periphery: Periphery | None = None,
+    periphery: Periphery | None = None, device: torch.device | None = None,
 ) -> ExportedTest:
     """TEST as an `ExportedTest`: read back if it is an exported folder, else loaded (with
-    the model it names, or --model) and prepared in memory for chips with `periphery`."""
+    the model it names, or --model) and prepared in memory for chips with `periphery`, the
+    ideal chip's responses computed on `device`."""
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.inputs import fingerprint_advice, remembered_model, resolve_model
     from cimtest.methods import TestMethod
@@ -237,7 +249,7 @@ def load_exported(
         stored.fingerprint_ = loaded.fingerprint  # forced: the test now belongs to this model
     return prepare_export(stored, loaded,
                           normalisation=normalisation or _own_normalisation(loaded),
-                          periphery=periphery)
+                          periphery=periphery, device=device)
 
 
 def _own_normalisation(loaded) -> dict | None:
@@ -271,9 +283,10 @@ def _check_outputs(output: str | None, stdf: str | None) -> None:
 
 
 def _drivers(chip: str, exported: ExportedTest, fault: str, chips: int, seed: int,
-             model: str | None, weights: str | None, input_shape: str | None):
+             model: str | None, weights: str | None, input_shape: str | None,
+             device: torch.device):
     """The (chip id, driver) pairs --chip names (checked before any chip runs); simulated
-    chips are of `model` (default: the one the test names) with `weights`."""
+    chips are of `model` (default: the one the test names) with `weights`, on `device`."""
     from cimtest.tester import drivers
 
     if chip == "simulate":
@@ -291,7 +304,7 @@ def _drivers(chip: str, exported: ExportedTest, fault: str, chips: int, seed: in
             loaded = resolve_model(model, weights, input_shape, None, known_shape=shape)
         hardware = exported.manifest.get("hardware", "ideal")
         return drivers.simulated_chips(Population(loaded.module, fault, seed, chips,
-                                                  periphery=hardware))
+                                                  periphery=hardware, device=device))
     if Path(chip).suffix in (".npy", ".npz", ".csv", ".parquet"):
         from cimtest.tester.responses import read_responses
 

@@ -25,6 +25,7 @@ import torch
 
 from cimtest import __version__
 from cimtest._atomic import atomic_directory
+from cimtest._device import DeviceLike
 from cimtest.exceptions import TesterError
 from cimtest.fingerprint import DIGEST_KEY, content_digest
 from cimtest.hardware.periphery import Periphery, dac_codes
@@ -66,20 +67,20 @@ class ExportedTest:
 
 
 def ideal_responses(test: TestMethod, module: torch.nn.Module,
-                    periphery: Periphery | None = None) -> np.ndarray:
-    """The ideal chip's (the model quantised and mapped, no faults, on `periphery`)
-    responses to the test's inputs, float32 ``(inputs, *output_shape)``: the reference a
-    bench's responses should resemble."""
+                    periphery: Periphery | None = None, device: DeviceLike = None) -> np.ndarray:
+    """The ideal chip's (the model quantised and mapped, no faults, on `periphery`, run on
+    `device`) responses to the test's inputs, float32 ``(inputs, *output_shape)``: the
+    reference a bench's responses should resemble."""
     from cimtest.engine import Population
 
-    outputs = Population(module, "none", n=1, periphery=periphery).outputs(
+    outputs = Population(module, "none", n=1, periphery=periphery, device=device).outputs(
         test.inputs_.detach().float())
-    return outputs[0].numpy().astype(np.float32)
+    return outputs[0].cpu().numpy().astype(np.float32)
 
 
 def prepare_export(
     test: TestMethod, model: Any, *, normalisation: dict[str, Any] | None = None,
-    periphery: Periphery | None = None,
+    periphery: Periphery | None = None, device: DeviceLike = None,
 ) -> ExportedTest:
     """The exported form of `test` in memory (see the module docstring): write it with
     `write_export`, or decide on responses with it directly.
@@ -97,6 +98,8 @@ def prepare_export(
     periphery : Periphery, optional
         The chips' converters: the ideal responses are computed on them, and with a DAC
         (``dac_bits``) the inputs' integer codes and per-input scales are exported too.
+    device : str or torch.device, optional
+        Where the ideal chip's responses are computed (None: the CPU).
     """
     from cimtest.methods._model import resolve_model
 
@@ -107,11 +110,11 @@ def prepare_export(
     if test.fingerprint_ != fingerprint:
         raise TesterError(f"the test was fitted for the model with fingerprint "
                           f"{test.fingerprint_[:12]}..., not {name} ({fingerprint[:12]}...)")
-    inputs = test.inputs_.detach().float().contiguous().numpy()
-    ideal = ideal_responses(test, module, periphery)
+    inputs = test.inputs_.detach().float().cpu().contiguous().numpy()
+    ideal = ideal_responses(test, module, periphery, device)
     codes, quantisation = None, None
     if periphery.dac_bits is not None:
-        raw, scale = dac_codes(test.inputs_.detach().float(), periphery.dac_bits)
+        raw, scale = dac_codes(test.inputs_.detach().float().cpu(), periphery.dac_bits)
         codes = raw.to(torch.int32).numpy()
         quantisation = {"dac_bits": periphery.dac_bits, "codes": CODES_FILE,
                         "scale": scale.reshape(-1).tolist(),
