@@ -10,6 +10,7 @@ import pandas as pd
 
 from cimtest._atomic import atomic_file
 from cimtest.exceptions import ArtifactError
+from cimtest.faults.durations import format_duration
 from cimtest.report.html import _STYLE, _img, _note, _template
 from cimtest.report.plots import _figure, _png
 
@@ -28,7 +29,8 @@ def field_curves(rows: list[dict], max_drop: float, ideal: float) -> bytes:
     left.plot(t, [_value(r["accuracy_mean"]) for r in rows], "o-", label="mean")
     left.plot(t, [_value(r["accuracy_p5"]) for r in rows], "s--", label="5th percentile")
     left.axhline(ideal - max_drop, color="grey", linestyle=":", label="failing below")
-    left.set(xscale="log", xlabel="time since programming (s)", ylabel="accuracy (%)")
+    left.set(ylabel="accuracy (%)")
+    _time_axis(left, t)
     left.legend()
     for key, label in (("failing", "failing"), ("flagged", "flagged"),
                        ("false_alarms", "flagged while passing")):
@@ -38,8 +40,8 @@ def field_curves(rows: list[dict], max_drop: float, ideal: float) -> bytes:
         high = np.array([np.nan if s is None else 100 * s["interval"][1] for s in share])
         right.plot(t, mid, "o-", label=label)
         right.fill_between(t, low, high, alpha=0.2)
-    right.set(xscale="log", xlabel="time since programming (s)", ylabel="chips (%)",
-              ylim=(-2, 102))
+    right.set(ylabel="chips (%)", ylim=(-2, 102))
+    _time_axis(right, t)
     right.legend()
     return _png(fig)
 
@@ -53,9 +55,16 @@ def trajectories(frame: pd.DataFrame, max_drop: float, ideal: float) -> bytes:
         hit = rows[rows["flagged"]]
         ax.plot(hit["t"], hit["accuracy"], "x", color=line.get_color())
     ax.axhline(ideal - max_drop, color="grey", linestyle=":")
-    ax.set(xscale="log", xlabel="time since programming (s)", ylabel="accuracy (%)",
-           title=f"{SAMPLE} chips (x: flagged)")
+    ax.set(ylabel="accuracy (%)", title=f"{SAMPLE} chips (x: flagged)")
+    _time_axis(ax, np.unique(frame["t"].to_numpy()))
     return _png(fig)
+
+
+def _time_axis(ax, times: np.ndarray) -> None:
+    """A log time axis ticked at the retest times, in the units ``--at`` writes."""
+    ax.set(xscale="log", xlabel="time since programming")
+    ax.set_xticks(times, [format_duration(t) for t in times])
+    ax.minorticks_off()
 
 
 def render_field_report(document: dict, frame: pd.DataFrame) -> str:
