@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from engine import CPU, synchronize
 from torch.utils.benchmark import Timer
 
 from cimtest.engine import Population, StoredChips
@@ -32,10 +33,21 @@ from cimtest.methods.egis import EntropyImageTest
 FAULT = "egis-typical:sigma=0.0566"
 
 
-def timed(fn):
+def timed(fn, device: torch.device = CPU):
+    """`fn()` and the seconds it took, until `device` has finished its work."""
+    synchronize(device)
     start = time.perf_counter()
     value = fn()
+    synchronize(device)
     return value, time.perf_counter() - start
+
+
+def margin_outcomes(outputs: torch.Tensor) -> ChipOutcomes:
+    """Labels without real data: a chip (outputs (D, N, classes)) passes iff its mean logit
+    margin is above the median (a method's cost does not depend on what the labels mean)."""
+    top2 = outputs.topk(2, dim=2).values
+    margin = (top2[..., 0] - top2[..., 1]).mean(1).cpu().numpy()
+    return ChipOutcomes(margin > np.median(margin))
 
 
 def timer(stmt: str, **names: object) -> Timer:
@@ -63,11 +75,7 @@ def main() -> None:
     population = Population(model.module, FAULT, seed=0, n=d)
     signatures, signatures_s = timed(lambda: StoredChips(population).outputs(sid))
     roofline_s = roofline(population.mapped.ideal, sid, d)
-    # labels without real data: pass iff a chip's mean logit margin is above the median, so
-    # the benchmark needs no accuracy campaign (the compaction's cost does not depend on it)
-    top2 = signatures.topk(2, dim=2).values
-    margin = (top2[..., 0] - top2[..., 1]).mean(1).numpy()
-    outcomes = ChipOutcomes(margin > np.median(margin))
+    outcomes = margin_outcomes(signatures)  # no accuracy campaign needed
     _, compaction_s = timed(lambda: test.learn(signatures, outcomes))
     one = test.respond(population.outputs(test.images_, chips=[0]))
     decide_ms = min(timer("test.decide(one)", test=test, one=one).blocked_autorange().times) * 1e3

@@ -3,7 +3,11 @@
     python benchmarks/engine.py [--json] [--quick]
 
 Torch threads are fixed (2). Models are built untrained (timing does not depend on the
-weights). `--quick` shrinks every size by 4x for a smoke run.
+weights). `--quick` shrinks every size by 4x for a smoke run. The ResNet-18 rows
+(`resnet18.py`: 3x32x32 with the CIFAR stem, 3x224x224 with the ImageNet stem) are campaigns
+of a few chips on a few inputs against their floor: the ideal model forwarding the same
+chips x inputs in one batch plus drawing the chips' normals. The helpers take a `device`
+(`gpu.py` times them on a GPU); this script runs them on the CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 
 import torch
+from resnet18 import cifar, imagenet
 
 from cimtest import zoo
 from cimtest.data.mnist1d import TEST_SIZE as MNIST1D_TEST_SIZE
@@ -23,22 +28,32 @@ from cimtest.engine import Population
 from cimtest.faults import sample_field
 
 RANDN_CHUNK = 2**20
+CPU = torch.device("cpu")
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    """Fastest of `repeats` timed calls (noise on a shared machine only ever adds time)."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device` (a CUDA call returns before its work is done)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_of(fn, repeats: int = 3, device: torch.device = CPU) -> float:
+    """Fastest of `repeats` timed calls (noise on a shared machine only ever adds time), each
+    until `device` has finished its work."""
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times)
 
 
-def randn_time(count: int) -> float:
-    """Time for torch.randn to draw `count` normals in chunks of 2^20."""
-    buffer = torch.empty(RANDN_CHUNK)
-    gen = torch.Generator().manual_seed(0)
+def randn_time(count: int, device: torch.device = CPU) -> float:
+    """Time for torch.randn to draw `count` normals in chunks of 2^20 on `device`."""
+    buffer = torch.empty(RANDN_CHUNK, device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
 
     def draw():
         left = count
@@ -46,22 +61,22 @@ def randn_time(count: int) -> float:
             torch.randn(min(left, RANDN_CHUNK), generator=gen, out=buffer[: min(left, RANDN_CHUNK)])
             left -= RANDN_CHUNK
 
-    return best_of(draw)
+    return best_of(draw, device=device)
 
 
 @torch.no_grad()
-def screening(name: str, chips: int) -> dict:
+def screening(name: str, chips: int, device: torch.device = CPU) -> dict:
     """1 input per chip under multiplicative variation vs the floor (roofline + randn)."""
     model = zoo.get_entry(name).build()
-    pop = Population(model, "mult:eta=0.05", seed=0, n=chips)
-    x1 = torch.randn(1, *zoo.get_entry(name).input_shape)
+    pop = Population(model, "mult:eta=0.05", seed=0, n=chips, device=device)
+    x1 = torch.randn(1, *zoo.get_entry(name).input_shape).to(device)
     xn = x1.expand(chips, *x1.shape[1:]).contiguous()
     ideal = pop.mapped.ideal
-    roofline = best_of(lambda: ideal(xn))
-    draw = randn_time(chips * pop.mapped.reference.numel())
-    engine = best_of(lambda: pop.outputs(x1))
+    roofline = best_of(lambda: ideal(xn), device=device)
+    draw = randn_time(chips * pop.mapped.reference.numel(), device)
+    engine = best_of(lambda: pop.outputs(x1), device=device)
     return {"engine_s": engine, "roofline_s": roofline, "randn_s": draw,
-            "over_floor": engine / (roofline + draw)}
+            "over_floor": engine / (roofline + draw), "chips": chips}
 
 
 @torch.no_grad()
@@ -88,17 +103,32 @@ def loop_baseline(name: str, chips: int) -> float:
 
 
 @torch.no_grad()
-def accuracy_row(chips: int, inputs: int) -> dict:
-    """resnet20, many inputs per chip: time over the ideal model on chips x inputs."""
-    model = zoo.get_entry("resnet20").build()
-    pop = Population(model, "mult:eta=0.05", seed=0, n=chips, memory="4GB")
-    x = torch.randn(inputs, 3, 32, 32)
-    y = torch.randint(0, 10, (inputs,))
-    xr = x.repeat(chips, 1, 1, 1)
+def campaign_row(model: torch.nn.Module, input_shape: tuple[int, ...], chips: int, inputs: int,
+                 device: torch.device = CPU) -> dict:
+    """An accuracy campaign under multiplicative variation against the roofline (the ideal
+    model on the same chips x inputs in one batch) and the floor (roofline + randn)."""
+    pop = Population(model, "mult:eta=0.05", seed=0, n=chips, memory="4GB", device=device)
+    x = torch.randn(inputs, *input_shape).to(device)
+    y = torch.randint(0, 10, (inputs,)).to(device)
+    xr = x.repeat(chips, *[1] * len(input_shape))
     ideal = pop.mapped.ideal
-    roofline = best_of(lambda: ideal(xr), repeats=2)
-    engine = best_of(lambda: pop.accuracy(x, y), repeats=2)
-    return {"engine_s": engine, "roofline_s": roofline, "over_roofline": engine / roofline}
+    roofline = best_of(lambda: ideal(xr), repeats=2, device=device)
+    draw = randn_time(chips * pop.mapped.reference.numel(), device)
+    engine = best_of(lambda: pop.accuracy(x, y), repeats=2, device=device)
+    return {"engine_s": engine, "roofline_s": roofline, "randn_s": draw,
+            "over_roofline": engine / roofline, "over_floor": engine / (roofline + draw),
+            "chips": chips, "inputs": inputs}
+
+
+def accuracy_row(chips: int, inputs: int, device: torch.device = CPU) -> dict:
+    """resnet20, many inputs per chip: time over the ideal model on chips x inputs."""
+    return campaign_row(zoo.get_entry("resnet20").build(), (3, 32, 32), chips, inputs, device)
+
+
+def resnet18_row(image_size: int, chips: int, inputs: int, device: torch.device = CPU) -> dict:
+    """ResNet-18 at 3 x `image_size` x `image_size` (32 or 224): a campaign against its floor."""
+    model = cifar() if image_size == 32 else imagenet()
+    return campaign_row(model, model.input_shape, chips, inputs, device)
 
 
 @torch.no_grad()
@@ -162,13 +192,15 @@ def bitflip_share(chips: int) -> float:
     return sampling / total
 
 
-def field_over_iid(size: int, fields: int) -> float:
+def field_row(size: int, fields: int, device: torch.device = CPU) -> dict:
     """Correlated field on a size x size array vs drawing as many i.i.d. normals."""
-    gens = [torch.Generator().manual_seed(i) for i in range(fields)]
+    gens = [torch.Generator(device=device).manual_seed(i) for i in range(fields)]
     sample_field((size, size), 0.001, gens[:1])  # warm the eigenvalue cache
-    field = best_of(lambda: sample_field((size, size), 0.001, gens))
-    iid = best_of(lambda: [torch.randn(size * size, generator=g) for g in gens])
-    return field / iid
+    field = best_of(lambda: sample_field((size, size), 0.001, gens), device=device)
+    iid = best_of(lambda: [torch.randn(size * size, generator=g, device=device) for g in gens],
+                  device=device)
+    return {"field_s": field, "iid_s": iid, "over_iid": field / iid, "size": size,
+            "fields": fields}
 
 
 def peak_memory_gb(chips: int) -> float:
@@ -251,6 +283,8 @@ def main() -> None:
     acc = accuracy_row(64 // s, 512)
     user = user_model_row(16 // s, 540)
     mnist1d = mnist1d_row(32 // s, MNIST1D_TEST_SIZE // s)
+    r18 = resnet18_row(32, max(2, 4 // s), 16 // s)
+    r18_224 = resnet18_row(224, max(2, 4 // s), max(1, 4 // s))
     fi_dense, fi_sparse = pytorchfi_rows(per_chip_engine)
     result = {
         "screening32_over_floor": s32["over_floor"],
@@ -261,11 +295,13 @@ def main() -> None:
         "accuracy_over_roofline": acc["over_roofline"],
         "user32_over_plain": user["over_plain"],
         "mnist1d_accuracy_over_roofline": mnist1d["over_roofline"],
+        "resnet18_over_floor": r18["over_floor"],
+        "resnet18_224_over_floor": r18_224["over_floor"],
         "bitflip_sampling_share": bitflip_share(4096 // s),
-        "field_over_iid": field_over_iid(1024, 8 // min(s, 8) or 1),
+        "field_over_iid": field_row(1024, 8 // min(s, 8) or 1)["over_iid"],
         "peak_memory_gb_100k": peak_memory_gb(100_000 // s),
         "details": {"screening32": s32, "screening8": s8, "accuracy": acc, "user32": user,
-                    "mnist1d": mnist1d,
+                    "mnist1d": mnist1d, "resnet18": r18, "resnet18_224": r18_224,
                     "loop_s_per_chip": loop, "engine_s_per_chip_8": per_chip_engine,
                     "quick": args.quick, "threads": torch.get_num_threads()},
     }
@@ -281,6 +317,8 @@ def main() -> None:
         "accuracy_over_roofline": "<= 1.15",
         "user32_over_plain": "<= 1.5",
         "mnist1d_accuracy_over_roofline": "<= 1.15",
+        "resnet18_over_floor": "<= 1.25",
+        "resnet18_224_over_floor": "<= 1.25",
         "bitflip_sampling_share": "<= 0.10",
         "field_over_iid": "<= 10",
         "peak_memory_gb_100k": "< 2",
