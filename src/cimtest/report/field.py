@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cimtest._atomic import atomic_file
-from cimtest.exceptions import ArtifactError
 from cimtest.faults.durations import format_duration
-from cimtest.report.html import _STYLE, _img, _note, _template
+from cimtest.report.html import image_part, note_part, render_page, write_page
 from cimtest.report.plots import _figure, _png
 
 __all__ = ["field_curves", "render_field_report", "trajectories", "write_field_report"]
@@ -83,10 +81,10 @@ def render_field_report(document: dict, frame: pd.DataFrame) -> str:
         ("setup", "Setup", [{"kind": "pairs", "pairs": setup}]),
         ("times", "At each retest", [
             {"kind": "grid", "head": head, "rows": table},
-            _img(field_curves(document["rows"], drop, ideal)),
-            _note("Failing: more than max_drop points below the ideal chip. False alarms: "
+            image_part(field_curves(document["rows"], drop, ideal)),
+            note_part("Failing: more than max_drop points below the ideal chip. False alarms: "
                   "passing chips flagged, as a share of the passing chips.")]),
-        ("chips", "Chips over their life", [_img(trajectories(frame, drop, ideal))]),
+        ("chips", "Chips over their life", [image_part(trajectories(frame, drop, ideal))]),
         ("detection", "Detection and false alarms", [{"kind": "pairs", "pairs": [
             ("chips that failed", lat["failed"]), ("flagged at or after failing",
                                                    lat["detected"]),
@@ -95,22 +93,13 @@ def render_field_report(document: dict, frame: pd.DataFrame) -> str:
             ("false alarms per chip-year", _fmt(alarms["per_chip_year"])),
             ("95 % interval", " - ".join(_fmt(v) for v in alarms["interval"]))]}]),
     ]
-    return _template().render(
-        title=f"cimtest monitor: {document['test']} on {document['model']}", style=_STYLE,
-        sections=[{"id": anchor, "heading": heading, "parts": parts}
-                  for anchor, heading, parts in sections])
+    return render_page(f"cimtest monitor: {document['test']} on {document['model']}",
+                       sections)
 
 
 def write_field_report(document: dict, frame: pd.DataFrame, path: str | Path) -> Path:
     """Render and write the report to `path` atomically."""
-    path = Path(path)
-    text = render_field_report(document, frame)
-    try:
-        with atomic_file(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArtifactError(f"cannot write report '{path}': {exc}") from exc
-    return path
+    return write_page(render_field_report(document, frame), path)
 
 
 def _value(value: float | None) -> float:

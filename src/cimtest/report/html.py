@@ -26,7 +26,8 @@ from cimtest.report.markdown import (
     tie_note,
 )
 
-__all__ = ["SECTIONS", "render_report", "write_report"]
+__all__ = ["SECTIONS", "image_part", "note_part", "render_page", "render_report", "write_page",
+           "write_report"]
 
 SECTIONS = ("setup", "table", "roc", "coverage", "populations", "egis-entropy",
             "compaction", "egis-images", "learned-inputs", "btv-vector")
@@ -54,7 +55,7 @@ def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
     described = doc["methods"]
     generators = {n: d for n, d in described.items() if "entropy_curve" in d}
     aucs = {r["method"]: r["auc"] for r in doc["rows"]}
-    vectors = [_img(plots.image_grid(torch.stack([tensors[f"{n}.mean"],
+    vectors = [image_part(plots.image_grid(torch.stack([tensors[f"{n}.mean"],
                                                   tensors[f"{n}.variance"]]),
                                      ["mean", "variance"], cmap="viridis"))
                for n in described if f"{n}.mean" in tensors and f"{n}.variance" in tensors]
@@ -62,35 +63,41 @@ def render_report(doc: dict, tensors: dict[str, torch.Tensor]) -> str:
         ("setup", "Setup", [{"kind": "pairs", "pairs": _setup_items(doc)}]),
         ("table", "Methods side by side", [
             _rows_table(doc["rows"]),
-            _note("Percent of the evaluation chips. A chip truly passes iff its accuracy is "
+            note_part("Percent of the evaluation chips. A chip truly passes iff its accuracy is "
                   "above A_cutoff. TE: failing chips called pass (CTE more than 1 point "
                   "below A_cutoff, BTE within 1 point); YL: passing chips called fail; "
                   "coverage: failing chips flagged; false alarm: passing chips flagged."),
             *_row_notes(doc["rows"])]),
-        ("roc", "ROC curves", [_img(plots.roc_curves(doc["roc"], aucs))]),
+        ("roc", "ROC curves", [image_part(plots.roc_curves(doc["roc"], aucs))]),
         ("coverage", "Chips flagged against their accuracy drop", [
-            _img(plots.flag_rate_curves(doc["flag_rate_by_drop"], doc["drop_bins"])),
-            _note("A test that reacts to any perturbation flags chips that lost nothing as "
+            image_part(plots.flag_rate_curves(doc["flag_rate_by_drop"], doc["drop_bins"])),
+            note_part("A test that reacts to any perturbation flags chips that lost nothing as "
                   "readily as chips that lost much; a useful one rises with the drop.")]),
-        ("populations", "Accuracy of the chips", [_img(plots.accuracy_histograms(
+        ("populations", "Accuracy of the chips", [image_part(plots.accuracy_histograms(
             doc["train_accuracy"], doc["eval_accuracy"], doc["cutoff_accuracy"],
             doc["ideal_accuracy"]))]),
         ("egis-entropy", "EGIS generator entropies",
-         [_img(plots.entropy_curves(d["entropy_curve"])) for d in generators.values()]
+         [image_part(plots.entropy_curves(d["entropy_curve"])) for d in generators.values()]
          or [_absent("EGIS")]),
         ("compaction", "EGIS compaction (simulated annealing)",
-         [_img(plots.reward_curve(d["reward_curve"])) for d in generators.values()]
+         [image_part(plots.reward_curve(d["reward_curve"])) for d in generators.values()]
          or [_absent("EGIS")]),
         ("egis-images", "The K chosen EGIS images",
-         [_img(plots.image_grid(tensors[f"{n}.images"], [f"SID #{i}" for i in d["chosen"]]))
+         [image_part(plots.image_grid(tensors[f"{n}.images"], [f"SID #{i}" for i in d["chosen"]]))
           for n, d in generators.items() if f"{n}.images" in tensors] or [_absent("EGIS")]),
         ("learned-inputs", "The learned tests' inputs, before and after their gradient steps",
          _learned_inputs(described, tensors)),
         ("btv-vector", "The Bayesian test vector",
          vectors or [_absent("the Bayesian test vector")]),
     ]
+    return render_page(f"cimtest comparison: {setup['model']} under {setup['fault']}",
+                       sections)
+
+
+def render_page(title: str, sections: list[tuple[str, str, list[dict]]]) -> str:
+    """A self-contained page of `sections` (anchor, heading, parts), every value escaped."""
     return _template().render(
-        title=f"cimtest comparison: {setup['model']} under {setup['fault']}", style=_STYLE,
+        title=title, style=_STYLE,
         sections=[{"id": anchor, "heading": heading, "parts": parts}
                   for anchor, heading, parts in sections])
 
@@ -100,7 +107,12 @@ def write_report(doc: dict, tensors: dict[str, torch.Tensor], path: str | Path) 
     path = Path(path)
     if not path.parent.is_dir():
         raise ArtifactError(f"folder '{path.parent}' does not exist")
-    text = render_report(doc, tensors)
+    return write_page(render_report(doc, tensors), path)
+
+
+def write_page(text: str, path: str | Path) -> Path:
+    """Write a rendered page to `path` atomically (temp file, then rename)."""
+    path = Path(path)
     try:
         with atomic_file(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
@@ -145,8 +157,8 @@ def _learned_inputs(described: dict, tensors: dict[str, torch.Tensor]) -> list[d
         k = len(final)
         titles = ([f"start {i + 1}" for i in range(k)] + [f"learned {i + 1}" for i in range(k)])
         parts += [{"kind": "h3", "text": name},
-                  _img(plots.image_grid(torch.cat([start, final]), titles)),
-                  _note(f"{info['init']} candidates #{', '.join(map(str, info['chosen']))} "
+                  image_part(plots.image_grid(torch.cat([start, final]), titles)),
+                  note_part(f"{info['init']} candidates #{', '.join(map(str, info['chosen']))} "
                         f"chosen greedily, then {info['steps']} steps through the training "
                         f"chips with a {info['readout']} read-out; kept: step "
                         f"{info['best_step']} (the best on held-out training chips; 0 = the "
@@ -185,20 +197,22 @@ def _rows_table(rows: list[dict]) -> dict:
 def _row_notes(rows: list[dict]) -> list[dict]:
     """The tie footnote and each row's note, as notes."""
     note = tie_note(rows)
-    return [_note(f"{line}.") for line in ([note] if note else []) + row_notes(rows)]
+    return [note_part(f"{line}.") for line in ([note] if note else []) + row_notes(rows)]
 
 
 def _percent(value: float | None) -> str:
     return "not recorded" if value is None else f"{value:.1f} %"
 
 
-def _img(png: bytes) -> dict:
+def image_part(png: bytes) -> dict:
+    """A PNG figure in a section of a page."""
     return {"kind": "img", "png": base64.b64encode(png).decode()}
 
 
-def _note(text: str) -> dict:
+def note_part(text: str) -> dict:
+    """A paragraph of explanation in a section of a page."""
     return {"kind": "note", "text": text}
 
 
 def _absent(what: str) -> dict:
-    return _note(f"This run has no {what}.")
+    return note_part(f"This run has no {what}.")
