@@ -111,23 +111,34 @@ def _pct(share: dict | None) -> str:
     return "-" if share is None else f"{100 * share['share']:.1f} %"
 
 
+def _accuracy(value: float | None) -> str:
+    """A mean accuracy; ``-`` where no chip was left in service."""
+    return "-" if value is None else f"{value:.2f} %"
+
+
+def _rate(alarms: dict) -> str:
+    """False alarms per chip-year with their 95 % interval."""
+    if alarms["per_chip_year"] is None:
+        return "-"
+    low, high = alarms["interval"]
+    return f"{alarms['per_chip_year']:.2f} ({low:.2f}-{high:.2f})"
+
+
 def _tests_table(documents: Sequence[dict]) -> str:
     """Times as columns: the population (mean accuracy, share failing), then each test's
     share flagged with, in brackets, its false alarms (passing chips flagged); then the
     failing chips it never flagged and its false alarms per chip-year."""
     population = documents[0]["rows"]
-    rows = {"mean accuracy": {format_duration(r["t"]): f"{r['accuracy_mean']:.2f} %"
+    rows = {"mean accuracy": {format_duration(r["t"]): _accuracy(r["accuracy_mean"])
                               for r in population},
             "chips failing": {format_duration(r["t"]): _pct(r["failing"]) for r in population}}
     for doc in documents:
-        lat, alarms = doc["latency"], doc["false_alarms"]
-        low, high = alarms["interval"]
+        lat = doc["latency"]
         rows[doc["test"]] = {
             **{format_duration(r["t"]): f"{_pct(r['flagged'])} ({_pct(r['false_alarms'])})"
                for r in doc["rows"]},
             "missed": f"{lat['missed']} of {lat['failed']}",
-            "false alarms per chip-year": f"{alarms['per_chip_year']:.2f} "
-                                          f"({low:.2f}-{high:.2f})"}
+            "false alarms per chip-year": _rate(doc["false_alarms"])}
     return rows_table(rows, "")
 
 
@@ -137,12 +148,11 @@ def _flow_table(documents: dict[str, dict]) -> str:
     rows = {}
     for remedy, doc in documents.items():
         for r in doc["rows"]:
-            after = r["accuracy_after_mean"]
             rows[f"{remedy}, {format_duration(r['t'])}"] = {
-                "chips": str(r["chips"]), "mean accuracy": f"{r['accuracy_mean']:.2f} %",
+                "chips": str(r["chips"]), "mean accuracy": _accuracy(r["accuracy_mean"]),
                 "failing": _pct(r["failing"]), "flagged": _pct(r["flagged"]),
                 "remedied": _pct(r["remedied"]),
-                "accuracy after": "-" if after is None else f"{after:.2f} %",
+                "accuracy after": _accuracy(r["accuracy_after_mean"]),
                 "re-verified": _pct(r["reverified"]), "replaced": _pct(r["replaced"])}
     return rows_table(rows, "test, remedy, t")
 
