@@ -13,7 +13,7 @@ from cimtest.exceptions import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DeviceLike", "resolve_device"]
+__all__ = ["DeviceLike", "check_device", "resolve_device"]
 
 DeviceLike: TypeAlias = "str | torch.device | None"
 """What a ``device=`` argument takes: a device text, a `torch.device`, or None (the CPU)."""
@@ -46,3 +46,15 @@ def resolve_device(device: DeviceLike = None) -> torch.device:
         raise ConfigError(f"device {text!r}: no such CUDA device (this machine has {count}: "
                           f"cuda:0 to cuda:{count - 1})")
     return torch.device("cuda", index)
+
+
+def check_device(device: str) -> str:
+    """A ``--device`` checked before any work, as the text `resolve_device` takes (``cpu``,
+    ``cuda:1``; ``auto`` resolved); torch is imported only where CUDA must be asked, so
+    the default leaves a bad ``--fault`` to be refused without it."""
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return text
+    if text != "auto" and _CUDA.fullmatch(text) is None:
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {str(device)!r}")
+    return str(resolve_device(text))

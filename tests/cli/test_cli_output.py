@@ -10,7 +10,7 @@ from conftest import factory_module
 from rich.table import Table
 from typer.testing import CliRunner
 
-from cimtest.cli.common import PIPE_WIDTH, announce_output, stdout
+from cimtest.cli.common import PIPE_WIDTH, STATE, announce_output, stdout
 from cimtest.cli.main import app
 
 runner = CliRunner()
@@ -45,7 +45,9 @@ def test_zoo_list_through_a_pipe_keeps_every_column():
         assert name in header, header
 
 
-def test_announce_output_says_what_it_wrote_and_what_it_replaced(tmp_path, capsys):
+def test_announce_output_says_what_it_wrote_and_what_it_replaced(tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setitem(STATE, "quiet", False)  # as a command without -q leaves it
     path = tmp_path / "rows.csv"
     with announce_output(path, "3 rows"):
         path.write_text("a\n")

@@ -52,6 +52,8 @@ class _Results(dict):
                      "chips": 10, "mean_drop": 2.0, "training": {"accuracy_mean": 97.0},
                      "h_c": [1.0, 2.0], "h_s": [3.0, 4.0], "labels_s": 1.0,
                      "generator_s": 30.0, "signatures_s": 2.0, "compaction_s": 3.0}
+        elif name.endswith(("-none", "-gdc", "-recalibrate", "-reprogram")):
+            value = _monitored(name.split("-")[1])
         elif name.startswith("cal-"):
             value = [dict(_row("mult", 1, None, "offset=0"), drop=d, level=d / 100)
                      for d in (0.5, 1, 2, 5, 10)]
@@ -61,6 +63,23 @@ class _Results(dict):
                      for layers in (None, 0.5) for rule in rules]
         self[name] = value
         return value
+
+
+def _monitored(test: str) -> dict:
+    """A `cimtest monitor --json` document: two retests, the second with no chip in service."""
+    share = {"share": 0.25, "interval": [0.1, 0.4]}
+    rows = [{"t": 3600.0, "chips": 10, "accuracy_mean": 97.5, "accuracy_p5": 93.0,
+             "failing": share, "flagged": share, "false_alarms": share, "missed": share,
+             "remedied": share, "accuracy_after_mean": 98.5, "reverified": share,
+             "replaced": share},
+            {"t": 86400.0, "chips": 0, "accuracy_mean": None, "accuracy_p5": None,
+             "failing": None, "flagged": None, "false_alarms": None, "missed": None,
+             "remedied": None, "accuracy_after_mean": None, "reverified": None,
+             "replaced": None}]
+    return {"test": test, "rows": rows,
+            "latency": {"failed": 4, "detected": 3, "missed": 1, "latency_median_s": 0.0},
+            "false_alarms": {"count": 2, "chip_years": 1.5, "per_chip_year": 1.3,
+                             "interval": [0.2, 4.8]}}
 
 
 class _Shifted(_Results):

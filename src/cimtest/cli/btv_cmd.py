@@ -15,7 +15,7 @@ from rich import box
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_slug, age_text, aging_stacks
 from cimtest.cli.common import (
@@ -91,7 +91,7 @@ def fit(
     json: bool = options.JSON,
 ) -> None:
     """Learn a Bayesian test vector on the ideal chip of MODEL and save it with its thresholds."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     check_output(output, (".safetensors",))
     if read_noise is not None:
         from cimtest.faults import parse_spec
@@ -163,7 +163,7 @@ def apply(
     given (the chip is then that model with --weights), else on the chip's own weights
     (then only a chip equal to the reference passes the check: give --reference).
     """
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.btv import BayesianTestVector
@@ -234,7 +234,7 @@ def evaluate(
     With --at, every fault spec (which must age) is scored at each age on the same chips,
     the threshold unchanged: one set of tables per age, rows with t; -o writes each table
     once per age (OUTPUT's stem + ``-NAME-tTs.csv``, T in seconds)."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cimtest._atomic import atomic_file
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.aging import aged_campaign, aging_faults, print_aged
 from cimtest.cli.common import (
@@ -107,7 +107,7 @@ def campaign(
     resume a stopped campaign. With --at, every chip is evaluated at each age (its draws
     made once); --json prints one summary per age with its t in seconds, and -o has a t
     column."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     if new and not store:
@@ -217,7 +217,7 @@ def calibrate(
     A level found whose measured drop misses its target (the target outside the drop's 95 %
     band, e.g. with too few --iterations) is flagged: a warning line, and ``meets_target``
     false in --json."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     if search not in ("bisect", "secant"):
         raise ConfigError(f"--search is bisect or secant; got {search!r}")
     drops = parse_floats(drop, "--drop")

@@ -7,7 +7,7 @@ import time
 
 import typer
 
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_text, aging_stacks, programmed
 from cimtest.cli.common import (
@@ -99,7 +99,7 @@ def compare_cmd(
     With --at, the training chips are the programmed chips (t = 0, any t of --fault
     replaced) and A_cutoff is theirs; the evaluation chips (each --eval-fault, else --fault,
     which must age) are seen at every age, one table each; --json rows carry t."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.cutoffs import parse_cutoff
 
     rule = parse_cutoff(cutoff, drop=True)

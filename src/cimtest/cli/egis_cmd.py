@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cimtest._atomic import atomic_file
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.aging import age_text, aging_faults, programmed
 from cimtest.cli.common import (
@@ -110,7 +110,7 @@ def fit(
     json: bool = options.JSON,
 ) -> None:
     """Label D simulated chips pass/fail, then fit EGIS tests on the labels alone."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.cutoffs import parse_cutoff, pass_fraction
 
     rules = {rule.name: rule for rule in (parse_cutoff(c) for c in cutoff.split(",") if c.strip())}
@@ -266,7 +266,7 @@ def evaluate(
 
     With --at, the population (whose spec must age) is scored at each age with the tests'
     A_cutoff of their training chips at t = 0, one block per age; rows carry t."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     if chips < 1:
         raise ConfigError(f"--chips must be at least 1; got {chips}")
     for path, suffix in ((output, ".csv"), (plot, ".png")):
@@ -368,7 +368,7 @@ def apply(
 ) -> None:
     """Verdict for one chip whose weights are a model: exit 0 pass, 1 fail, 2 error
     (`cimtest apply` for chips on a bench or in a simulated population)."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.artifacts import check_fingerprint
     from cimtest.cli.tester_cmd import apply_model_chip
     from cimtest.methods.egis_grid import member_dirs

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.aging import aging_faults
 from cimtest.cli.common import (
@@ -75,7 +75,7 @@ def monitor(
     each time the accuracy distribution, the shares failing and flagged, and with --remedy
     the shares remedied, re-verified and replaced; per chip the detection latency; false
     alarms per chip-year."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.field import COMPENSATIONS, REMEDIES, Monitor, MonitorStore
 
     if chips < 1:

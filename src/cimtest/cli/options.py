@@ -77,7 +77,7 @@ AT = typer.Option(
     "y): the test, fitted at t = 0, scored on the same chips at each age (rows carry t in s); "
     "sets t of drift and retention, which the specs may leave out.")
 DEVICE = typer.Option(
-    "cpu", "--device", metavar="cpu|cuda|cuda:N|auto",
+    "cpu", "--device", metavar="DEVICE",
     help="Where chips are drawn and evaluated: cpu, cuda, cuda:N, or auto (cuda if available, "
     "else cpu). Chip i is seeded by (seed, i) on that device: CPU and CUDA chips are not "
     "bit-identical (docs/engine.md).")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cimtest._device import resolve_device
+from cimtest._device import check_device
 from cimtest.cli import options
 from cimtest.cli.common import (
     announce_output,
@@ -82,7 +82,7 @@ def export(
     """Write a test for a tester (DIR/inputs.npy in the order the chip runs them,
     DIR/manifest.json, DIR/test.safetensors, DIR/inputs/*.png), or a campaign store's per-chip
     table (chip, accuracy, drop, scores) to Parquet or CSV."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     if _is_store(source):
         from cimtest.cli.store_cmd import export_store
 
@@ -176,7 +176,7 @@ def apply(
     """Run a test on chips, one after another, and decide each: exit 0 if every chip passes,
     1 if any is flagged, 2 on an error (a failing driver's chip is named; the verdicts given
     before it are still written)."""
-    target = resolve_device(device)  # before any work
+    target = check_device(device)  # before any work
     from cimtest.tester.bench import ApplyError, apply_chips
 
     _check_outputs(output, stdf)
