@@ -142,3 +142,15 @@ def test_a_population_made_at_an_age_is_the_population_aged(setting):
                        Population(model, FAULT, seed=1, n=4).at(86400.0).weights(range(4)))
     with pytest.raises(ConfigError, match="time model"):
         Population(model, "mult:eta=0.1", n=1, at=60.0)
+
+
+def test_a_store_of_another_kind_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "campaign.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE campaign (x INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a monitor store"):
+        MonitorStore(path)
+    assert path.read_bytes() == before

@@ -22,6 +22,7 @@ the chip was remedied."""
 _TYPES = {"t": "REAL", "chip": "INTEGER", "generation": "INTEGER", "accuracy": "REAL",
           "score": "REAL", "flagged": "INTEGER", "failing": "INTEGER", "remedied": "INTEGER",
           "accuracy_after": "REAL", "reverified": "INTEGER", "replaced": "INTEGER"}
+_TABLES = {"settings", "done", "rows"}
 _BOOLS = ("flagged", "failing", "remedied", "reverified", "replaced")
 
 
@@ -36,6 +37,12 @@ class MonitorStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = sqlite3.connect(self.path)
+            tables = {row[0] for row in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables - _TABLES:
+                self.conn.close()
+                raise StoreError(f"store '{self.path}' is not a monitor store (it holds "
+                                 f"{', '.join(sorted(tables - _TABLES))}); give another --store")
             self.conn.execute("PRAGMA journal_mode=WAL")
             with self.conn:
                 self.conn.execute("CREATE TABLE IF NOT EXISTS settings (json TEXT NOT NULL)")
