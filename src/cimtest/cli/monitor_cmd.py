@@ -92,7 +92,8 @@ def monitor(
             check_output(path, suffixes)
     parse_normalise(normalise)
     faults, times = aging_faults(fault, at)
-    exported = load_exported(test, k, cutoff, model, weights, input_shape, force)
+    exported = load_exported(test, k, cutoff, model, weights, input_shape, force,
+                             device=target)
     loaded = _chip_model(exported, model, weights, input_shape)
     from cimtest.cli.inputs import resolve_data
     from cimtest.engine import Population
