@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import threading
 
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from cimtest._reproducible import PORTABLE, mkl_single_threaded, mkl_strict, portable
+from cimtest._threads import parallel_map
 from cimtest.engine.periphery import install
 from cimtest.hardware import MappedModel
 from cimtest.hardware.periphery import Periphery
@@ -136,12 +138,27 @@ class BatchedForward:
 
     def __init__(self, mapped: MappedModel, periphery: Periphery | None = None) -> None:
         self.mapped = mapped
-        self.module = _with_patch_matmuls(mapped.ideal)
-        install(self.module, mapped, periphery or Periphery())
+        self.periphery = periphery or Periphery()
+        self.module = self._module()
+        self._local = threading.local()
         _warn_unless_reproducible()
+
+    def _module(self) -> nn.Module:
+        """The ideal chip as the batched forward runs it: patch matmuls, the periphery."""
+        module = _with_patch_matmuls(self.mapped.ideal)
+        install(module, self.mapped, self.periphery)
+        return module
 
     def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, weights, (x,))
+
+    def _own_call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """`_call` on this thread's own copy of the module: `functional_call` swaps a
+        module's parameters in place, so threads must not share one."""
+        module = getattr(self._local, "module", None)
+        if module is None:
+            module = self._local.module = self._module()
+        return functional_call(module, weights, (x,))
 
     @torch.no_grad()
     def __call__(self, flat: torch.Tensor, x: torch.Tensor, *, per_chip_input: bool = False,
@@ -154,8 +171,10 @@ class BatchedForward:
         `x` is (N, *input_shape), shared by every chip, or with ``per_chip_input`` (B, N,
         *input_shape). Returns float32 of shape (B, N, *output_shape). Under vmap, MKL runs
         each product on one thread (`mkl_single_threaded`): the chips' small products would
-        otherwise round differently with the thread count on AMD CPUs. The dense path's
-        products (at least `DENSE_INPUTS` rows) gave the same bits on 1 to 8 threads.
+        otherwise round differently with the thread count on AMD CPUs; the chips are spread
+        over torch's threads instead, one group (a multiple of `MICRO_BATCH`) per thread
+        (`parallel_map`). The dense
+        path's products (at least `DENSE_INPUTS` rows) gave the same bits on 1 to 8 threads.
         """
         n_chips = flat.shape[0]
         noise = noise or {}
@@ -170,10 +189,18 @@ class BatchedForward:
             noise = {k: torch.cat([v, v[-1:].expand(pad, *v.shape[1:])]) for k, v in noise.items()}
             if per_chip_input:
                 x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
-        weights = {**self.mapped.layer_weights(flat), **noise}
         in_dims = (0, 0 if per_chip_input else None)
-        with mkl_single_threaded():
-            return vmap(self._call, in_dims=in_dims)(weights, x)[:n_chips]
+        step = MICRO_BATCH * -(-flat.shape[0] // (MICRO_BATCH * torch.get_num_threads()))
+
+        def run(lo: int) -> torch.Tensor:
+            """Chips ``lo:lo + step`` (a multiple of `MICRO_BATCH`) on one thread."""
+            part = {**self.mapped.layer_weights(flat[lo : lo + step]),
+                    **{k: v[lo : lo + step] for k, v in noise.items()}}
+            with mkl_single_threaded():
+                return vmap(self._own_call, in_dims=in_dims)(
+                    part, x[lo : lo + step] if per_chip_input else x)
+
+        return torch.cat(parallel_map(run, range(0, flat.shape[0], step)))[:n_chips]
 
 
 @functools.cache
