@@ -173,8 +173,8 @@ class BatchedForward:
         each product on one thread (`mkl_single_threaded`): the chips' small products would
         otherwise round differently with the thread count on AMD CPUs; the chips are spread
         over torch's threads instead, one group (a multiple of `MICRO_BATCH`) per thread
-        (`parallel_map`). The dense
-        path's products (at least `DENSE_INPUTS` rows) gave the same bits on 1 to 8 threads.
+        (`parallel_map`). The dense path's products (at least `DENSE_INPUTS` rows) gave the
+        same bits on 1 to 8 threads.
         """
         n_chips = flat.shape[0]
         noise = noise or {}
