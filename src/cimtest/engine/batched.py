@@ -143,6 +143,16 @@ class BatchedForward:
         self._local = threading.local()
         _warn_unless_reproducible()
 
+    def __getstate__(self) -> dict:
+        """Pickled (to Dask workers) without the threads' module copies, made again there."""
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _module(self) -> nn.Module:
         """The ideal chip as the batched forward runs it: patch matmuls, the periphery."""
         module = _with_patch_matmuls(self.mapped.ideal)
