@@ -24,15 +24,17 @@ _LOCK = threading.Lock()
 _WORKER = threading.local()
 
 
-def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, pooled: bool = False
+                 ) -> list[R]:
     """``[fn(item) for item in items]``, run on ``torch.get_num_threads()`` threads.
 
     Each worker runs torch ops on one thread. Runs inline with one torch thread, and inside
-    a worker (a nested call must not wait on its own pool).
+    a worker (a nested call must not wait on its own pool); with `pooled`, a single item
+    still runs on a worker, so that every item runs its torch ops on one thread.
     """
     items = list(items)
     threads = torch.get_num_threads()
-    if threads == 1 or len(items) < 2 or getattr(_WORKER, "active", False):
+    if threads == 1 or (len(items) < 2 and not pooled) or getattr(_WORKER, "active", False):
         return [fn(item) for item in items]
     return list(_pool(threads).map(fn, items))
 

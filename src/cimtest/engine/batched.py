@@ -210,7 +210,8 @@ class BatchedForward:
                 return vmap(self._own_call, in_dims=in_dims)(
                     part, x[lo : lo + step] if per_chip_input else x)
 
-        return torch.cat(parallel_map(run, range(0, flat.shape[0], step)))[:n_chips]
+        groups = range(0, flat.shape[0], step)
+        return torch.cat(parallel_map(run, groups, pooled=True))[:n_chips]
 
 
 @functools.cache

@@ -9,6 +9,9 @@ re-calibration fits each output channel's gain to the ideal chip's read.
 
 from __future__ import annotations
 
+import copy
+import threading
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -36,19 +39,28 @@ class LayerReads:
         self.shapes = [layer.geometry.weight_shape for layer in mapped.layers]
         self.spans = list(zip(mapped.offsets[:-1], mapped.offsets[1:], strict=True))
         self.inputs = _layer_inputs(mapped.ideal, self.modules, x)
+        self._local = threading.local()
         self.ideal = self.read(mapped.reference)
 
     def read(self, row: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's output without bias, float64, for one chip's weight row (P,)."""
         outputs = []
         with torch.no_grad(), mkl_single_threaded():
-            for module, shape, (lo, hi), x in zip(self.modules, self.shapes, self.spans,
+            for module, shape, (lo, hi), x in zip(self._own_modules(), self.shapes, self.spans,
                                                   self.inputs, strict=True):
                 params = {"weight": row[lo:hi].reshape(shape)}
                 if getattr(module, "bias", None) is not None:
                     params["bias"] = torch.zeros_like(module.bias)
                 outputs.append(functional_call(module, params, (x,)).double())
         return outputs
+
+    def _own_modules(self) -> list[nn.Module]:
+        """This thread's copies of the layers: `functional_call` swaps a module's weight in
+        place, so threads reading chips at once must not share one."""
+        modules = getattr(self._local, "modules", None)
+        if modules is None:
+            modules = self._local.modules = [copy.deepcopy(m) for m in self.modules]
+        return modules
 
     def sizes(self, rows: torch.Tensor) -> torch.Tensor:
         """Each chip's read magnitude per layer, ``sum |y_l|``, float64 (B, L) for rows
