@@ -220,3 +220,31 @@ def test_patch_matmul_transposed_conv_equals_the_convolution(kernel, stride, pad
     expected = conv(x)
     conv.__class__ = _PatchMatmulConvTranspose2d
     assert torch.allclose(conv(x), expected, atol=1e-5)
+
+
+def test_input_macs_counts_each_layers_multiply_accumulates():
+    """Linear 13 -> 37 -> 3: 13*37 + 37*3; a 3x3 conv 2 -> 4 on 5x5 (padding 1): 25*4*2*9."""
+    from cimtest.engine.batched import input_macs
+
+    mlp = nn.Sequential(nn.Linear(13, 37), nn.ReLU(), nn.Linear(37, 3))
+    assert input_macs(mlp, (13,)) == 13 * 37 + 37 * 3
+    assert input_macs(nn.Conv2d(2, 4, 3, padding=1), (2, 5, 5)) == 25 * 4 * 2 * 9
+
+
+def test_chips_run_dense_from_enough_inputs_or_enough_work(model, monkeypatch):
+    """`dense` switches at `DENSE_INPUTS` inputs or `DENSE_WORK` multiply-accumulates per
+    chip, and both paths compute the reference outputs."""
+    from cimtest.engine import batched
+
+    population = Population(model, "mult:eta=0.1", seed=2, n=5)
+    forward = population._forward
+    macs = batched.input_macs(model, (1, 8, 8))
+    assert not forward.dense((3, 1, 8, 8))
+    assert forward.dense((batched.DENSE_INPUTS, 1, 8, 8))
+    monkeypatch.setattr(batched, "DENSE_WORK", 3 * macs)
+    assert forward.dense((3, 1, 8, 8)) and not forward.dense((2, 1, 8, 8))
+    flat = population.weights(range(5))
+    expected = reference_forward(population.mapped, flat, X[:3])
+    assert torch.allclose(forward(flat, X[:3]), expected, atol=1e-5, rtol=0)
+    monkeypatch.setattr(batched, "DENSE_WORK", 4 * macs)
+    assert torch.allclose(forward(flat, X[:3]), expected, atol=1e-5, rtol=0)

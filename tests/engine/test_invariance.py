@@ -73,6 +73,22 @@ class Tabular(nn.Module):
         return self.out(torch.relu(self.hidden(x)))
 
 
+class Wide(nn.Module):
+    """Wide 3x3 convolutions on 3x32x32 images (~58 M multiply-accumulates per input), no
+    BatchNorm: a few inputs per chip already run as dense forwards (`DENSE_WORK`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, 64, 3, padding=1)
+        self.down = nn.Conv2d(64, 128, 3, stride=2, padding=1)
+        self.last = nn.Conv2d(128, 128, 3, padding=1)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.last(torch.relu(self.down(torch.relu(self.first(x))))))
+        return self.head(x.mean((2, 3)))
+
+
 USER_MODELS = {
     "conv1d": (Sequence1d, (1, 64)),
     "branches": (Branches, (3, 8, 8)),
@@ -143,6 +159,26 @@ def test_sparse_path_outputs_do_not_depend_on_chunk_or_threads(name, spec):
             torch.set_num_threads(count)
             assert torch.equal(population.outputs(x, chips=[13])[0], expected[13]), count
             assert torch.equal(population.outputs(x, chips=range(9, 24)), expected[9:]), count
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_dense_forwards_of_a_few_inputs_do_not_depend_on_chunk_position_or_threads():
+    """Two inputs of a wide model are enough work to run as dense forwards, where oneDNN's
+    small-batch convolutions round differently with the thread count: one chip per thread
+    keeps every chip's bits."""
+    torch.manual_seed(0)
+    model = Wide().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    population = Population(model, "mult:eta=0.1", seed=5, n=12, memory="4GB")
+    assert population._forward.dense(tuple(x.shape))
+    expected = population.outputs(x, chips=[9])[0]
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3, 8):
+            torch.set_num_threads(count)
+            assert torch.equal(population.outputs(x, chips=[4, 9, 2])[1], expected), count
+            assert torch.equal(population.outputs(x)[9], expected), count
     finally:
         torch.set_num_threads(threads)
 

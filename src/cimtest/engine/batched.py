@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from cimtest._reproducible import PORTABLE, mkl_single_threaded, mkl_strict, portable
 from cimtest._threads import parallel_map
@@ -20,7 +21,7 @@ from cimtest.hardware.periphery import Periphery
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["DENSE_INPUTS", "MICRO_BATCH", "BatchedForward", "activation_bytes"]
+__all__ = ["DENSE_INPUTS", "DENSE_WORK", "MICRO_BATCH", "BatchedForward", "activation_bytes"]
 
 MICRO_BATCH = 8
 """Chips are evaluated in groups of a multiple of this size (the last group padded).
@@ -32,11 +33,17 @@ position in the chunk (tested on every zoo architecture).
 """
 
 DENSE_INPUTS = 128
-"""From this many inputs shared by every chip, chips run one after another, each as one
-dense forward of all inputs. vmap's grouped convolutions pay while a chip's own batch is
-too small to fill the cores, but fall to a third of the dense speed at 540 inputs
-(ResNet-20 8x8, one thread). A chip's outputs depend only on its weights and the inputs,
-so results stay chunk-invariant."""
+"""From this many inputs shared by every chip, chips run as dense forwards (one chip per
+thread, see `BatchedForward`). vmap's grouped convolutions pay while a chip's own batch is
+too small, but fall to a third of the dense speed at 540 inputs (ResNet-20 8x8, one
+thread). A chip's outputs depend only on its weights and the inputs, so results stay
+chunk-invariant."""
+
+DENSE_WORK = 100_000_000
+"""From this many multiply-accumulates per chip (its inputs x the model's per input), chips
+run as dense forwards whatever their count of inputs: measured on 8 chips (docs/engine.md,
+"Dense or vmap"), vmap was faster up to 65 M (ResNet-20 at 1 input of 3x32x32, at 16 of
+1x8x8) and 1.4-5x slower from 160 M (ResNet-20 at 4 inputs, ResNet-18 and VGG-16 at 1)."""
 
 
 SMALL_OUTPUT = 64
@@ -141,6 +148,7 @@ class BatchedForward:
         self.periphery = periphery or Periphery()
         self.module = self._module()
         self._local = threading.local()
+        self._macs: dict[tuple[int, ...], int] = {}
         _warn_unless_reproducible()
 
     def __getstate__(self) -> dict:
@@ -158,6 +166,15 @@ class BatchedForward:
         module = _with_patch_matmuls(self.mapped.ideal)
         install(module, self.mapped, self.periphery)
         return module
+
+    def dense(self, x_shape: tuple[int, ...]) -> bool:
+        """Whether chips run on inputs of shape `x_shape` (N, *input_shape) as dense
+        forwards, one chip after another per thread: from `DENSE_INPUTS` inputs or
+        `DENSE_WORK` multiply-accumulates per chip; below, as one vmap call."""
+        n, shape = x_shape[0], tuple(x_shape[1:])
+        if shape not in self._macs:
+            self._macs[shape] = input_macs(self.mapped.ideal, shape)
+        return n >= DENSE_INPUTS or n * self._macs[shape] >= DENSE_WORK
 
     def _call(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, weights, (x,))
@@ -183,16 +200,21 @@ class BatchedForward:
         each product on one thread (`mkl_single_threaded`): the chips' small products would
         otherwise round differently with the thread count on AMD CPUs; the chips are spread
         over torch's threads instead, one group (a multiple of `MICRO_BATCH`) per thread
-        (`parallel_map`). The dense path's products (at least `DENSE_INPUTS` rows) gave the
-        same bits on 1 to 8 threads.
+        (`parallel_map`). Chips run as dense forwards (`dense`) one per thread too: a dense
+        product of a few inputs also rounds differently with the thread count (VGG-16 at 4
+        inputs, 1 against 2 threads), and two chips at once outrun one chip on two threads.
         """
         n_chips = flat.shape[0]
         noise = noise or {}
-        if not per_chip_input and x.shape[0] >= DENSE_INPUTS:
+        if not per_chip_input and self.dense(tuple(x.shape)):
             weights = {**self.mapped.layer_weights(flat), **noise}
-            return torch.stack([
-                self._call({name: w[i] for name, w in weights.items()}, x) for i in range(n_chips)
-            ])
+
+            def chip(i: int) -> torch.Tensor:
+                """Chip `i`'s dense forward, on one thread."""
+                with mkl_single_threaded():
+                    return self._own_call({name: w[i] for name, w in weights.items()}, x)
+
+            return torch.stack(parallel_map(chip, range(n_chips), pooled=True))
         pad = -n_chips % MICRO_BATCH
         if pad:
             flat = torch.cat([flat, flat[-1:].expand(pad, -1)])
@@ -223,6 +245,15 @@ def _warn_unless_reproducible() -> None:
             "ATEN_CPU_CAPABILITY is set otherwise): chips may differ in their last bits between "
             "chunk sizes, thread counts and CPUs; import cimtest before running torch, or set "
             "%s", " ".join(f"{k}={v}" for k, v in PORTABLE.items()))
+
+
+@torch.no_grad()
+def input_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward of one input (torch's FLOP counter, halved)."""
+    device = next(module.parameters(), torch.empty(0)).device
+    with FlopCounterMode(display=False) as counter:
+        module(torch.zeros(1, *input_shape, device=device))
+    return counter.get_total_flops() // 2
 
 
 LIVE_ACTIVATIONS = 6

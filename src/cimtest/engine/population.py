@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cimtest._device import DeviceLike, resolve_device
-from cimtest.engine.batched import DENSE_INPUTS, MICRO_BATCH, BatchedForward, activation_bytes
+from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
 from cimtest.engine.periphery import draw_noise, noise_shapes
@@ -33,13 +33,13 @@ REPROGRAMMED = 2**40
 real chip index, so a rewrite never shares a stream with a chip's own draws."""
 
 DENSE_CHUNK = 32
-"""Most chips per chunk when chips run one after another (`DENSE_INPUTS`): a larger chunk
+"""Most chips per chunk when chips run as dense forwards (`BatchedForward.dense`): a larger chunk
 holds more weights and reports progress less often, and 32 chips already give every
 thread blocks of chips to draw."""
 
 DELTA_SHARE = 0.002
 """Chips whose static faults are all cell faults editing at most this expected share of the
-weights run, on fewer than `DENSE_INPUTS` inputs, on `DeltaForward` (the ideal layers plus
+weights run, unless they run as dense forwards, on `DeltaForward` (the ideal layers plus
 sparse corrections) rather than on per-chip weight rows; results agree to float rounding
 (docs/engine.md). Above this share, or with many inputs per chip, the corrections cost
 more than a dense forward (measured in docs/engine.md, "The sparse path")."""
@@ -191,7 +191,7 @@ class Population:
     @property
     def sparse(self) -> bool:
         """Whether chips run as the ideal chip plus sparse corrections (`DELTA_SHARE`): on
-        fewer than `DENSE_INPUTS` inputs, or on any number with per-read faults; never with a
+        inputs that do not run as dense forwards, or on any with per-read faults; never with a
         periphery (it is not linear in the weights' corrections), nor off the CPU (its
         per-chip draws and sorts are host work)."""
         if not self.spec.periphery.ideal or self.device.type != "cpu":
@@ -237,16 +237,17 @@ class Population:
                         extra_weight_sets: int = 0) -> int:
         """Chips per chunk that keep weights and activations of `n_inputs` inputs in budget.
 
-        From `DENSE_INPUTS` shared inputs (no per-read faults) chips run one after another,
-        so one chip's activations are counted once, and a chunk holds at most `DENSE_CHUNK`
-        chips; below, every chip's activations are counted. Always a multiple
+        Where chips run as dense forwards (`BatchedForward.dense`, no per-read faults), one
+        per thread, one chip's activations are counted per thread, and a chunk holds at most
+        `DENSE_CHUNK` chips; otherwise every chip's activations are counted. Always a multiple
         of `MICRO_BATCH` (at least one micro-batch), so that results do not depend on the
         chunk size. `extra_weight_sets` counts float32 weight sets a caller holds per chip
         beside the three of `BYTES_PER_WEIGHT` (the aged campaign's rows drawn once).
         """
         weight_bytes = (BYTES_PER_WEIGHT + 4 * extra_weight_sets) * self.mapped.reference.numel()
         act = n_inputs * activation_bytes(self.mapped.ideal, input_shape)
-        if n_inputs >= DENSE_INPUTS and not self._per_read.faults:
+        if self._dense(input_shape, n_inputs):
+            act *= torch.get_num_threads()
             chips = min(DENSE_CHUNK, chunk_size(max(self.memory - act, 0), weight_bytes, self.n))
         else:
             chips = chunk_size(self.memory, weight_bytes + act, self.n)
@@ -267,7 +268,7 @@ class Population:
         weights drawn once for all of them: a costly draw (correlated fields) is paid once."""
         inputs = [x.to(self.device) for x in inputs]
         n_inputs = inputs[0].shape[0]
-        if self.sparse and (self._per_read.faults or n_inputs < DENSE_INPUTS):
+        if self.sparse and not self._dense(tuple(inputs[0].shape[1:]), n_inputs):
             try:
                 edits = self.edits(chips)
                 return [self._sparse_forward(chips, edits, x) for x in inputs]
@@ -300,8 +301,8 @@ class Population:
         states: list[torch.Tensor] = []
         drawn = None
         for population in (self.at(t) for t in times):
-            sparse = population.sparse and (population._per_read.faults
-                                            or x.shape[0] < DENSE_INPUTS)
+            sparse = population.sparse and not population._dense(tuple(x.shape[1:]),
+                                                                 x.shape[0])
             if sparse or not prefix.faults:
                 outputs.append(population.forward(chips, x, scratch=scratch))
                 continue
@@ -316,6 +317,11 @@ class Population:
                              population._static.split_aging()[1], self.layout, generators)
             outputs.append(population.forward_rows(chips, flat, x))
         return outputs
+
+    def _dense(self, input_shape: tuple[int, ...], n_inputs: int) -> bool:
+        """Whether chips run as dense forwards on `n_inputs` inputs (never per-read faults:
+        they forward one input at a time)."""
+        return not self._per_read.faults and self._forward.dense((n_inputs, *input_shape))
 
     def forward_rows(self, chips: Sequence[int], flat: torch.Tensor, x: torch.Tensor
                      ) -> torch.Tensor:

@@ -18,8 +18,9 @@ from cimtest.faults import FaultStack, SparseEdits, WeightLayout
 __all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows", "sparse_rows"]
 
 ROWS_PER_TASK = 4
-"""Chips per block handed to a thread: a few rows stay in cache from the copy of the base
-weights to the last fault (4 was the fastest of 1, 4 and 16 on ResNet-20 8x8)."""
+"""Most chips per block handed to a thread: a few rows stay in cache from the copy of the
+base weights to the last fault (4 was the fastest of 1, 4 and 16 on ResNet-20 8x8); fewer
+where the chips would not fill every thread otherwise (a few chips of a large model)."""
 SPARSE_ROWS_PER_TASK = 64
 """Chips per block when every fault is sparse (`FaultStack.sparse`): such a fault touches
 few weights, so the block need not stay in cache, and its per-call cost (one vectorised
@@ -41,7 +42,8 @@ def fill_rows(
     threads (`parallel_map`); the result does not depend on the thread count.
     """
     n_chips = len(generators)
-    step = SPARSE_ROWS_PER_TASK if stack.sparse else ROWS_PER_TASK
+    spread = -(-n_chips // torch.get_num_threads())
+    step = SPARSE_ROWS_PER_TASK if stack.sparse else max(1, min(ROWS_PER_TASK, spread))
 
     def fill(lo: int) -> None:
         hi = min(lo + step, n_chips)
