@@ -245,6 +245,30 @@ def test_compare_and_egis_fit_calibrate_the_level_or_report_its_drop(users, tmp_
     assert "over 16 chips (ideal chip 100.00 %)" in given.stdout.splitlines()[0]
 
 
+def test_compare_calibrates_the_level_by_secant_search(users, tmp_path, monkeypatch):
+    """--search secant inside compare: the engine's calibration runs the secant search, and
+    the level it finds meets its target."""
+    from cimtest.engine import calibrate as module
+
+    searches = []
+
+    def recording(*args, search="bisect", **kwargs):
+        searches.append(search)
+        return calibrate(*args, search=search, **kwargs)
+
+    calibrate = module.calibrate
+    monkeypatch.setattr(module, "calibrate", recording)
+    mlp = users["mlp"]
+    out = tmp_path / "run"
+    compared = run("compare", *mlp.args, "--data", mlp.data, "--fault", "mult", "--drop", 30,
+                   "--calibration-chips", 8, "--search", "secant", "--chips", 16, "--k", 2,
+                   "--images", 16, "--steps", 3, "--eval-chips", 8, "--btv-steps", 5, "-o", out)
+    assert compared.exit_code == 0, compared.output
+    assert searches == ["secant"]
+    assert json.loads((out / "comparison.json").read_text())["setup"]["calibration"][
+        "meets_target"]
+
+
 @pytest.mark.parametrize("fault, drop, wanted", [
     ("egis-typical:sigma=0.2", "2", "give the fault without it"),
     ("mult+bitflip", "2", "one fault kind"),

@@ -28,7 +28,7 @@ from cimtest.cli.common import (
     stdout,
 )
 from cimtest.cli.inputs import resolve_data, resolve_model
-from cimtest.cli.levels import refuse_level, warn_if_missed
+from cimtest.cli.levels import check_search, refuse_level, warn_if_missed
 from cimtest.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -206,9 +206,7 @@ def calibrate(
     device: str = options.DEVICE,
     test_images: int = options.TEST_IMAGES,
     iterations: int = typer.Option(14, help="Bisection steps per target."),
-    search: str = typer.Option("bisect", help="bisect (--iterations campaigns per target) "
-                               "or secant (at most 3 campaigns' chips x images per target "
-                               "for eta, sigma and t; cell faults are bisected)."),
+    search: str = options.SEARCH,
     json: bool = options.JSON,
 ) -> None:
     """Find the level of a fault kind whose mean accuracy drop meets each target (bisection,
@@ -218,8 +216,7 @@ def calibrate(
     band, e.g. with too few --iterations) is flagged: a warning line, and ``meets_target``
     false in --json."""
     target = check_device(device)  # before any work
-    if search not in ("bisect", "secant"):
-        raise ConfigError(f"--search is bisect or secant; got {search!r}")
+    check_search(search)
     drops = parse_floats(drop, "--drop")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads

@@ -47,6 +47,7 @@ def compare_cmd(
     eval_fault: list[str] = EVAL_FAULTS,
     calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
                                           "estimate of the --drop calibration."),
+    search: str = options.SEARCH,
     chips: int = typer.Option(1000, help="D, training chips (labelled)."),
     eval_chips: int = typer.Option(None, "--eval-chips", help="E, evaluation chips "
                                    "(default: as many as --chips)."),
@@ -139,7 +140,7 @@ def compare_cmd(
     low_high = parse_input_range(input_range)
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
+    check_drop(fault, drop, calibration_chips, search)  # fails here, before the heavy imports
     from cimtest.faults import parse_spec
 
     for spec in eval_faults:
@@ -172,7 +173,7 @@ def compare_cmd(
         fault, calibration = calibrated_fault(
             loaded, fault, drop, scored, seed=seed, chips=calibration_chips,
             array_size=geometry, bits_per_cell=bits_per_cell, memory=memory,
-            periphery=periphery, device=target)
+            periphery=periphery, device=target, search=search)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     truth = augment_data(scored, augment) if augment > 1 else scored
     ideal = float(ideal_chip.accuracy(truth.x, truth.y)[0])

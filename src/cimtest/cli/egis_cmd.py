@@ -75,6 +75,7 @@ def fit(
                                "the one whose mean accuracy drop is this many points."),
     calibration_chips: int = typer.Option(64, "--calibration-chips", help="Chips per level "
                                           "estimate of the --drop calibration."),
+    search: str = options.SEARCH,
     chips: int = typer.Option(1000, help="D, labelled training chips."),
     images: int = typer.Option(2048, help="N, images in the synthetic image dataset."),
     k: str = typer.Option("4", "--k", help="K, images kept by the compaction; a list such as "
@@ -124,7 +125,7 @@ def fit(
                           "earlier in their own range: give one of them")
     geometry = parse_array_size(array_size)
     parse_normalise(normalise)  # a bad --normalise fails before the model loads
-    check_drop(fault, drop, calibration_chips)  # fails here, before the heavy imports
+    check_drop(fault, drop, calibration_chips, search)  # fails here, before the heavy imports
     from cimtest.engine import Campaign, Population, StoredChips
     from cimtest.evaluation import accuracy_distribution
     from cimtest.methods import ChipOutcomes
@@ -145,7 +146,8 @@ def fit(
     if drop is not None:
         fault, calibration = calibrated_fault(
             loaded, fault, drop, dataset, seed=seed, chips=calibration_chips,
-            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory, device=target)
+            array_size=geometry, bits_per_cell=bits_per_cell, memory=memory, device=target,
+            search=search)
         note(f"calibrated {fault} (mean drop {calibration.measured_drop:.2f} points)")
     ideal = ideal_accuracy(loaded, dataset, array_size=geometry, bits_per_cell=bits_per_cell,
                            device=target)

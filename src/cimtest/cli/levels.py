@@ -23,6 +23,7 @@ __all__ = [
     "CALIBRATION_ITERATIONS",
     "calibrated_fault",
     "check_drop",
+    "check_search",
     "drop_line",
     "ideal_accuracy",
     "refuse_level",
@@ -38,11 +39,23 @@ _logger = logging.getLogger(__name__)
 _LEVEL_KEY = re.compile(r"(?:^|[:,])\s*(?:p|eta|sigma|t)\s*=")
 
 
-def check_drop(fault: str, drop: float | None, chips: int) -> None:
+SEARCHES = ("bisect", "secant")
+"""The level searches of `cimtest.engine.calibrate.calibrate`."""
+
+
+def check_search(search: str) -> None:
+    """Refuse a --search that is not one of `SEARCHES`."""
+    if search not in SEARCHES:
+        raise ConfigError(f"--search is {' or '.join(SEARCHES)}; got {search!r}")
+
+
+def check_drop(fault: str, drop: float | None, chips: int, search: str = "bisect") -> None:
     """Refuse, before any work, a --drop that is not positive, a fault that gives its own
-    level with --drop, a spec that does not parse, or too few calibration chips."""
+    level with --drop, a spec that does not parse, too few calibration chips, or an unknown
+    --search."""
     from cimtest.faults import parse_spec
 
+    check_search(search)
     if drop is None:
         parse_spec(fault)
         return
@@ -89,10 +102,12 @@ def calibrated_fault(
     memory: str,
     periphery: Periphery | None = None,
     device: torch.device | None = None,
+    search: str = "bisect",
 ) -> tuple[str, Calibration]:
     """The spec of `fault` at the level whose mean accuracy drop on `dataset` meets `drop`
-    points (`cimtest.engine.calibrate.calibrate`, `chips` chips of seed `seed`), and the
-    calibration; the level is kept to 4 significant digits, as printed; chips on `device`."""
+    points (`cimtest.engine.calibrate.calibrate` by `search`, `chips` chips of seed `seed`),
+    and the calibration; the level is kept to 4 significant digits, as printed; chips on
+    `device`."""
     from cimtest.engine import Population
     from cimtest.engine.calibrate import calibrate
     from cimtest.faults import parse_spec
@@ -104,7 +119,7 @@ def calibrated_fault(
     with progress_bar(f"calibrating {fault} to a {drop:g}-point drop") as update:
         result = calibrate(population, template, dataset.x, dataset.y, [drop],
                            task=loaded.task, iterations=CALIBRATION_ITERATIONS,
-                           progress=update)[0]
+                           search=search, progress=update)[0]
     warn_if_missed(result)
     return template.with_level(float(f"{result.level:.4g}")).spec(), result
 

@@ -76,6 +76,11 @@ AT = typer.Option(
     help="Ages after programming, increasing, e.g. 1h,1d,1w,1mo,1y (units s, min, h, d, w, mo, "
     "y): the test, fitted at t = 0, scored on the same chips at each age (rows carry t in s); "
     "sets t of drift and retention, which the specs may leave out.")
+SEARCH = typer.Option(
+    "bisect", "--search", metavar="bisect|secant",
+    help="How a level is searched: bisect (a fixed count of campaigns per target) or secant "
+    "(at most 3 campaigns' chips x images per target for eta, sigma and t; cell faults are "
+    "bisected; docs/calibrate.md).")
 DEVICE = typer.Option(
     "cpu", "--device", metavar="DEVICE",
     help="Where chips are drawn and evaluated: cpu, cuda, cuda:N, or auto (cuda if available, "
