@@ -11,6 +11,7 @@ from torch import nn
 
 from cimtest.engine import Population
 from cimtest.exceptions import ConfigError
+from cimtest.hardware.periphery import parse_periphery
 from cimtest.methods import ChipOutcomes, LearnedTest, OptimizedTest, TestMethod
 from cimtest.methods.learned import greedy_selection
 
@@ -141,3 +142,17 @@ def test_save_load_keeps_the_learned_inputs(chips, tmp_path):
     assert np.array_equal(again.loss_curve_, test.loss_curve_)
     outputs = evaluation.outputs(test.inputs_)
     assert np.array_equal(again.score(again.respond(outputs)), test.score(test.respond(outputs)))
+
+
+def test_chips_with_a_periphery_are_rebuilt_with_it(chips):
+    """Training chips behind a DAC, an ADC and output noise: `learn` rebuilds them with
+    their periphery (from the recipe's `hardware`), so their outputs pass its check, and the
+    kept inputs' outputs it returns are those of the chips, periphery included."""
+    model, real, _, outcomes, _, _ = chips
+    hardware = "dac_bits=6,adc_bits=8,adc_bound=10,out_noise=0.04"
+    train = Population(model, FAULT, seed=0, n=300, periphery=parse_periphery(hardware))
+    test = LearnedTest(init="noise", steps=4, check_every=2, seed=0, **FAST)
+    test.fit(model, train, outcomes, real)
+    rebuilt = test._population(train.outputs(test.candidates_))
+    assert rebuilt.spec.periphery == train.spec.periphery
+    assert rebuilt.recipe() == train.recipe()

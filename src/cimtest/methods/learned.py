@@ -39,6 +39,7 @@ from cimtest._validation import SEED, Bounds, Constraints, InstanceOf, Interval,
 from cimtest.data import Dataset
 from cimtest.engine import BatchedForward, Population
 from cimtest.exceptions import ConfigError
+from cimtest.hardware.periphery import parse_periphery
 from cimtest.methods._model import resolve_model
 from cimtest.methods.base import ChipOutcomes, Chips, TestMethod, check_is_fitted, chips_device
 from cimtest.methods.baselines import _real_images
@@ -60,7 +61,8 @@ ReadOut = Literal["regressor", "classifier", "both"]
 READOUT_LR = 1e-2
 """Adam step of the read-out's parameters (the inputs' step is the `lr` parameter)."""
 CHECKED_CHIPS = 8
-"""Training chips whose outputs `learn` recomputes to check the attached recipe."""
+"""Training chips whose outputs on every candidate `learn` recomputes to check the attached
+recipe."""
 
 
 class _GradientTest(TestMethod):
@@ -173,13 +175,15 @@ class _GradientTest(TestMethod):
         population = Population(self._module, recipe["fault"], recipe["seed"], recipe["n"],
                                 array_size=None if array_size is None else tuple(array_size),
                                 bits_per_cell=recipe.get("bits_per_cell", 1),
+                                periphery=parse_periphery(recipe.get("hardware")),
                                 device=self._device)
         if population.n != len(outputs):
             raise ConfigError(f"{owner}: {len(outputs)} chips' outputs but {population.n} "
                               "attached chips")
         first = range(min(CHECKED_CHIPS, population.n))
-        again = population.outputs(self.candidates_[:1], chips=first)
-        given = outputs[: len(first), :1].reshape(again.shape).to(again.device)
+        # every candidate: a periphery's output noise is drawn for the whole forward pass
+        again = population.outputs(self.candidates_, chips=first)
+        given = outputs[: len(first)].reshape(again.shape).to(again.device)
         scale = float(given.abs().max()) or 1.0
         if not torch.allclose(again, given, rtol=1e-3, atol=1e-3 * scale):
             raise ConfigError(f"{owner}: the outputs given to learn are not those of the "
@@ -200,6 +204,9 @@ class _GradientTest(TestMethod):
         steps, so they run after the last step, in one pass that draws each chip once for
         all the checked inputs. Sets `loss_curve_`, `check_curve_` and `best_step_`; returns
         the kept inputs and every training chip's outputs on them, on the chips' device.
+        The steps' gradients run through the chips' weights without their periphery (its
+        DAC and ADC round, which has no gradient); the checks and the final model see the
+        chips' outputs, periphery included.
         """
         where = population.device
         module = BatchedForward(population.mapped).module.requires_grad_(False)
