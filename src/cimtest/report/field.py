@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from cimtest.faults.durations import format_duration
+from cimtest.report.figures import figure, png
 from cimtest.report.html import image_part, note_part, render_page, write_page
-from cimtest.report.plots import _figure, _png
 
 __all__ = ["field_curves", "render_field_report", "trajectories", "write_field_report"]
 
@@ -21,7 +21,7 @@ SAMPLE = 24
 def field_curves(rows: list[dict], max_drop: float, ideal: float) -> bytes:
     """Left: mean and 5th-percentile accuracy, and the failing line. Right: the shares
     failing, flagged, and flagged while passing, with their 95 % intervals."""
-    fig, axes = _figure(width=11.0, height=4.0, columns=2)
+    fig, axes = figure(width=11.0, height=4.0, columns=2)
     t = np.array([r["t"] for r in rows])
     left, right = axes[0]
     left.plot(t, [_value(r["accuracy_mean"]) for r in rows], "o-", label="mean")
@@ -41,12 +41,12 @@ def field_curves(rows: list[dict], max_drop: float, ideal: float) -> bytes:
     right.set(ylabel="chips (%)", ylim=(-2, 102))
     _time_axis(right, t)
     right.legend()
-    return _png(fig)
+    return png(fig)
 
 
 def trajectories(frame: pd.DataFrame, max_drop: float, ideal: float) -> bytes:
     """Accuracy of `SAMPLE` chips at each retest; a cross where the test flagged it."""
-    fig, axes = _figure(width=7.0, height=4.5)
+    fig, axes = figure(width=7.0, height=4.5)
     ax = axes[0][0]
     for _, rows in frame[frame["chip"] < SAMPLE].groupby("chip"):
         line = ax.plot(rows["t"], rows["accuracy"], "-", alpha=0.6, linewidth=1)[0]
@@ -55,7 +55,7 @@ def trajectories(frame: pd.DataFrame, max_drop: float, ideal: float) -> bytes:
     ax.axhline(ideal - max_drop, color="grey", linestyle=":")
     ax.set(ylabel="accuracy (%)", title=f"{SAMPLE} chips (x: flagged)")
     _time_axis(ax, np.unique(frame["t"].to_numpy()))
-    return _png(fig)
+    return png(fig)
 
 
 def _time_axis(ax, times: np.ndarray) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from cimtest.report.figures import figure, png
 
 __all__ = [
     "accuracy_histograms",
@@ -22,41 +23,22 @@ __all__ = [
 ]
 
 
-def _figure(width: float = 6.0, height: float = 4.0, columns: int = 1, rows: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot as plt
-
-    return plt.subplots(rows, columns, figsize=(width, height), dpi=100, squeeze=False)
-
-
-def _png(fig) -> bytes:
-    from matplotlib import pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def roc_curves(roc: dict[str, dict], aucs: dict[str, float]) -> bytes:
     """Every method's ROC curve (positive = the chip truly fails) in one plot."""
-    fig, ((ax,),) = _figure(6.0, 5.0)
+    fig, ((ax,),) = figure(6.0, 5.0)
     for name, curve in roc.items():
         ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {aucs[name]:.3f})", lw=1.5)
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax.set(xlabel="false-positive rate (passing chips flagged)",
            ylabel="true-positive rate (failing chips flagged)", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(fontsize=7, loc="lower right")
-    return _png(fig)
+    return png(fig)
 
 
 def accuracy_histograms(train: list[float], evaluation: list[float], cutoff: float,
                         ideal: float) -> bytes:
     """Accuracy histograms of the training and evaluation chips, with A_cutoff and the ideal."""
-    fig, ((ax,),) = _figure()
+    fig, ((ax,),) = figure()
     values = np.concatenate([train, evaluation])
     bins = np.linspace(values.min(), max(values.max(), ideal) + 1e-9, 40)
     ax.hist(train, bins=bins, alpha=0.55, label=f"training chips ({len(train)})")
@@ -65,12 +47,12 @@ def accuracy_histograms(train: list[float], evaluation: list[float], cutoff: flo
     ax.axvline(ideal, color="green", ls=":", lw=1, label=f"ideal chip {ideal:.2f} %")
     ax.set(xlabel="accuracy (%)", ylabel="chips")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def flag_rate_curves(rates: dict[str, list], edges: list) -> bytes:
     """Per method, the percent of chips flagged against the chip's accuracy drop."""
-    fig, ((ax,),) = _figure()
+    fig, ((ax,),) = figure()
     labels = [_bin_label(lo, hi) for lo, hi in pairwise(edges)]
     x = np.arange(len(labels))
     for name, values in rates.items():
@@ -80,24 +62,24 @@ def flag_rate_curves(rates: dict[str, list], edges: list) -> bytes:
     ax.set(xlabel="accuracy drop of the chip below the ideal chip (points)",
            ylabel="chips flagged (%)", ylim=(-2, 102))
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def entropy_curves(curve: list[list[float]]) -> bytes:
     """H_c and H_s of the EGIS generator's batches at each training step (paper 2 Fig. 3)."""
     data = np.asarray(curve)
-    fig, ((ax,),) = _figure(6.0, 3.5)
+    fig, ((ax,),) = figure(6.0, 3.5)
     ax.plot(data[:, 0], label="H_c (mean per-image entropy)")
     ax.plot(data[:, 1], label="H_s (entropy of the mean prediction)")
     ax.set(xlabel="generator step", ylabel="entropy (nats)")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def reward_curve(curve: list[list[float]]) -> bytes:
     """The annealing's new and best reward per iteration, temperature on the right."""
     data = np.asarray(curve)
-    fig, ((ax,),) = _figure(6.0, 3.5)
+    fig, ((ax,),) = figure(6.0, 3.5)
     ax.plot(data[:, 1], lw=0.8, label="reward of the proposed set")
     ax.plot(data[:, 2], lw=1.5, label="best reward")
     ax.set(xlabel="iteration", ylabel="mean validation accuracy (%)")
@@ -105,7 +87,7 @@ def reward_curve(curve: list[list[float]]) -> bytes:
     right.plot(data[:, 0], color="grey", ls=":", lw=1)
     right.set_ylabel("temperature")
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return png(fig)
 
 
 def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> bytes:
@@ -113,7 +95,7 @@ def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> b
     or (N, F) are drawn as one curve per channel."""
     n = len(images)
     columns, rows = min(n, 8), -(-n // 8)
-    fig, axes = _figure(1.8 * columns, 2.1 * rows, columns=columns, rows=rows)
+    fig, axes = figure(1.8 * columns, 2.1 * rows, columns=columns, rows=rows)
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
@@ -130,7 +112,7 @@ def image_grid(images: torch.Tensor, titles: list[str], cmap: str = "gray") -> b
         ax.imshow(data, cmap=cmap if data.ndim == 2 else None, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    return _png(fig)
+    return png(fig)
 
 
 TEST_METRICS = ("ta", "te", "yl", "cte", "bte")
@@ -140,7 +122,7 @@ TEST_METRICS = ("ta", "te", "yl", "cte", "bte")
 def test_metrics_by_k(rows: list[dict]) -> bytes:
     """Paper 2 Fig. 5: TA, TE, YL, CTE and BTE (percent) against K, one panel per cutoff."""
     cutoffs = list(dict.fromkeys(str(r["cutoff"]) for r in rows))
-    fig, axes = _figure(4.2 * len(cutoffs), 3.6, columns=len(cutoffs))
+    fig, axes = figure(4.2 * len(cutoffs), 3.6, columns=len(cutoffs))
     for ax, cutoff in zip(axes[0], cutoffs, strict=True):
         mine = sorted((r for r in rows if str(r["cutoff"]) == cutoff), key=lambda r: r["k"])
         ks = [r["k"] for r in mine]
@@ -156,7 +138,7 @@ def test_metrics_by_k(rows: list[dict]) -> bytes:
         ax.set_title(cutoff)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, ncol=5, loc="upper center")
-    return _png(fig)
+    return png(fig)
 
 
 def _bin_label(low: float | None, high: float | None) -> str:
@@ -189,7 +171,7 @@ def btv_output_spreads(data: dict) -> bytes:
     """
     kinds = list(dict.fromkeys(level["fault"] for level in data["levels"]))
     inputs = data["inputs"]
-    fig, axes = _figure(2.8 * (1 + len(kinds)), 2.2 * len(inputs), columns=1 + len(kinds),
+    fig, axes = figure(2.8 * (1 + len(kinds)), 2.2 * len(inputs), columns=1 + len(kinds),
                         rows=len(inputs))
     for row, name in enumerate(inputs):
         ideal = data["ideal_sigma"][row]
@@ -219,4 +201,4 @@ def btv_output_spreads(data: dict) -> bytes:
             ax.set_title(f"{name}: σ_y under {kind}", fontsize=8)
             if row == len(inputs) - 1:
                 ax.set_xlabel("level (η or p)", fontsize=7)
-    return _png(fig)
+    return png(fig)
