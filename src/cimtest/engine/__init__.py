@@ -5,7 +5,8 @@ from cimtest.engine.bank import InputBank
 from cimtest.engine.batched import BatchedForward
 from cimtest.engine.campaign import Campaign
 from cimtest.engine.executors import ChunkTask, DaskExecutor, Executor, InProcessExecutor
-from cimtest.engine.population import ChipSpec, Population, chip_accuracies, weight_layout
+from cimtest.engine.layout import weight_layout
+from cimtest.engine.population import ChipSpec, Population, chip_accuracies
 from cimtest.engine.seeding import chip_generators, chip_seed
 from cimtest.engine.store import (
     BaseStore,

@@ -13,18 +13,19 @@ from torch import nn
 from cimtest._device import DeviceLike, resolve_device
 from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
+from cimtest.engine.layout import weight_layout
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
 from cimtest.engine.periphery import draw_noise, noise_shapes
 from cimtest.engine.rows import fill_rows, sparse_rows
 from cimtest.engine.seeding import chip_generators, chip_seed
-from cimtest.faults import FaultStack, LayerSlot, SparseEdits, WeightLayout, parse_spec
+from cimtest.faults import FaultStack, SparseEdits, parse_spec
 from cimtest.hardware import MappedModel, map_model
 from cimtest.hardware.periphery import Periphery, parse_periphery
 from cimtest.metrics import mean_iou
 from cimtest.progress import Progress
 from cimtest.tasks import ScoredTask
 
-__all__ = ["ChipSpec", "Population", "weight_layout"]
+__all__ = ["ChipSpec", "Population"]
 
 _logger = logging.getLogger(__name__)
 
@@ -56,27 +57,6 @@ class ChipSpec:
     """Bits a cell stores (1 = binary cells as in STT-MRAM, 2 = four-level cells, ...)."""
     periphery: Periphery = field(default_factory=Periphery)
     """DAC, ADC and output noise around every crossbar (`cimtest.hardware.periphery`)."""
-
-
-def weight_layout(mapped: MappedModel) -> WeightLayout:
-    """The faults' view of a mapped model: where each layer sits in the flat weight vector."""
-    slots = tuple(
-        LayerSlot(
-            name=layer.name,
-            offset=offset,
-            numel=layer.numel,
-            scale=layer.scale,
-            max_abs=layer.max_abs,
-            array_shape=(
-                layer.geometry.arrays,
-                layer.geometry.array_rows,
-                layer.geometry.array_cols,
-            ),
-            crossbar_index=layer.geometry.crossbar_index(),
-        )
-        for layer, offset in zip(mapped.layers, mapped.offsets)
-    )
-    return WeightLayout(layers=slots, bits_per_cell=mapped.bits_per_cell)
 
 
 class Population:
