@@ -42,8 +42,9 @@ chunk-invariant."""
 DENSE_WORK = 100_000_000
 """From this many multiply-accumulates per chip (its inputs x the model's per input), chips
 run as dense forwards whatever their count of inputs: measured on 8 chips (docs/engine.md,
-"Dense or vmap"), vmap was faster up to 65 M (ResNet-20 at 1 input of 3x32x32, at 16 of
-1x8x8) and 1.4-5x slower from 160 M (ResNet-20 at 4 inputs, ResNet-18 and VGG-16 at 1)."""
+"Dense or vmap"), vmap was faster in 8 of 11 cases up to 65 M (ResNet-20 at 1 input of
+3x32x32, at 16 of 1x8x8) and 1.2-4.5x slower in every case from 160 M (ResNet-20 at 4
+inputs, ResNet-18 and VGG-16 at 1)."""
 
 
 SMALL_OUTPUT = 64
