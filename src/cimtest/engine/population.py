@@ -34,8 +34,8 @@ REPROGRAMMED = 2**40
 real chip index, so a rewrite never shares a stream with a chip's own draws."""
 
 DENSE_CHUNK = 32
-"""Most chips per chunk when chips run as dense forwards (`BatchedForward.dense`): a larger chunk
-holds more weights and reports progress less often, and 32 chips already give every
+"""Most chips per chunk when chips run as dense forwards (`BatchedForward.dense`): a larger
+chunk holds more weights and reports progress less often, and 32 chips already give every
 thread blocks of chips to draw."""
 
 DELTA_SHARE = 0.002
