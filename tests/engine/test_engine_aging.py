@@ -52,6 +52,20 @@ def test_forward_at_is_one_population_per_age(model, spec):
     assert population.at(TIMES[-1]).sparse == spec.startswith("bitflip")
 
 
+@pytest.mark.parametrize("spec", SPECS[:3])
+def test_aged_rows_are_the_population_at_each_age(model, spec):
+    """`AgedRows.weights` is `at(age).weights` bit for bit, for any subset, order and chips
+    first requested late (each drawing its first part once)."""
+    from cimtest.engine.aged import AgedRows
+
+    population = Population(model, aging(spec), seed=4, n=10, array_size=(16, 8),
+                            bits_per_cell=2)
+    aged = AgedRows(population)
+    for chips, t in (([0, 3, 7], TIMES[1]), ([7, 0], TIMES[3]), ([9, 3, 5], TIMES[0]),
+                     ([0, 3, 7], TIMES[2]), ([5], TIMES[3])):
+        assert torch.equal(aged.weights(chips, t), population.at(t).weights(chips)), (chips, t)
+
+
 def test_accuracy_at_is_chunk_invariant(model):
     """The same rows whatever the chunk size, and a chip alone is that chip in the batch."""
     stack = aging("rram:sigma=0.3,lambda=0.5+drift:nu=0.3+retention:tau=1e7")

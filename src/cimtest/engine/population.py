@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 from cimtest._device import DeviceLike, resolve_device
+from cimtest.engine.aged import AgedRows
 from cimtest.engine.batched import MICRO_BATCH, BatchedForward, activation_bytes
 from cimtest.engine.delta import DeltaForward, SparsePathError
 from cimtest.engine.layout import weight_layout
 from cimtest.engine.memory import BYTES_PER_WEIGHT, chunk_size, parse_memory
 from cimtest.engine.periphery import draw_noise, noise_shapes
-from cimtest.engine.rows import fill_rows, sparse_rows
+from cimtest.engine.rows import fill_rows, row_buffer, sparse_rows
 from cimtest.engine.seeding import chip_generators, chip_seed
 from cimtest.faults import FaultStack, SparseEdits, parse_spec
 from cimtest.hardware import MappedModel, map_model
@@ -203,7 +204,7 @@ class Population:
         With `scratch` (float32 (B, P), B >= len(chips)) the rows are written into its first
         rows and a view is returned: a campaign reuses one buffer for all its chunks.
         """
-        out = _rows(scratch, len(chips), self.mapped.reference.numel(), self.device)
+        out = row_buffer(scratch, len(chips), self.mapped.reference.numel(), self.device)
         return fill_rows(out, self.mapped.reference, self._static, self.layout,
                          chip_generators(self.seed, chips, device=self.device))
 
@@ -265,36 +266,19 @@ class Population:
         in times]``, equal to it bit for bit.
 
         The static faults written before the first one with a time model are drawn once for
-        all ages: their draws come first in each chip's stream, so the chips' rows after them
-        are kept (in `base`, float32 (B, P) like `scratch`) with the state of each chip's
-        generator, which is restored before the rest is drawn at each age. The faults from
-        the first time model on are drawn at every age (one normal per weight for ``drift``;
-        ``retention`` draws only its failed cells). Chips on the sparse path, or with no
-        fault before the first time model, are drawn at every age. Per-read draws and output
-        noise are those of the same reads at every age, so what changes is the aging alone.
+        all ages, into `base` (float32 (B, P) like `scratch`; `AgedRows`). Chips on the
+        sparse path are drawn at every age. Per-read draws and output noise are those of the
+        same reads at every age, so what changes is the aging alone.
         """
-        prefix, _ = self._static.split_aging()
-        numel = self.mapped.reference.numel()
         x = x.to(self.device)
+        aged = AgedRows(self)
         outputs: list[torch.Tensor] = []
-        generators: list[torch.Generator] = []
-        states: list[torch.Tensor] = []
-        drawn = None
-        for population in (self.at(t) for t in times):
-            sparse = population.sparse and not population._dense(tuple(x.shape[1:]),
-                                                                 x.shape[0])
-            if sparse or not prefix.faults:
+        for t in times:
+            population = self.at(t)
+            if population.sparse and not population._dense(tuple(x.shape[1:]), x.shape[0]):
                 outputs.append(population.forward(chips, x, scratch=scratch))
                 continue
-            if drawn is None:
-                generators = chip_generators(self.seed, chips, device=self.device)
-                rows = _rows(base, len(chips), numel, self.device)
-                drawn = fill_rows(rows, self.mapped.reference, prefix, self.layout, generators)
-                states = [generator.get_state() for generator in generators]
-            for generator, state in zip(generators, states, strict=True):
-                generator.set_state(state)
-            flat = fill_rows(_rows(scratch, len(chips), numel, self.device), drawn,
-                             population._static.split_aging()[1], self.layout, generators)
+            flat = aged.weights(chips, t, scratch=scratch, base=base)
             outputs.append(population.forward_rows(chips, flat, x))
         return outputs
 
@@ -370,7 +354,7 @@ class Population:
             progress(0, len(chips))
         x = inputs[0]
         step = self.chips_per_chunk(tuple(x.shape[1:]), x.shape[0])
-        scratch = _rows(None, min(step, len(chips)), self.mapped.reference.numel(), self.device)
+        scratch = row_buffer(None, min(step, len(chips)), self.mapped.reference.numel(), self.device)
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
             yield block, self.forward_each(block, inputs, scratch=scratch)
@@ -456,19 +440,6 @@ def _on_device(mapped: MappedModel, device: torch.device) -> MappedModel:
         return mapped
     return dataclasses.replace(mapped, ideal=mapped.ideal.to(device), codes=mapped.codes.to(
         device), reference=mapped.reference.to(device))
-
-
-def _rows(scratch: torch.Tensor | None, n: int, numel: int, device: torch.device
-          ) -> torch.Tensor:
-    """The first `n` rows of `scratch`, or a new (n, numel) float32 buffer on `device`
-    without one."""
-    if scratch is None:
-        return torch.empty(n, numel, device=device)
-    if scratch.dtype != torch.float32 or scratch.dim() != 2 or scratch.shape[0] < n \
-            or scratch.shape[1] != numel or scratch.device != device:
-        raise ValueError(f"scratch must be float32 of shape (>= {n}, {numel}) on {device}; "
-                         f"got {scratch.dtype} {tuple(scratch.shape)} on {scratch.device}")
-    return scratch[:n]
 
 
 def chip_accuracies(outputs: torch.Tensor, y: torch.Tensor, task: ScoredTask) -> torch.Tensor:

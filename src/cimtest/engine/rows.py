@@ -15,7 +15,7 @@ import torch
 from cimtest._threads import parallel_map
 from cimtest.faults import FaultStack, SparseEdits, WeightLayout
 
-__all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows", "sparse_rows"]
+__all__ = ["ROWS_PER_TASK", "SPARSE_ROWS_PER_TASK", "fill_rows", "row_buffer", "sparse_rows"]
 
 ROWS_PER_TASK = 4
 """Most chips per block handed to a thread: a few rows stay in cache from the copy of the
@@ -59,6 +59,19 @@ def fill_rows(
         for lo in starts:
             fill(lo)
     return out
+
+
+def row_buffer(scratch: torch.Tensor | None, n: int, numel: int, device: torch.device
+               ) -> torch.Tensor:
+    """The first `n` rows of `scratch`, or a new (n, numel) float32 buffer on `device`
+    without one."""
+    if scratch is None:
+        return torch.empty(n, numel, device=device)
+    if scratch.dtype != torch.float32 or scratch.dim() != 2 or scratch.shape[0] < n \
+            or scratch.shape[1] != numel or scratch.device != device:
+        raise ValueError(f"scratch must be float32 of shape (>= {n}, {numel}) on {device}; "
+                         f"got {scratch.dtype} {tuple(scratch.shape)} on {scratch.device}")
+    return scratch[:n]
 
 
 def sparse_rows(

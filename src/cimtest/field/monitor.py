@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cimtest.engine.aged import AgedRows
 from cimtest.engine.population import Population, chip_accuracies
 from cimtest.exceptions import ConfigError
 from cimtest.faults import FaultStack
@@ -120,7 +121,9 @@ class Monitor:
                ) -> Iterator[tuple[list[int], pd.DataFrame]]:
         """Yield ``(chips, rows)`` chunk by chunk (a store commits each)."""
         chips = list(range(self.population.n)) if chips is None else [int(c) for c in chips]
-        step = self.population.chips_per_chunk(tuple(self.x.shape[1:]), self.x.shape[0])
+        kept = 2 if self.remedy == "reprogram" else 1  # the rows `AgedRows` keeps per chip
+        step = self.population.chips_per_chunk(tuple(self.x.shape[1:]), self.x.shape[0],
+                                               extra_weight_sets=kept)
         for start in range(0, len(chips), step):
             block = chips[start : start + step]
             yield block, self.run_block(block)
@@ -130,6 +133,7 @@ class Monitor:
     def run_block(self, chips: Sequence[int]) -> pd.DataFrame:
         """Rows of `chips` at every time; each chip's rows depend on it alone."""
         state = {c: _Chip() for c in chips}
+        aged: dict[int, AgedRows] = {}  # per generation: its draws made once
         rows: list[dict] = []
         for t in self.times:
             groups: dict[tuple[int, float], list[int]] = {}
@@ -137,16 +141,19 @@ class Monitor:
                 if state[c].in_service:
                     groups.setdefault((state[c].generation, state[c].programmed), []).append(c)
             for (generation, programmed), group in groups.items():
-                rows += self._retest(group, state, t, generation, programmed)
+                rows += self._retest(group, state, t, generation, programmed, aged)
+            serving = {state[c].generation for c in chips if state[c].in_service}
+            for generation in set(aged) - serving:  # no chip of it left: free its rows
+                del aged[generation]
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
         return frame.sort_values(["t", "chip"], kind="stable", ignore_index=True)
 
     def _retest(self, chips: list[int], state: dict[int, _Chip], t: float, generation: int,
-                programmed: float) -> list[dict]:
+                programmed: float, aged: dict[int, AgedRows]) -> list[dict]:
         """Retest `chips` (one generation, programmed at one time) at `t`; remedy the
         flagged ones."""
         chipset = self.population.reprogrammed(generation)
-        base = self._weights(chipset, chips, t - programmed, state)
+        base = self._weights(aged, generation, chips, t - programmed, state)
         rows = base.clone()
         gained = [j for j, c in enumerate(chips) if state[c].gains is not None]
         if gained:
@@ -172,7 +179,7 @@ class Monitor:
             for c in fixed:
                 state[c] = _Chip(generation=generation + 1, programmed=t)
             chipset = self.population.reprogrammed(generation + 1)
-            after = self._weights(chipset, fixed, 0.0, state)
+            after = self._weights(aged, generation + 1, fixed, 0.0, state)
         accuracy_after, _, still = self._measure(chipset, fixed, after)
         for j, c, acc, bad in zip(hit, fixed, accuracy_after, still, strict=True):
             out[j].update(remedied=True, accuracy_after=acc, reverified=not bad,
@@ -180,17 +187,21 @@ class Monitor:
             state[c].in_service = not bad
         return out
 
-    def _weights(self, chipset: Population, chips: list[int], age: float,
-                 state: dict[int, _Chip]) -> torch.Tensor:
-        """The chips' static weights `age` seconds after their programming, drift-compensated
-        when the chips compensate (their reference read taken at age 0 on first use)."""
-        rows = chipset.at(age).weights(chips)
+    def _weights(self, aged: dict[int, AgedRows], generation: int, chips: list[int],
+                 age: float, state: dict[int, _Chip]) -> torch.Tensor:
+        """The chips' static weights `age` seconds after their programming (generation
+        `generation`, its draws before the aging faults made once in `aged`),
+        drift-compensated when the chips compensate (their reference read taken at age 0 on
+        first use)."""
+        if generation not in aged:
+            aged[generation] = AgedRows(self.population.reprogrammed(generation))
+        rows = aged[generation].weights(chips, age)
         if self.compensation != "gdc":
             return rows
         missing = [c for c in chips if state[c].reference is None]
         if missing:
             fresh = rows[[chips.index(c) for c in missing]] if age == 0 \
-                else chipset.at(0.0).weights(missing)
+                else aged[generation].weights(missing, 0.0)
             for c, reference in zip(missing, self.reads.sizes(fresh), strict=True):
                 state[c].reference = reference
         reference = torch.stack([state[c].reference for c in chips])
