@@ -154,8 +154,8 @@ class Monitor:
         flagged ones."""
         chipset = self.population.reprogrammed(generation)
         base = self._weights(aged, generation, chips, t - programmed, state)
-        rows = base.clone()
         gained = [j for j, c in enumerate(chips) if state[c].gains is not None]
+        rows = base.clone() if gained else base  # `base` stays as read for a re-calibration
         if gained:
             rows[gained] = self.reads.scale(
                 rows[gained], torch.stack([state[chips[j]].gains for j in gained]))
