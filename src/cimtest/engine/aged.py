@@ -39,8 +39,8 @@ class AgedRows:
                 scratch: torch.Tensor | None = None, base: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """``population.at(age).weights(chips, scratch=scratch)``, bit for bit. The chips
-        not drawn before draw their first part now, into `base` (float32 (B, P), like
-        `scratch`) when given."""
+        not drawn before draw their first part now; the first chips drawn draw into `base`
+        (float32 (B, P), like `scratch`) when given."""
         chips = [int(c) for c in chips]
         aged = self.population.at(age)
         if not self._prefix.faults:
@@ -48,13 +48,12 @@ class AgedRows:
         missing = [c for c in chips if c not in self._where]
         if missing:
             self._draw(missing, base)
-        batch = {self._where[c][0] for c in chips}
-        if len(batch) == 1 and self._batches[batch.pop()][0] == chips:
-            rows = self._batches[self._where[chips[0]][0]][1]
-        else:
-            rows = torch.stack([self._batches[b][1][i] for b, i in map(self._where.get, chips)])
+        where = [self._where[c] for c in chips]
+        drawn, rows, _ = self._batches[where[0][0]]
+        if drawn != chips:  # not one batch as drawn: gather the rows
+            rows = torch.stack([self._batches[b][1][i] for b, i in where])
         generators = []
-        for b, i in map(self._where.get, chips):
+        for b, i in where:
             generator = torch.Generator(device=self.population.device)
             generators.append(generator.set_state(self._batches[b][2][i]))
         suffix = aged.faults.split_time()[0].split_aging()[1]
